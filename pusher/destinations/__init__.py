@@ -1,0 +1,1 @@
+"""Destinations: one module each, one small interface (see base.py)."""

@@ -1,0 +1,104 @@
+"""The one small interface every destination implements.
+
+The sync engine (pusher.sync) owns the ledger and decides *what* to send; a destination
+only knows *how* to send one batch and reports, per row key, what the destination accepted
+and what it rejected (with the destination's own reason). A destination never writes the
+ledger and never swallows a failure: a batch it could not deliver raises
+DestinationUnavailable (retryable later) and its rows stay unacknowledged.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+
+@dataclass(frozen=True)
+class ListRef:
+    """A destination list or segment: its full name and, once known, the destination's id."""
+
+    name: str                       # e.g. "CIO__Cart_Abandon_0-1d__NoPurchase"
+    external_id: str | None = None  # remembered in the ledger after ensure_list()
+
+
+@dataclass(frozen=True)
+class Member:
+    """One audience member, with the identifiers exactly as the ledger recorded/sends them."""
+
+    key: str                        # the stable customer_id
+    email_sha256: str | None = None  # 64 lowercase hex, SHA-256 of the trimmed lower-cased email
+    phone_sha256: str | None = None  # 64 lowercase hex, SHA-256 of the E.164 phone
+
+
+@dataclass(frozen=True)
+class PersonUpdate:
+    """Changed attributes of one person. None means "clear this attribute" (sent as null)."""
+
+    key: str                        # customer_id, the Customer.io `id`
+    attributes: dict[str, Any]      # only the changed ones; datetimes already Unix seconds
+    is_new: bool                    # never acknowledged before: may create the profile
+
+
+@dataclass(frozen=True)
+class Event:
+    key: str                        # deterministic event id (ULID-shaped), the dedupe key
+    customer_id: str
+    name: str
+    timestamp: int                  # Unix seconds
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BatchResult:
+    accepted: list[str] = field(default_factory=list)        # row keys the destination acknowledged
+    rejected: dict[str, str] = field(default_factory=dict)    # row key -> destination's reason
+
+
+class Destination(ABC):
+    """Base class. Subclasses set the class attributes and implement what they support."""
+
+    kind: str = ""                   # "customerio" | "microsoft_ads" | "file"
+    list_prefix: str = ""            # "CIO" | "MSADS" | "FILE": list name = f"{prefix}__{list_name}"
+    max_members_per_request: int = 1000
+    requests_per_second: float = 10.0
+    supports_replace: bool = False   # add_members(..., replace=True) wipes the list first
+    supports_people: bool = False
+    supports_events: bool = False
+
+    @abstractmethod
+    def ensure_list(self, ref: ListRef) -> str:
+        """Make sure the list exists (create it if missing); return the destination's id for it."""
+
+    @abstractmethod
+    def add_members(self, ref: ListRef, members: Sequence[Member], *, replace: bool = False) -> BatchResult:
+        """Add members. With replace=True (only if supports_replace) the list becomes exactly these."""
+
+    @abstractmethod
+    def remove_members(self, ref: ListRef, members: Sequence[Member]) -> BatchResult:
+        """Remove members, using exactly the identifiers that were added."""
+
+    def list_members(self, ref: ListRef) -> Iterator[str] | None:
+        """Member keys the destination holds now, or None when it cannot tell (used to reconcile)."""
+        return None
+
+    def upsert_people(self, people: Sequence[PersonUpdate]) -> BatchResult:
+        raise NotImplementedError(f"{self.kind} does not take people")
+
+    def send_events(self, events: Sequence[Event]) -> BatchResult:
+        raise NotImplementedError(f"{self.kind} does not take events")
+
+    def close(self) -> None:
+        """Release HTTP clients and the like."""
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Yield lists of at most `size` items, in order."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,1 @@
+"""Local emulators of the destinations' public APIs, enforcing the documented contracts."""
