@@ -42,7 +42,8 @@ class PersonUpdate:
 
 @dataclass(frozen=True)
 class Event:
-    key: str                        # deterministic event id (ULID-shaped), the dedupe key
+    key: str                        # the warehouse's deterministic event_id (ledger key); a
+                                    # destination derives its own dedupe id from it (Customer.io: a ULID)
     customer_id: str
     name: str
     timestamp: int                  # Unix seconds
@@ -65,6 +66,8 @@ class Destination(ABC):
     supports_replace: bool = False   # add_members(..., replace=True) wipes the list first
     supports_people: bool = False
     supports_events: bool = False
+    # Which Member field the destination needs: rows where it is NULL are not sent (and reported).
+    required_identifier: str = "key"  # "key" | "email_sha256"
 
     @abstractmethod
     def ensure_list(self, ref: ListRef) -> str:
