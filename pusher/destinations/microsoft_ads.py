@@ -1,0 +1,371 @@
+"""Microsoft Advertising Customer Match lists, kept in step through the Bulk API (REST, v13).
+
+One call = one bulk upload: BulkUploadUrl/Query -> POST the ZIP to the single-use URL ->
+poll BulkUploadStatus/Query -> download the result file at once -> per-row errors. The
+file holds a `Customer List` row (Action Type Add/Remove/Replace) and `Customer List Item`
+rows (Sub Type Email, Text = the member's email_sha256). Every Text is checked to be 64
+lowercase hex before anything is sent, so a raw email can never leave.
+
+Errors (REST): a fault body carries `Errors` (AdApiFaultDetail: auth) or `OperationErrors`
+/ `BatchErrors` (ApiFaultDetail), each with Code / ErrorCode / Message. 109 (token
+expired) -> refresh once and retry; 4204 (no more bulk calls for now) -> wait, growing up
+to MSADS_THROTTLE_MAX_WAIT_SECONDS (15 min); 117 (call rate exceeded) -> wait
+MSADS_RATE_WAIT_SECONDS (60 s); HTTP 429/5xx/network -> pusher.http.send_with_retries.
+
+Duplicate list names: Microsoft Advertising requires audience names to be unique within
+the customer, so creating a list whose name exists fails on the Customer List row (the
+emulator answers DuplicateAudienceName). We do not guess which existing list is ours:
+ensure_list raises DestinationRequestError naming the list, and the operator either
+renames the exposure's list_name or records the existing list's id. The ledger remembers
+the id after the first creation, so this only happens if that record was lost.
+
+Settings (environment): required MSADS_DEVELOPER_TOKEN, MSADS_CLIENT_ID, MSADS_REFRESH_TOKEN,
+MSADS_CUSTOMER_ID, MSADS_ACCOUNT_ID; optional MSADS_CLIENT_SECRET, MSADS_BULK_URL and
+MSADS_TOKEN_URL (base URLs: sandbox, emulator), MSADS_TOKEN_FILE (rotated refresh token,
+default .pusher/msads-refresh-token), MSADS_ACCEPT_TERMS (false), MSADS_LIST_SCOPE
+(Customer | Account: the docs disagree), MSADS_MEMBERSHIP_DURATION (days 1-180 or -1 for
+never; default 30, the documented default), MSADS_MAX_ROWS_PER_FILE (100000, at most the
+4,000,000-row file limit minus the two non-item rows), MSADS_POLL_SECONDS (5, growing to
+60), MSADS_POLL_TIMEOUT_SECONDS (3600), MSADS_THROTTLE_MAX_WAIT_SECONDS (900),
+MSADS_RATE_WAIT_SECONDS (60), MSADS_REQUESTS_PER_SECOND (2).
+
+Members cannot be listed back (Bulk download of list items is not supported), so
+list_members returns None and a first-ever sync uses Action Type Replace.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import httpx
+
+from pusher.destinations.base import BatchResult, Destination, ListRef, Member, chunked
+from pusher.destinations.msads_auth import TokenProvider
+from pusher.destinations.msads_bulk_file import (
+    MAX_FILE_ROWS, NEW_LIST_REF, NON_ITEM_ROWS, SCOPES, BulkFileError, ListRow, UploadOutcome,
+    build_upload, check_audience_name, check_hashes, read_bulk_file, read_outcome,
+)
+from pusher.errors import (
+    ConfigError, DestinationAuthError, DestinationRequestError, DestinationUnavailable, register_secret,
+)
+from pusher.http import RateLimiter, RetryPolicy, make_client, send_with_retries
+
+DEFAULT_BULK_URL = "https://bulk.api.bingads.microsoft.com"
+DEFAULT_TOKEN_URL = "https://login.microsoftonline.com"
+BULK_PATH = "/Bulk/v13"
+FINAL_STATUSES = {"Completed", "CompletedWithErrors"}
+FAILED_STATUSES = {"Failed", "UploadFileRowCountExceeded", "UploadFileFormatNotSupported",
+                   "FailedFullSyncRequired", "Expired", "Aborted"}
+AUTH_EXPIRED = 109
+AUTH_REFUSED = {105, 106}
+NO_MORE_BULK_CALLS = 4204
+CALL_RATE_EXCEEDED = 117
+UPLOAD_URL_SPENT = {3224, 3226}        # URL already used / expired: ask for a new one
+
+
+def _int_setting(env: Mapping[str, str], name: str, default: int | float, *, cast=int,
+                 low: float | None = None, high: float | None = None):
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ConfigError(f"{name}={raw!r} must be between {low} and {high}")
+    return value
+
+
+def fault_errors(body: object) -> list[tuple[int, str, str]]:
+    """(Code, ErrorCode, Message) of every error in a REST fault body; [] if it is not a fault."""
+    if not isinstance(body, dict):
+        return []
+    found = []
+    for key in ("Errors", "OperationErrors", "BatchErrors"):
+        for error in body.get(key) or []:
+            if isinstance(error, dict) and "Code" in error:
+                try:
+                    code = int(error["Code"])
+                except (TypeError, ValueError):
+                    code = 0
+                found.append((code, str(error.get("ErrorCode") or ""), str(error.get("Message") or "")))
+    return found
+
+
+class _Retry(Exception):
+    """Internal: the whole upload must start again (new upload URL)."""
+
+
+class MicrosoftAdsDestination(Destination):
+    kind = "microsoft_ads"
+    list_prefix = "MSADS"
+    supports_replace = True
+    required_identifier = "email_sha256"
+    requests_per_second = 2.0
+
+    def __init__(self, *, developer_token: str, client_id: str, refresh_token: str, customer_id: str,
+                 account_id: str, client_secret: str | None = None, bulk_url: str = DEFAULT_BULK_URL,
+                 token_url: str = DEFAULT_TOKEN_URL, token_file: Path = Path(".pusher/msads-refresh-token"),
+                 accept_terms: bool = False, list_scope: str = "Customer",
+                 membership_duration: int | None = 30, max_rows_per_file: int = 100_000,
+                 poll_seconds: float = 5.0, poll_max_seconds: float = 60.0, poll_timeout_seconds: float = 3600.0,
+                 throttle_max_wait_seconds: float = 900.0, rate_wait_seconds: float = 60.0,
+                 max_throttle_retries: int = 8, requests_per_second: float | None = None,
+                 retry_policy: RetryPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        for secret in (developer_token, refresh_token, client_secret):
+            register_secret(secret)
+        self.developer_token = developer_token
+        self.customer_id = customer_id
+        self.account_id = account_id
+        self.accept_terms = accept_terms
+        self.list_scope = list_scope
+        self.membership_duration = membership_duration
+        self.max_members_per_request = max(1, min(max_rows_per_file, MAX_FILE_ROWS - NON_ITEM_ROWS))
+        self.poll_seconds = poll_seconds
+        self.poll_max_seconds = poll_max_seconds
+        self.poll_timeout_seconds = poll_timeout_seconds
+        self.throttle_max_wait_seconds = throttle_max_wait_seconds
+        self.rate_wait_seconds = rate_wait_seconds
+        self.max_throttle_retries = max_throttle_retries
+        self._sleep = sleep
+        if requests_per_second:
+            self.requests_per_second = requests_per_second
+        self._policy = retry_policy or RetryPolicy(sleep=sleep)
+        self._limiter = RateLimiter(self.requests_per_second, sleep=sleep)
+        self._bulk_base = bulk_url.rstrip("/") + BULK_PATH
+        self._client = make_client(timeout=120.0)
+        self._tokens = TokenProvider(self._client, token_url, client_id, refresh_token, token_file,
+                                     client_secret=client_secret, policy=self._policy)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides) -> "MicrosoftAdsDestination":
+        required = ["MSADS_DEVELOPER_TOKEN", "MSADS_CLIENT_ID", "MSADS_REFRESH_TOKEN",
+                    "MSADS_CUSTOMER_ID", "MSADS_ACCOUNT_ID"]
+        missing = [name for name in required if not env.get(name, "").strip()]
+        if missing:
+            raise ConfigError(f"Microsoft Advertising needs {', '.join(missing)} (environment variables)")
+        for name in ("MSADS_CUSTOMER_ID", "MSADS_ACCOUNT_ID"):
+            if not env[name].strip().isdigit():
+                raise ConfigError(f"{name} must be the numeric id shown in the Microsoft Advertising UI")
+        accept = env.get("MSADS_ACCEPT_TERMS", "false").strip().lower()
+        if accept not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"MSADS_ACCEPT_TERMS={accept!r} must be true or false")
+        scope = env.get("MSADS_LIST_SCOPE", "Customer").strip() or "Customer"
+        if scope not in SCOPES:
+            raise ConfigError(f"MSADS_LIST_SCOPE={scope!r} must be one of {', '.join(SCOPES)}")
+        duration = _int_setting(env, "MSADS_MEMBERSHIP_DURATION", 30, low=-1, high=180)
+        if duration == 0:
+            raise ConfigError("MSADS_MEMBERSHIP_DURATION must be 1-180 days, or -1 for no expiry")
+        settings = dict(
+            developer_token=env["MSADS_DEVELOPER_TOKEN"].strip(),
+            client_id=env["MSADS_CLIENT_ID"].strip(),
+            client_secret=env.get("MSADS_CLIENT_SECRET", "").strip() or None,
+            refresh_token=env["MSADS_REFRESH_TOKEN"].strip(),
+            customer_id=env["MSADS_CUSTOMER_ID"].strip(),
+            account_id=env["MSADS_ACCOUNT_ID"].strip(),
+            bulk_url=env.get("MSADS_BULK_URL", "").strip() or DEFAULT_BULK_URL,
+            token_url=env.get("MSADS_TOKEN_URL", "").strip() or DEFAULT_TOKEN_URL,
+            token_file=Path(env.get("MSADS_TOKEN_FILE", "").strip() or ".pusher/msads-refresh-token"),
+            accept_terms=accept in ("true", "1", "yes"),
+            list_scope=scope,
+            membership_duration=duration,
+            max_rows_per_file=_int_setting(env, "MSADS_MAX_ROWS_PER_FILE", 100_000, low=1,
+                                           high=MAX_FILE_ROWS - NON_ITEM_ROWS),
+            poll_seconds=_int_setting(env, "MSADS_POLL_SECONDS", 5.0, cast=float, low=0),
+            poll_timeout_seconds=_int_setting(env, "MSADS_POLL_TIMEOUT_SECONDS", 3600.0, cast=float, low=0),
+            throttle_max_wait_seconds=_int_setting(env, "MSADS_THROTTLE_MAX_WAIT_SECONDS", 900.0,
+                                                   cast=float, low=0),
+            rate_wait_seconds=_int_setting(env, "MSADS_RATE_WAIT_SECONDS", 60.0, cast=float, low=0),
+            requests_per_second=_int_setting(env, "MSADS_REQUESTS_PER_SECOND", 2.0, cast=float, low=0.01),
+        )
+        settings.update(overrides)
+        return cls(**settings)
+
+    # ---- the Destination interface -------------------------------------------------------
+
+    def ensure_list(self, ref: ListRef) -> str:
+        if ref.external_id:
+            return ref.external_id
+        check_audience_name(ref.name)
+        row = ListRow(list_id=NEW_LIST_REF, audience=ref.name, action_type="Add", scope=self.list_scope,
+                      accept_terms=self.accept_terms, membership_duration=self.membership_duration)
+        outcome = self._upload(build_upload(row, []), what=f"create list {ref.name!r}")
+        if outcome.list_error:
+            hint = (" A list with this name already exists: rename list_name or record its id."
+                    if "Duplicate" in outcome.list_error else "")
+            raise DestinationRequestError(
+                f"Microsoft Advertising did not create list {ref.name!r}: {outcome.list_error}.{hint}")
+        if not outcome.list_id or outcome.list_id.startswith("-"):
+            raise DestinationRequestError(f"the result file for list {ref.name!r} carries no list id")
+        return outcome.list_id
+
+    def add_members(self, ref: ListRef, members: Sequence[Member], *, replace: bool = False) -> BatchResult:
+        return self._send(ref, members, "Replace" if replace else "Add")
+
+    def remove_members(self, ref: ListRef, members: Sequence[Member]) -> BatchResult:
+        return self._send(ref, members, "Remove")
+
+    def list_members(self, ref: ListRef):
+        return None   # the Bulk API cannot download Customer List Items
+
+    def close(self) -> None:
+        self._client.close()
+
+    # ---- one batch = one or more files ---------------------------------------------------
+
+    def _send(self, ref: ListRef, members: Sequence[Member], action: str) -> BatchResult:
+        check_hashes(members)            # before anything leaves: raw emails are refused here
+        if not ref.external_id:
+            raise DestinationRequestError(f"list {ref.name!r} has no Microsoft Advertising id; call ensure_list first")
+        result = BatchResult()
+        if not members and action == "Replace":
+            members_chunks: list[list[Member]] = [[]]   # Replace with nothing: wipe the list
+        else:
+            members_chunks = list(chunked(members, self.max_members_per_request))
+        for index, chunk in enumerate(members_chunks):
+            # Only the first file of a replace wipes; the rest add to it.
+            file_action = action if (action != "Replace" or index == 0) else "Add"
+            row = ListRow(list_id=ref.external_id, action_type=file_action, scope=self.list_scope,
+                          accept_terms=self.accept_terms)
+            outcome = self._upload(build_upload(row, [m.email_sha256 for m in chunk]),
+                                   what=f"{file_action} {len(chunk)} members of {ref.name!r}")
+            if outcome.list_error:
+                raise DestinationRequestError(
+                    f"Microsoft Advertising refused list {ref.name!r} ({file_action}): {outcome.list_error}")
+            for position, member in enumerate(chunk):
+                if position in outcome.item_errors:
+                    result.rejected[member.key] = outcome.item_errors[position]
+                else:
+                    result.accepted.append(member.key)
+        return result
+
+    # ---- the bulk upload round trip ------------------------------------------------------
+
+    def _upload(self, zip_bytes: bytes, *, what: str) -> UploadOutcome:
+        def attempt() -> UploadOutcome:
+            answer = self._call("BulkUploadUrl/Query",
+                                {"AccountId": self.account_id, "ResponseMode": "ErrorsAndResults"}, what)
+            self._post_file(str(answer["UploadUrl"]), zip_bytes, what)
+            return self._finish(str(answer["RequestId"]), what)
+
+        # A refused or throttled file POST starts again with a fresh single-use URL.
+        return self._recovering(attempt, f"{what} (file upload)")
+
+    def _recovering(self, step, what: str):
+        """Run step(); on 109 refresh the token once, on 4204/117 wait and rerun, on 3224/3226 rerun."""
+        throttles = 0
+        refreshed = False
+        while True:
+            try:
+                return step()
+            except _Retry as retry:
+                code = retry.args[0]
+            if code == AUTH_EXPIRED:
+                if refreshed:
+                    raise DestinationAuthError(f"{what}: the access token expired again right after a refresh")
+                refreshed = True
+                self._tokens.refresh()
+                continue
+            throttles += 1
+            if throttles > self.max_throttle_retries:
+                raise DestinationUnavailable(
+                    f"{what}: Microsoft Advertising kept answering error {code} after "
+                    f"{self.max_throttle_retries} retries; nothing unacknowledged is lost, rerun later")
+            self._throttle_wait(code, throttles)
+
+    def _throttle_wait(self, code: int, attempt: int) -> None:
+        if code == NO_MORE_BULK_CALLS:
+            wait = min(self.throttle_max_wait_seconds, 60.0 * (2 ** (attempt - 1)))
+        elif code == CALL_RATE_EXCEEDED:
+            wait = self.rate_wait_seconds
+        else:                            # upload URL spent or expired: just ask for a new one
+            wait = 0.0
+        if wait:
+            self._sleep(wait * random.uniform(0.9, 1.0))
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._tokens.access_token()}",
+                "DeveloperToken": self.developer_token, "CustomerId": self.customer_id,
+                "CustomerAccountId": self.account_id}
+
+    def _judge(self, response: httpx.Response, what: str) -> dict:
+        """The JSON answer of a successful call; _Retry or a PusherError for a fault."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        is_fault = isinstance(body, dict) and str(body.get("Type", "")).endswith("FaultDetail")
+        if response.status_code < 300 and isinstance(body, dict) and not is_fault:
+            return body                  # (a status answer may list Errors of a failed upload)
+        errors = fault_errors(body)
+        if not errors:
+            raise DestinationRequestError(f"{what}: HTTP {response.status_code} without a readable fault")
+        codes = {code for code, _, _ in errors}
+        text = "; ".join(f"{code} {name}: {message}" for code, name, message in errors)[:500]
+        for code in (AUTH_EXPIRED, NO_MORE_BULK_CALLS, CALL_RATE_EXCEEDED, *sorted(UPLOAD_URL_SPENT)):
+            if code in codes:
+                raise _Retry(code)
+        if codes & AUTH_REFUSED:
+            raise DestinationAuthError(f"{what}: Microsoft Advertising refused the credentials ({text}); "
+                                       "check MSADS_DEVELOPER_TOKEN, MSADS_CUSTOMER_ID and MSADS_ACCOUNT_ID")
+        raise DestinationRequestError(f"{what}: {text}")
+
+    def _call(self, operation: str, body: dict, what: str) -> dict:
+        """One JSON operation, retried on its own through 109/4204/117."""
+        label = f"{what} ({operation})"
+
+        def step() -> dict:
+            response = send_with_retries(self._client, "POST", f"{self._bulk_base}/{operation}",
+                                         policy=self._policy, limiter=self._limiter, what=label,
+                                         json=body, headers=self._headers())
+            return self._judge(response, label)
+
+        return self._recovering(step, label)
+
+    def _post_file(self, upload_url: str, zip_bytes: bytes, what: str) -> None:
+        headers = self._headers()
+        headers["AccountId"] = self.account_id      # the SDK names it so on the upload POST
+        response = send_with_retries(self._client, "POST", upload_url, policy=self._policy,
+                                     limiter=self._limiter, what=f"{what} (file upload)",
+                                     files={"file": ("upload.zip", zip_bytes, "application/zip")},
+                                     headers=headers)
+        if response.status_code >= 300:
+            self._judge(response, f"{what} (file upload)")
+
+    def _finish(self, request_id: str, what: str) -> UploadOutcome:
+        deadline = time.monotonic() + self.poll_timeout_seconds
+        delay = self.poll_seconds
+        while True:
+            status = self._call("BulkUploadStatus/Query", {"RequestId": request_id}, what)
+            state = status.get("RequestStatus", "")
+            if state in FINAL_STATUSES:
+                return self._read_result(status.get("ResultFileUrl") or "", what)
+            if state in FAILED_STATUSES:
+                detail = "; ".join(f"{c} {n}: {m}" for c, n, m in fault_errors(status)) or "no detail"
+                raise DestinationRequestError(f"{what}: the bulk upload ended {state} ({detail})")
+            if time.monotonic() + delay > deadline:
+                raise DestinationUnavailable(
+                    f"{what}: upload {request_id} still {state or 'unknown'} after {self.poll_timeout_seconds:.0f} s; "
+                    "nothing unacknowledged is lost, rerun later (raise MSADS_POLL_TIMEOUT_SECONDS for big files)")
+            self._sleep(delay)
+            delay = min(self.poll_max_seconds, max(delay * 1.5, 0.01))
+
+    def _read_result(self, url: str, what: str) -> UploadOutcome:
+        if not url:
+            raise DestinationRequestError(f"{what}: the upload completed without a result file URL")
+        # Short-lived URL: fetch it now, without our headers (it is a pre-signed download).
+        response = send_with_retries(self._client, "GET", url, policy=self._policy, limiter=self._limiter,
+                                     what=f"{what} (result file)")
+        if response.status_code != 200:
+            raise DestinationRequestError(f"{what}: result file download answered HTTP {response.status_code}")
+        try:
+            _, records = read_bulk_file(response.content, require_bom=False)
+        except BulkFileError as exc:
+            raise DestinationRequestError(f"{what}: unreadable result file ({exc.message})") from exc
+        return read_outcome(records)
+

@@ -1,0 +1,476 @@
+"""Local emulator of Microsoft Advertising's OAuth token endpoint and Bulk API (Customer Match).
+
+It enforces the contract in contracts/microsoft-ads.md ("What the emulator enforces"):
+
+- `POST /common/oauth2/v2.0/token`: form-encoded, grant_type=refresh_token, the client id,
+  a scope containing https://ads.microsoft.com/msads.manage. Refresh tokens ROTATE and the
+  old one is revoked at once (stricter than Microsoft, so a client that forgets to persist
+  the new token fails here rather than in production); `invalid_grant` otherwise. Access
+  tokens live MSADS_EMULATOR_TOKEN_TTL seconds (default 3600); an expired one answers 109.
+- Bulk JSON calls (`/Bulk/v13/BulkUploadUrl/Query`, `/Bulk/v13/BulkUploadStatus/Query`) need
+  `Authorization: Bearer`, `DeveloperToken`, `CustomerId`, `CustomerAccountId`, and the body's
+  AccountId must equal CustomerAccountId. Faults use the REST shape: AdApiFaultDetail
+  `{"Errors": [{"Code", "ErrorCode", "Message", "Detail"}]}` for auth (HTTP 401) and
+  ApiFaultDetail `{"BatchErrors": [], "OperationErrors": [{"Code", "ErrorCode", "Message",
+  "Details"}]}` for the rest (HTTP 400).
+- Upload URLs are single use (3224) and expire (3226, MSADS_EMULATOR_UPLOAD_URL_TTL, 900 s);
+  the POST is multipart with field `file`, a ZIP of one UTF-8-with-BOM CSV, Format Version
+  6.0 row, at most MSADS_EMULATOR_MAX_ROWS records (default 4,000,000).
+- Rows are validated into a result file (a ZIP, record rows followed by `<Type> Error` rows):
+  Customer List Item without its parent list row in the file / unknown list (8000), sub type
+  (8002), Text not 64 lowercase hex, e.g. a raw email (8004), empty Text (8006), action type
+  (8001), terms not accepted (8003; accepted once a row says True, or with
+  MSADS_EMULATOR_TERMS_ACCEPTED=true as if accepted in the UI), audience name missing or
+  over 128 characters, duplicate audience name (DuplicateAudienceName).
+- Status moves FileUploaded -> InProgress -> Completed/CompletedWithErrors over successive
+  polls; list state changes when the file is accepted.
+- Faults: options.fail_rate of bulk calls answer one of MSADS_EMULATOR_FAULTS (default
+  "4204,117,503"), seeded by options.seed; options.rate_limit per second, above which calls
+  answer 117 (Microsoft throttles with error codes, not HTTP 429); options.latency_ms.
+- `GET /_emulator/state` -> {lists: [{id, name, scope, members: [hashes]}]};
+  `GET /_emulator/stats` -> {requests: {endpoint: {status: count}}, uploads, rows}.
+- Test knobs: `POST /_emulator/expire-tokens` expires every access token at once;
+  MSADS_EMULATOR_ROW_FAULT_TEXTS (comma-separated hashes) makes those item rows fail with
+  error 0 (InternalError), to exercise per-row error reporting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pusher.destinations.msads_bulk_file import (
+    ACTION_TYPES, FORMAT_TYPE, HASH_RE, ITEM_TYPE, LIST_TYPE, MAX_AUDIENCE_NAME,
+    RESULT_EXTRA, SCOPES, BulkFileError, read_csv, unzip_single_csv, write_csv, zip_csv,
+)
+from pusher.emulators.options import EmulatorOptions
+
+MSADS_SCOPE = "https://ads.microsoft.com/msads.manage"
+BULK = "/Bulk/v13"
+AUTH_CODES = {105: "InvalidCredentials", 106: "UserIsNotAuthorized", 109: "AuthenticationTokenExpired"}
+OPERATION_CODES = {
+    117: "CallRateExceeded", 1102: "InvalidAccountId", 3224: "BulkServiceUploadUrlAlreadyUsed",
+    3226: "BulkServiceUploadUrlExpired", 3222: "BulkServiceInvalidRequestId", 3214: "BulkServiceNoFileUploaded",
+    4204: "BulkServiceNoMoreCallsPermittedForTheTimePeriod", 100: "NullRequest",
+}
+ROW_ERRORS = {
+    8000: "CustomerListIdInvalid", 8001: "CustomerListActionTypeInvalid", 8002: "CustomerListItemSubTypeNotSupported",
+    8003: "CustomerListTermsNotAccepted", 8004: "CustomerListEmailMustBeHashed", 8006: "CustomerListItemEmailRequired",
+    4917: "DuplicateAudienceName", 4911: "AudienceNameInvalid", 4916: "AudienceScopeInvalid",
+    4935: "MembershipDurationInvalid", 1043: "RecordTypeInvalid", 0: "InternalError",
+}
+STATUS_STEPS = ("FileUploaded", "InProgress")
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, "").strip() or default
+
+
+class Fault(Exception):
+    def __init__(self, code: int, message: str, http_status: int | None = None):
+        super().__init__(message)
+        self.code, self.message = code, message
+        self.http_status = http_status or (401 if code in (105, 109) else 400)
+
+    def response(self) -> JSONResponse:
+        tracking = secrets.token_hex(8)
+        if self.code in AUTH_CODES:
+            body = {"TrackingId": tracking, "Type": "AdApiFaultDetail", "Errors": [
+                {"Code": self.code, "Detail": None, "ErrorCode": AUTH_CODES[self.code],
+                 "Message": self.message, "Type": "AdApiError"}]}
+        else:
+            body = {"TrackingId": tracking, "Type": "ApiFaultDetail", "BatchErrors": [], "OperationErrors": [
+                {"Code": self.code, "Details": None, "ErrorCode": OPERATION_CODES.get(self.code, "Error"),
+                 "Message": self.message, "Type": "OperationError"}]}
+        return JSONResponse(body, status_code=self.http_status)
+
+
+class MicrosoftAdsEmulator:
+    def __init__(self, options: EmulatorOptions):
+        self.options = options
+        self.client_id = _env("MSADS_EMULATOR_CLIENT_ID", "demo-client")
+        self.developer_token = _env("MSADS_EMULATOR_DEVELOPER_TOKEN", "demo-developer-token")
+        self.customer_id = _env("MSADS_EMULATOR_CUSTOMER_ID", "1000")
+        self.account_id = _env("MSADS_EMULATOR_ACCOUNT_ID", "2000")
+        self.token_ttl = float(_env("MSADS_EMULATOR_TOKEN_TTL", "3600"))
+        self.url_ttl = float(_env("MSADS_EMULATOR_UPLOAD_URL_TTL", "900"))
+        self.max_rows = int(_env("MSADS_EMULATOR_MAX_ROWS", "4000000"))
+        # Rows whose Text is listed here fail with error 0 (InternalError): a per-row fault knob.
+        self.row_fault_texts = {x.strip() for x in _env("MSADS_EMULATOR_ROW_FAULT_TEXTS", "").split(",") if x.strip()}
+        self.fault_kinds = [int(x) for x in _env("MSADS_EMULATOR_FAULTS", "4204,117,503").split(",") if x.strip()]
+        self.rng = random.Random(options.seed)
+        # Durable state (saved to options.state_file when given).
+        self.lists: dict[str, dict] = {}
+        self.next_list_id = 700000001
+        self.terms_accepted = _env("MSADS_EMULATOR_TERMS_ACCEPTED", "false").lower() in ("1", "true", "yes")
+        self.refresh_tokens = {_env("MSADS_EMULATOR_REFRESH_TOKEN", "demo-refresh-token")}
+        # Volatile state.
+        self.access_tokens: dict[str, float] = {}
+        self.upload_urls: dict[str, dict] = {}
+        self.requests: dict[str, dict] = {}
+        self.results: dict[str, bytes] = {}
+        self.stats: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.counters = {"uploads": 0, "rows": 0}
+        self.window_start = time.monotonic()
+        self.window_count = 0
+        self._load()
+
+    # ---- persistence ---------------------------------------------------------------------
+
+    def _load(self) -> None:
+        path = self.options.state_file
+        if not path or not Path(path).exists():
+            return
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        self.lists = {k: {**v, "members": set(v["members"])} for k, v in data.get("lists", {}).items()}
+        self.next_list_id = data.get("next_list_id", self.next_list_id)
+        self.terms_accepted = data.get("terms_accepted", self.terms_accepted)
+        self.refresh_tokens = set(data.get("refresh_tokens", [])) or self.refresh_tokens
+
+    def _save(self) -> None:
+        path = self.options.state_file
+        if not path:
+            return
+        data = {"lists": {k: {**v, "members": sorted(v["members"])} for k, v in self.lists.items()},
+                "next_list_id": self.next_list_id, "terms_accepted": self.terms_accepted,
+                "refresh_tokens": sorted(self.refresh_tokens)}
+        path = Path(path)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+
+    # ---- cross-cutting: stats, latency, rate limit, injected faults ---------------------
+
+    async def handle(self, request: Request, endpoint: str, handler, bulk: bool) -> Response:
+        if self.options.latency_ms:
+            await asyncio.sleep(self.options.latency_ms / 1000)
+        try:
+            if bulk:
+                self._throttle()
+            response = await handler(request)
+        except Fault as fault:
+            response = fault.response()
+        self.stats[endpoint][str(response.status_code)] += 1
+        return response
+
+    def _throttle(self) -> None:
+        if self.options.rate_limit > 0:
+            now = time.monotonic()
+            if now - self.window_start >= 1.0:
+                self.window_start, self.window_count = now, 0
+            self.window_count += 1
+            if self.window_count > self.options.rate_limit:
+                raise Fault(117, "You have exceeded the number of calls that you are allowed to make in a minute.")
+        if self.options.fail_rate > 0 and self.fault_kinds and self.rng.random() < self.options.fail_rate:
+            kind = self.rng.choice(self.fault_kinds)
+            if kind == 4204:
+                raise Fault(4204, "No more bulk upload calls are permitted for the time period; retry later.")
+            if kind == 117:
+                raise Fault(117, "You have exceeded the number of calls that you are allowed to make in a minute.")
+            raise Fault(kind, "Injected server error", http_status=kind if kind >= 500 else 503)
+
+    # ---- OAuth ---------------------------------------------------------------------------
+
+    async def token(self, request: Request) -> Response:
+        if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return _oauth_error("invalid_request", "The request body must be form-encoded (AADSTS900144).")
+        form = await request.form()
+        if form.get("grant_type") != "refresh_token":
+            return _oauth_error("unsupported_grant_type", "Only grant_type=refresh_token is supported here.")
+        if form.get("client_id") != self.client_id:
+            return _oauth_error("unauthorized_client", "Unknown client_id (AADSTS700016).", 400)
+        if MSADS_SCOPE not in str(form.get("scope", "")).split():
+            return _oauth_error("invalid_scope", f"The scope must include {MSADS_SCOPE} (AADSTS70011).")
+        token = str(form.get("refresh_token", ""))
+        if token not in self.refresh_tokens:
+            return _oauth_error("invalid_grant", "The refresh token is invalid, expired or revoked (AADSTS70000).")
+        # Rotation: the used token is revoked, its successor is the only valid one.
+        self.refresh_tokens.discard(token)
+        new_refresh = "rt-" + secrets.token_urlsafe(24)
+        self.refresh_tokens.add(new_refresh)
+        access = "at-" + secrets.token_urlsafe(24)
+        self.access_tokens[access] = time.time() + self.token_ttl
+        self._save()
+        return JSONResponse({"token_type": "Bearer", "scope": "https://ads.microsoft.com/msads.manage",
+                             "expires_in": int(self.token_ttl), "ext_expires_in": int(self.token_ttl),
+                             "access_token": access, "refresh_token": new_refresh})
+
+    # ---- header checks -------------------------------------------------------------------
+
+    def _check_auth(self, request: Request) -> None:
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Bearer "):
+            raise Fault(105, "Authentication failed: the Authorization header must carry a Bearer token.")
+        expiry = self.access_tokens.get(auth[len("Bearer "):])
+        if expiry is None:
+            raise Fault(105, "Authentication failed: unknown access token.")
+        if time.time() >= expiry:
+            raise Fault(109, "The OAuth access token has expired; refresh it and retry.")
+        if request.headers.get("developertoken") != self.developer_token:
+            raise Fault(105, "Authentication failed: invalid DeveloperToken header.")
+        if request.headers.get("customerid") != self.customer_id:
+            raise Fault(106, "The user is not authorized for this CustomerId.")
+
+    def _check_account(self, header_value: str | None, body_value) -> None:
+        if not header_value:
+            raise Fault(106, "The CustomerAccountId header is required.")
+        if body_value is not None and str(body_value) != header_value:
+            raise Fault(1102, "CustomerAccountId header must equal the AccountId in the request.")
+        if header_value != self.account_id:
+            raise Fault(106, "The user is not authorized for this account.")
+
+    async def _json_body(self, request: Request) -> dict:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise Fault(100, "The request body must be JSON.") from None
+        if not isinstance(body, dict):
+            raise Fault(100, "The request body must be a JSON object.")
+        return body
+
+    # ---- Bulk ----------------------------------------------------------------------------
+
+    async def upload_url(self, request: Request) -> Response:
+        self._check_auth(request)
+        body = await self._json_body(request)
+        if body.get("AccountId") in (None, ""):
+            raise Fault(1102, "AccountId is required.")
+        self._check_account(request.headers.get("customeraccountid"), body.get("AccountId"))
+        mode = body.get("ResponseMode", "ErrorsOnly")
+        if mode not in ("ErrorsOnly", "ErrorsAndResults"):
+            raise Fault(100, "ResponseMode must be ErrorsOnly or ErrorsAndResults.")
+        token = secrets.token_urlsafe(18)
+        request_id = secrets.token_hex(12)
+        self.upload_urls[token] = {"request_id": request_id, "expires": time.time() + self.url_ttl,
+                                   "used": False, "mode": mode}
+        base = str(request.base_url).rstrip("/")
+        return JSONResponse({"RequestId": request_id, "UploadUrl": f"{base}{BULK}/FileUpload/{token}"})
+
+    async def upload_file(self, request: Request) -> Response:
+        slot = self.upload_urls.get(request.path_params["token"])
+        if slot is None:
+            raise Fault(3226, "The upload URL is not valid.", http_status=404)
+        self._check_auth(request)
+        account = request.headers.get("accountid") or request.headers.get("customeraccountid")
+        self._check_account(account, None)
+        if slot["used"]:
+            raise Fault(3224, "The upload URL has already been used; request a new one.")
+        if time.time() > slot["expires"]:
+            raise Fault(3226, "The upload URL has expired; request a new one.")
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise Fault(3214, "No file was uploaded: send multipart/form-data with a 'file' field.")
+        slot["used"] = True
+        data = await upload.read()
+        self.counters["uploads"] += 1
+        self.requests[slot["request_id"]] = self._process(data, slot["mode"])
+        return JSONResponse({"TrackingId": secrets.token_hex(8), "RequestId": slot["request_id"]})
+
+    async def upload_status(self, request: Request) -> Response:
+        self._check_auth(request)
+        body = await self._json_body(request)
+        self._check_account(request.headers.get("customeraccountid"), None)
+        job = self.requests.get(str(body.get("RequestId", "")))
+        if job is None:
+            raise Fault(3222, "Unknown RequestId (has the file been uploaded?).")
+        step = job["polls"]
+        job["polls"] += 1
+        answer = {"Errors": None, "ForwardCompatibilityMap": None, "PercentComplete": 0,
+                  "RequestStatus": "", "ResultFileUrl": None}
+        if step < len(STATUS_STEPS):
+            answer.update(RequestStatus=STATUS_STEPS[step], PercentComplete=step * 50)
+        elif job["status"] in ("Completed", "CompletedWithErrors"):
+            base = str(request.base_url).rstrip("/")
+            answer.update(RequestStatus=job["status"], PercentComplete=100,
+                          ResultFileUrl=f"{base}{BULK}/ResultFiles/{job['result_id']}")
+        else:
+            answer.update(RequestStatus=job["status"], PercentComplete=100, Errors=job["errors"])
+        return JSONResponse(answer)
+
+    async def result_file(self, request: Request) -> Response:
+        data = self.results.get(request.path_params["result_id"])
+        if data is None:
+            return Response("The result file has expired or does not exist.", status_code=404)
+        return Response(data, media_type="application/zip")
+
+    # ---- file processing -----------------------------------------------------------------
+
+    def _process(self, data: bytes, mode: str) -> dict:
+        job = {"polls": 0, "status": "Failed", "errors": None, "result_id": None}
+        try:
+            header, records = read_csv(unzip_single_csv(data))
+        except BulkFileError as exc:
+            job.update(status=exc.status, errors=[{"Code": exc.code, "Details": None, "ErrorCode": exc.error_code,
+                                                   "Message": exc.message, "Type": "OperationError"}])
+            return job
+        if len(records) > self.max_rows:
+            job.update(status="UploadFileRowCountExceeded", errors=[{
+                "Code": 3225, "Details": None, "ErrorCode": "BulkServiceRowCountExceeded",
+                "Message": f"The file has {len(records)} records; the limit is {self.max_rows}.",
+                "Type": "OperationError"}])
+            return job
+        self.counters["rows"] += len(records)
+        out_rows, had_errors = self._apply(records, mode)
+        result_id = secrets.token_urlsafe(18)
+        out_header = list(header) + [c for c in RESULT_EXTRA if c not in header]
+        self.results[result_id] = zip_csv(write_csv(out_rows, out_header), "result.csv")
+        job.update(status="CompletedWithErrors" if had_errors else "Completed", result_id=result_id)
+        self._save()
+        return job
+
+    def _apply(self, records: list[dict], mode: str) -> tuple[list[dict], bool]:
+        """Validate every record, apply the valid ones, return result rows and whether any failed."""
+        out: list[dict] = []
+        had_errors = False
+        list_rows: dict[str, dict] = {}   # Id value in the file -> {"list": id or None, "error": row error}
+        pending: dict[str, dict] = {}     # list id -> {"action": str, "add": set, "remove": set}
+
+        def emit(record: dict, errors: list[tuple[int, str]]) -> None:
+            nonlocal had_errors
+            if mode == "ErrorsAndResults" or errors:
+                out.append(record)
+            for code, message in errors:
+                had_errors = True
+                out.append({**record, "Type": f"{record.get('Type', '')} Error",
+                            "Error": f"{ROW_ERRORS.get(code, 'Error')}: {message}", "Error Number": str(code)})
+
+        for record in records:
+            kind = record.get("Type", "")
+            if kind == LIST_TYPE:
+                errors, list_id = self._list_row(record, pending)
+                list_rows[record.get("Id", "")] = {"list": list_id, "errors": errors}
+                emit({**record, "Id": list_id or record.get("Id", "")}, errors)
+            elif kind == ITEM_TYPE:
+                errors = self._item_row(record, list_rows, pending)
+                parent = list_rows.get(record.get("Parent Id", ""))
+                emit({**record, "Parent Id": (parent or {}).get("list") or record.get("Parent Id", "")}, errors)
+            elif kind == FORMAT_TYPE:
+                emit(record, [(1043, "Format Version may appear only once, as the second row.")])
+            else:
+                emit(record, [(1043, f"Record type {kind!r} is not supported by this emulator.")])
+
+        for list_id, change in pending.items():
+            members = self.lists[list_id]["members"]
+            if change["action"] == "Replace":
+                members.clear()
+            members.update(change["add"])
+            members.difference_update(change["remove"])
+        return out, had_errors
+
+    def _list_row(self, record: dict, pending: dict) -> tuple[list[tuple[int, str]], str | None]:
+        row_id = record.get("Id", "").strip()
+        action = record.get("Action Type", "").strip()
+        terms = record.get("Accept Customer Match Term", "").strip().lower() == "true"
+        if not (self.terms_accepted or terms):
+            return [(8003, "Accept the Customer Match terms (Accept Customer Match Term=True or in the UI).")], None
+        if action and action not in ACTION_TYPES:
+            return [(8001, f"Action Type must be one of {', '.join(ACTION_TYPES)}.")], None
+        if terms:
+            self.terms_accepted = True
+        if not row_id or row_id.startswith("-"):          # create
+            name = record.get("Audience", "")
+            if not name.strip() or len(name) > MAX_AUDIENCE_NAME:
+                return [(4911, f"Audience is required and at most {MAX_AUDIENCE_NAME} characters.")], None
+            if any(existing["name"] == name for existing in self.lists.values()):
+                return [(4917, f"An audience named {name!r} already exists.")], None
+            scope = record.get("Scope", "").strip()
+            if scope not in SCOPES:
+                return [(4916, f"Scope must be one of {', '.join(SCOPES)}.")], None
+            duration = record.get("Membership Duration", "").strip() or "30"
+            if not (duration.lstrip("-").isdigit() and (int(duration) == -1 or 1 <= int(duration) <= 180)):
+                return [(4935, "Membership Duration must be 1-180 days or -1.")], None
+            list_id = str(self.next_list_id)
+            self.next_list_id += 1
+            self.lists[list_id] = {"id": list_id, "name": name, "scope": scope,
+                                   "membership_duration": int(duration), "members": set()}
+            pending[list_id] = {"action": "Add", "add": set(), "remove": set()}
+            return [], list_id
+        if row_id not in self.lists:
+            return [(8000, f"Customer list {row_id} does not exist.")], None
+        if not action:
+            return [(8001, "Action Type is required when updating a customer list.")], None
+        if record.get("Audience", "").strip():
+            self.lists[row_id]["name"] = record["Audience"]
+        change = pending.setdefault(row_id, {"action": action, "add": set(), "remove": set()})
+        change["action"] = "Replace" if "Replace" in (action, change["action"]) else action
+        change["row_action"] = action
+        return [], row_id
+
+    def _item_row(self, record: dict, list_rows: dict, pending: dict) -> list[tuple[int, str]]:
+        parent = list_rows.get(record.get("Parent Id", "").strip())
+        if parent is None:
+            return [(8000, "A Customer List Item needs its parent Customer List row (by Parent Id) in the same file.")]
+        if parent["errors"] or parent["list"] is None:
+            return [(8000, "The parent Customer List row failed.")]
+        if record.get("Sub Type", "").strip() != "Email":
+            return [(8002, "Sub Type must be Email.")]
+        text = record.get("Text", "")
+        if not text.strip():
+            return [(8006, "Text (the hashed email) is required.")]
+        if not HASH_RE.fullmatch(text):
+            return [(8004, "Text must be the SHA-256 hash of the email as 64 lowercase hex characters.")]
+        if text in self.row_fault_texts:
+            return [(0, "An internal error occurred while processing this record (injected).")]
+        change = pending[parent["list"]]
+        if change.get("row_action", change["action"]) == "Remove":
+            change["remove"].add(text)
+            change["add"].discard(text)
+        else:
+            change["add"].add(text)
+            change["remove"].discard(text)
+        return []
+
+    # ---- inspection ----------------------------------------------------------------------
+
+    async def state(self, request: Request) -> Response:
+        return JSONResponse({"lists": [
+            {"id": item["id"], "name": item["name"], "scope": item["scope"],
+             "membership_duration": item["membership_duration"], "members": sorted(item["members"])}
+            for item in self.lists.values()], "terms_accepted": self.terms_accepted})
+
+    async def expire_tokens(self, request: Request) -> Response:
+        """Test knob: every access token issued so far expires now (the next bulk call answers 109)."""
+        for token in self.access_tokens:
+            self.access_tokens[token] = 0.0
+        return JSONResponse({"expired": len(self.access_tokens)})
+
+    async def stats_view(self, request: Request) -> Response:
+        return JSONResponse({"requests": {k: dict(v) for k, v in self.stats.items()}, **self.counters})
+
+
+def _oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": error, "error_description": description, "error_codes": []}, status_code=status)
+
+
+def create_app(options: EmulatorOptions | None = None) -> Starlette:
+    emulator = MicrosoftAdsEmulator(options or EmulatorOptions())
+
+    def route(path: str, endpoint: str, handler, methods: list[str], bulk: bool = False) -> Route:
+        async def wrapped(request: Request) -> Response:
+            return await emulator.handle(request, endpoint, handler, bulk)
+        return Route(path, wrapped, methods=methods)
+
+    app = Starlette(routes=[
+        route("/common/oauth2/v2.0/token", "token", emulator.token, ["POST"]),
+        route(f"{BULK}/BulkUploadUrl/Query", "BulkUploadUrl", emulator.upload_url, ["POST"], bulk=True),
+        route(f"{BULK}/FileUpload/{{token}}", "FileUpload", emulator.upload_file, ["POST"], bulk=True),
+        route(f"{BULK}/BulkUploadStatus/Query", "BulkUploadStatus", emulator.upload_status, ["POST"], bulk=True),
+        route(f"{BULK}/ResultFiles/{{result_id}}", "ResultFile", emulator.result_file, ["GET"]),
+        Route("/_emulator/state", emulator.state, methods=["GET"]),
+        Route("/_emulator/stats", emulator.stats_view, methods=["GET"]),
+        Route("/_emulator/expire-tokens", emulator.expire_tokens, methods=["POST"]),
+    ])
+    app.state.emulator = emulator
+    return app

@@ -1,0 +1,252 @@
+"""MicrosoftAdsDestination against the emulator, over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from msads_helpers import HTTP, destination_env, members, sha
+
+from pusher.destinations.base import ListRef, Member
+from pusher.destinations.microsoft_ads import MicrosoftAdsDestination
+from pusher.errors import (
+    ConfigError, DestinationAuthError, DestinationRequestError, DestinationUnavailable, InputError,
+)
+
+NAME = "MSADS__Lapsed_90-120d__NoPurchase"
+
+
+def made_list(emulator, dest) -> ListRef:
+    return ListRef(NAME, dest.ensure_list(ListRef(NAME)))
+
+
+def test_list_is_created_once_and_its_id_returned(emulator, make_destination):
+    dest = make_destination(emulator)
+    list_id = dest.ensure_list(ListRef(NAME))
+    state = emulator.state()["lists"]
+    assert [(item["id"], item["name"], item["scope"]) for item in state] == [(list_id, NAME, "Customer")]
+    uploads = emulator.stats()["uploads"]
+    assert dest.ensure_list(ListRef(NAME, list_id)) == list_id     # known id: nothing sent
+    assert emulator.stats()["uploads"] == uploads == 1
+    assert dest.list_members(ListRef(NAME, list_id)) is None
+
+
+def test_list_settings_reach_the_list(emulator, make_destination):
+    dest = make_destination(emulator, MSADS_LIST_SCOPE="Account", MSADS_MEMBERSHIP_DURATION="-1")
+    dest.ensure_list(ListRef(NAME))
+    [item] = emulator.state()["lists"]
+    assert item["scope"] == "Account" and item["membership_duration"] == -1
+
+
+def test_duplicate_name_is_refused_with_a_clear_message(emulator, make_destination):
+    dest = make_destination(emulator)
+    dest.ensure_list(ListRef(NAME))
+    with pytest.raises(DestinationRequestError) as err:
+        dest.ensure_list(ListRef(NAME))
+    assert NAME in str(err.value) and "already exists" in str(err.value)
+    assert len(emulator.state()["lists"]) == 1
+
+
+def test_terms_not_accepted_surface_8003(emulator, make_destination):
+    dest = make_destination(emulator, MSADS_ACCEPT_TERMS="false")
+    with pytest.raises(DestinationRequestError, match="8003"):
+        dest.ensure_list(ListRef(NAME))
+
+
+def test_2500_members_in_files_of_1000(emulator, make_destination):
+    dest = make_destination(emulator, MSADS_MAX_ROWS_PER_FILE="1000")
+    ref = made_list(emulator, dest)
+    batch = members(2500)
+    result = dest.add_members(ref, batch)
+    assert sorted(result.accepted) == sorted(m.key for m in batch) and result.rejected == {}
+    assert emulator.stats()["uploads"] == 1 + 3
+    assert emulator.members_of(ref.external_id) == {m.email_sha256 for m in batch}
+
+
+def test_remove_replays_the_exact_hashes(emulator, make_destination):
+    dest = make_destination(emulator)
+    ref = made_list(emulator, dest)
+    batch = members(10)
+    dest.add_members(ref, batch)
+    result = dest.remove_members(ref, batch[:4])
+    assert result.accepted == [m.key for m in batch[:4]]
+    assert emulator.members_of(ref.external_id) == {m.email_sha256 for m in batch[4:]}
+
+
+def test_replace_wipes_then_adds_even_across_files(emulator, make_destination):
+    dest = make_destination(emulator, MSADS_MAX_ROWS_PER_FILE="3")
+    ref = made_list(emulator, dest)
+    dest.add_members(ref, members(5))
+    newcomers = members(7, start=100)
+    result = dest.add_members(ref, newcomers, replace=True)
+    assert len(result.accepted) == 7
+    assert emulator.members_of(ref.external_id) == {m.email_sha256 for m in newcomers}
+    dest.add_members(ref, [], replace=True)        # replace with nothing empties the list
+    assert emulator.members_of(ref.external_id) == set()
+
+
+def test_per_row_error_is_recorded_against_the_right_key(start_emulator, make_destination):
+    batch = members(6)
+    unlucky = batch[3]
+    emulator = start_emulator(env={"MSADS_EMULATOR_ROW_FAULT_TEXTS": unlucky.email_sha256})
+    dest = make_destination(emulator)
+    ref = made_list(emulator, dest)
+    result = dest.add_members(ref, batch)
+    assert set(result.rejected) == {unlucky.key}
+    assert result.rejected[unlucky.key].startswith("0 InternalError")
+    assert sorted(result.accepted) == sorted(m.key for m in batch if m is not unlucky)
+    assert emulator.members_of(ref.external_id) == {m.email_sha256 for m in batch if m is not unlucky}
+
+
+@pytest.mark.parametrize("bad", ["Jane.Doe@Example.com", sha("x@y.z").upper(), "abc123", None])
+def test_raw_email_or_bad_hash_is_never_sent(emulator, make_destination, bad):
+    dest = make_destination(emulator)
+    ref = ListRef(NAME, "700000001")
+    batch = members(3) + [Member(key="cust-7", email_sha256=bad)]
+    for send in (lambda: dest.add_members(ref, batch), lambda: dest.remove_members(ref, batch),
+                 lambda: dest.add_members(ref, batch, replace=True)):
+        with pytest.raises(InputError) as err:
+            send()
+        assert "cust-7" in str(err.value)
+        if bad:
+            assert bad not in str(err.value)
+    assert emulator.stats() == {"requests": {}, "uploads": 0, "rows": 0}
+
+
+def test_rotated_refresh_token_is_persisted_0600_and_reused(emulator, make_destination, tmp_path):
+    first = make_destination(emulator)
+    ref = made_list(emulator, first)
+    token_file = tmp_path / "msads-token"
+    saved = token_file.read_text().strip()
+    assert saved and saved != "demo-refresh-token"
+    assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+    first.close()
+    # The emulator revoked demo-refresh-token on rotation: only the saved token can work now.
+    second = make_destination(emulator)
+    assert second.add_members(ref, members(2)).rejected == {}
+    assert token_file.read_text().strip() not in (saved, "demo-refresh-token")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
+
+
+def test_stale_token_file_falls_back_to_the_environment_token(emulator, make_destination, tmp_path):
+    token_file = tmp_path / "msads-token"
+    token_file.write_text("rt-long-revoked\n")
+    dest = make_destination(emulator)
+    dest.ensure_list(ListRef(NAME))
+    assert token_file.read_text().strip() not in ("rt-long-revoked", "demo-refresh-token")
+    assert emulator.stats()["requests"]["token"] == {"400": 1, "200": 1}
+
+
+def test_refused_refresh_token_is_an_auth_error_without_secrets(emulator, make_destination):
+    dest = make_destination(emulator, MSADS_REFRESH_TOKEN="my-very-secret-refresh-token",
+                            MSADS_CLIENT_SECRET="my-very-secret-client-secret")
+    with pytest.raises(DestinationAuthError) as err:
+        dest.ensure_list(ListRef(NAME))
+    text = str(err.value)
+    assert "invalid_grant" in text and "MSADS_REFRESH_TOKEN" in text
+    assert "my-very-secret" not in text
+
+
+def test_wrong_developer_token_is_an_auth_error_without_secrets(emulator, make_destination):
+    dest = make_destination(emulator, MSADS_DEVELOPER_TOKEN="dev-token-that-is-secret")
+    with pytest.raises(DestinationAuthError) as err:
+        dest.ensure_list(ListRef(NAME))
+    text = str(err.value)
+    assert "105" in text and "dev-token-that-is-secret" not in text
+    assert "demo-refresh-token" not in text and "at-" not in text and "rt-" not in text
+
+
+def test_expired_access_token_is_refreshed_once(emulator, make_destination):
+    dest = make_destination(emulator)
+    ref = made_list(emulator, dest)
+    HTTP.post(emulator.base + "/_emulator/expire-tokens")
+    assert dest.add_members(ref, members(4)).rejected == {}
+    stats = emulator.stats()["requests"]
+    assert stats["token"] == {"200": 2}
+    assert stats["BulkUploadUrl"]["401"] == 1
+    assert emulator.members_of(ref.external_id) == {m.email_sha256 for m in members(4)}
+
+
+def test_throttling_4204_and_117_is_waited_out(start_emulator, tmp_path):
+    emulator = start_emulator(env={"MSADS_EMULATOR_FAULTS": "4204,117"}, fail_rate=0.35, seed=3)
+    waits: list[float] = []
+    dest = MicrosoftAdsDestination.from_env(
+        destination_env(emulator.base, tmp_path, MSADS_MAX_ROWS_PER_FILE="50",
+                        MSADS_THROTTLE_MAX_WAIT_SECONDS="0.5", MSADS_RATE_WAIT_SECONDS="0.25"),
+        sleep=waits.append)
+    try:
+        ref = ListRef(NAME, dest.ensure_list(ListRef(NAME)))
+        batch = members(300)
+        result = dest.add_members(ref, batch)
+    finally:
+        dest.close()
+    assert result.rejected == {} and len(result.accepted) == 300
+    assert emulator.members_of(ref.external_id) == {m.email_sha256 for m in batch}
+    refused = sum(by_status.get("400", 0) for by_status in emulator.stats()["requests"].values())
+    assert refused > 0
+    throttle_waits = [w for w in waits if w >= 0.2]
+    assert len(throttle_waits) >= refused and max(waits) <= 0.5
+
+
+def test_endless_throttling_gives_up_as_unavailable(start_emulator, tmp_path):
+    emulator = start_emulator(env={"MSADS_EMULATOR_FAULTS": "4204"}, fail_rate=1.0)
+    dest = MicrosoftAdsDestination.from_env(destination_env(emulator.base, tmp_path), sleep=lambda s: None)
+    try:
+        with pytest.raises(DestinationUnavailable, match="4204"):
+            dest.ensure_list(ListRef(NAME))
+    finally:
+        dest.close()
+
+
+def test_server_errors_are_retried(start_emulator, tmp_path):
+    emulator = start_emulator(env={"MSADS_EMULATOR_FAULTS": "503"}, fail_rate=0.3, seed=11)
+    dest = MicrosoftAdsDestination.from_env(destination_env(emulator.base, tmp_path), sleep=lambda s: None)
+    try:
+        ref = ListRef(NAME, dest.ensure_list(ListRef(NAME)))
+        assert dest.add_members(ref, members(20)).rejected == {}
+    finally:
+        dest.close()
+    assert sum(by.get("503", 0) for by in emulator.stats()["requests"].values()) > 0
+    assert emulator.members_of(ref.external_id) == {m.email_sha256 for m in members(20)}
+
+
+def test_a_file_refused_as_a_whole_raises_with_the_reason(start_emulator, make_destination):
+    emulator = start_emulator(env={"MSADS_EMULATOR_MAX_ROWS": "4"})
+    dest = make_destination(emulator, MSADS_MAX_ROWS_PER_FILE="10")
+    ref = made_list(emulator, dest)
+    with pytest.raises(DestinationRequestError, match="UploadFileRowCountExceeded"):
+        dest.add_members(ref, members(5))
+
+
+def test_poll_timeout_is_unavailable(emulator, make_destination):
+    dest = make_destination(emulator, MSADS_POLL_TIMEOUT_SECONDS="0")
+    with pytest.raises(DestinationUnavailable, match="MSADS_POLL_TIMEOUT_SECONDS"):
+        dest.ensure_list(ListRef(NAME))
+
+
+@pytest.mark.parametrize("missing", ["MSADS_DEVELOPER_TOKEN", "MSADS_CLIENT_ID", "MSADS_REFRESH_TOKEN",
+                                     "MSADS_CUSTOMER_ID", "MSADS_ACCOUNT_ID"])
+def test_missing_setting_names_the_variable(tmp_path, missing):
+    env = destination_env("http://127.0.0.1:9", tmp_path)
+    del env[missing]
+    with pytest.raises(ConfigError, match=missing):
+        MicrosoftAdsDestination.from_env(env)
+
+
+@pytest.mark.parametrize("name, value", [("MSADS_LIST_SCOPE", "Galaxy"), ("MSADS_MEMBERSHIP_DURATION", "0"),
+                                         ("MSADS_MEMBERSHIP_DURATION", "181"), ("MSADS_ACCEPT_TERMS", "maybe"),
+                                         ("MSADS_MAX_ROWS_PER_FILE", "4000000"), ("MSADS_ACCOUNT_ID", "abc")])
+def test_bad_setting_is_a_config_error(tmp_path, name, value):
+    with pytest.raises(ConfigError, match=name):
+        MicrosoftAdsDestination.from_env(destination_env("http://127.0.0.1:9", tmp_path, **{name: value}))
+
+
+def test_rows_per_file_never_exceeds_the_documented_limit(tmp_path):
+    dest = MicrosoftAdsDestination.from_env(destination_env("http://127.0.0.1:9", tmp_path,
+                                                            MSADS_MAX_ROWS_PER_FILE="3999998"))
+    assert dest.max_members_per_request == 3_999_998
+    dest.close()
+    default = MicrosoftAdsDestination.from_env(destination_env("http://127.0.0.1:9", tmp_path))
+    assert default.max_members_per_request == 100_000 and default.supports_replace
+    default.close()
