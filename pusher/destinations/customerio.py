@@ -1,0 +1,285 @@
+"""Customer.io: people and events through the Track API v2 batch, audiences as manual segments.
+
+Settings (environment):
+  CUSTOMERIO_SITE_ID, CUSTOMERIO_API_KEY     Track API Basic auth (required)
+  CUSTOMERIO_APP_API_KEY                     App API Bearer key (needed for segments)
+  CUSTOMERIO_REGION                          us (default) | eu
+  CUSTOMERIO_TRACK_URL, CUSTOMERIO_APP_URL   base URL overrides (an emulator, a proxy)
+  CUSTOMERIO_RATE_LIMIT                      Track API requests per second (default 100)
+  CUSTOMERIO_MAX_ATTEMPTS, CUSTOMERIO_RETRY_BASE_DELAY, CUSTOMERIO_RETRY_MAX_DELAY   retry policy
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Mapping, Sequence
+from urllib.parse import quote
+
+import httpx
+
+from pusher.destinations import customerio_payloads as payloads
+from pusher.destinations.base import BatchResult, Destination, Event, ListRef, Member, PersonUpdate, chunked
+from pusher.errors import (ConfigError, DestinationAuthError, DestinationRequestError, DestinationUnavailable,
+                           register_secret)
+from pusher.http import RateLimiter, RetryPolicy, make_client, send_with_retries
+
+REGIONS = {
+    "us": ("https://track.customer.io", "https://api.customer.io"),
+    "eu": ("https://track-eu.customer.io", "https://api-eu.customer.io"),
+}
+APP_API_REQUESTS_PER_SECOND = 10.0   # documented App API limit
+DEFAULT_REQUESTS_PER_SECOND = 100.0
+MEMBERSHIP_PAGE_SIZE = 1000
+SEGMENT_DESCRIPTION = "Managed by pusher from the warehouse; membership is overwritten by every sync."
+
+
+class CustomerIoDestination(Destination):
+    kind = "customerio"
+    list_prefix = "CIO"
+    max_members_per_request = 1000
+    requests_per_second = DEFAULT_REQUESTS_PER_SECOND
+    supports_replace = False
+    supports_people = True
+    supports_events = True
+    required_identifier = "key"
+
+    def __init__(self, site_id: str, api_key: str, app_api_key: str | None = None, *,
+                 region: str = "us", track_url: str | None = None, app_url: str | None = None,
+                 requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND,
+                 retry: RetryPolicy | None = None, timeout: float = 30.0,
+                 max_request_bytes: int = payloads.MAX_REQUEST_BYTES):
+        if region not in REGIONS:
+            raise ConfigError(f"CUSTOMERIO_REGION is {region!r}; use 'us' or 'eu'")
+        for secret in (api_key, app_api_key):
+            register_secret(secret)
+        default_track, default_app = REGIONS[region]
+        self.track_url = (track_url or default_track).rstrip("/")
+        self.app_url = (app_url or default_app).rstrip("/")
+        self.requests_per_second = requests_per_second
+        self.retry = retry or RetryPolicy()
+        self.max_request_bytes = max_request_bytes
+        self._track = make_client(self.track_url, auth=(site_id, api_key), timeout=timeout)
+        self._track_limiter = RateLimiter(requests_per_second)
+        self._app: httpx.Client | None = None
+        if app_api_key:
+            self._app = make_client(self.app_url, headers={"Authorization": f"Bearer {app_api_key}"},
+                                    timeout=timeout)
+        self._app_limiter = RateLimiter(APP_API_REQUESTS_PER_SECOND)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "CustomerIoDestination":
+        def required(name: str) -> str:
+            value = (env.get(name) or "").strip()
+            if not value:
+                raise ConfigError(f"{name} is not set; export it (Customer.io > Settings > API credentials)")
+            return value
+
+        site_id, api_key = required("CUSTOMERIO_SITE_ID"), required("CUSTOMERIO_API_KEY")
+        register_secret(api_key)
+        app_api_key = (env.get("CUSTOMERIO_APP_API_KEY") or "").strip() or None
+        register_secret(app_api_key)
+        defaults = RetryPolicy()
+        retry = RetryPolicy(
+            max_attempts=int(_number(env, "CUSTOMERIO_MAX_ATTEMPTS", defaults.max_attempts, minimum=1)),
+            base_delay=_number(env, "CUSTOMERIO_RETRY_BASE_DELAY", defaults.base_delay, minimum=0),
+            max_delay=_number(env, "CUSTOMERIO_RETRY_MAX_DELAY", defaults.max_delay, minimum=0),
+        )
+        return cls(site_id, api_key, app_api_key,
+                   region=(env.get("CUSTOMERIO_REGION") or "us").strip().lower(),
+                   track_url=(env.get("CUSTOMERIO_TRACK_URL") or "").strip() or None,
+                   app_url=(env.get("CUSTOMERIO_APP_URL") or "").strip() or None,
+                   requests_per_second=_number(env, "CUSTOMERIO_RATE_LIMIT", DEFAULT_REQUESTS_PER_SECOND,
+                                               minimum=0.001),
+                   retry=retry)
+
+    # ----- audiences: manual segments -------------------------------------------------------------
+
+    def ensure_list(self, ref: ListRef) -> str:
+        """The segment id for `ref`: remembered, found by exact name, or created once.
+
+        Looking the name up before creating means a lost ledger, or a create whose answer was
+        lost on the wire, never leaves two segments with the same name.
+        """
+        if ref.external_id:
+            return str(ref.external_id)
+        what = f"creating segment {ref.name!r}"
+        for attempt in range(1, self.retry.max_attempts + 1):
+            existing = self._find_segment(ref.name)
+            if existing:
+                return existing
+            try:
+                # One attempt only: a retry after a lost answer must look the name up again first.
+                response = self._app_send("POST", "/v1/segments", what=what, attempts=1,
+                                          json={"segment": {"name": ref.name, "description": SEGMENT_DESCRIPTION}})
+            except DestinationUnavailable:
+                if attempt == self.retry.max_attempts:
+                    raise
+                self.retry.sleep(self.retry.backoff(attempt, None))
+                continue
+            self._raise_for(response, what, app=True)
+            segment = _json(response).get("segment") or {}
+            if "id" not in segment:
+                raise DestinationRequestError(f"{what}: Customer.io answered without a segment id")
+            return str(segment["id"])
+        raise DestinationUnavailable(f"{what} failed after {self.retry.max_attempts} attempts")
+
+    def _find_segment(self, name: str) -> str | None:
+        response = self._app_send("GET", "/v1/segments", what="listing segments")
+        self._raise_for(response, "listing segments", app=True)
+        matches = [segment for segment in _json(response).get("segments") or []
+                   if segment.get("name") == name and segment.get("type") == "manual"]
+        # Several manual segments of one name (made by hand): the oldest one is the stable choice.
+        matches.sort(key=lambda segment: int(segment["id"]))
+        return str(matches[0]["id"]) if matches else None
+
+    def add_members(self, ref: ListRef, members: Sequence[Member], *, replace: bool = False) -> BatchResult:
+        if replace:
+            raise NotImplementedError("Customer.io manual segments cannot be replaced in one call")
+        return self._change_membership(ref, members, "add_customers")
+
+    def remove_members(self, ref: ListRef, members: Sequence[Member]) -> BatchResult:
+        return self._change_membership(ref, members, "remove_customers")
+
+    def _change_membership(self, ref: ListRef, members: Sequence[Member], action: str) -> BatchResult:
+        segment_id = self.ensure_list(ref)
+        result = BatchResult()
+        sendable = []
+        for member in members:
+            problem = payloads.id_problem("customer id", member.key)
+            if problem:
+                result.rejected[member.key] = problem
+            else:
+                sendable.append(member.key)
+        path = f"/api/v1/segments/{quote(segment_id, safe='')}/{action}"
+        for ids in chunked(sendable, self.max_members_per_request):
+            what = f"{action} for segment {ref.name!r} ({len(ids)} ids)"
+            response = self._track_send("POST", path, what=what, params={"id_type": "id"}, json={"ids": ids})
+            if response.status_code == 404:
+                raise DestinationRequestError(
+                    f"{what}: Customer.io has no segment {segment_id}; it may have been deleted there. "
+                    "Forget the remembered segment id for this list and rerun to recreate it")
+            self._raise_for(response, what)
+            result.accepted.extend(ids)  # ids matching nobody are silently ignored by the API
+        return result
+
+    def list_members(self, ref: ListRef) -> Iterator[str] | None:
+        segment_id = ref.external_id or self._find_segment(ref.name)
+        if not segment_id:
+            return iter(())
+        return self._iter_membership(str(segment_id), ref.name)
+
+    def _iter_membership(self, segment_id: str, name: str) -> Iterator[str]:
+        what = f"reading members of segment {name!r}"
+        start: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": MEMBERSHIP_PAGE_SIZE}
+            if start:
+                params["start"] = start
+            response = self._app_send("GET", f"/v1/segments/{quote(segment_id, safe='')}/membership",
+                                      what=what, params=params)
+            self._raise_for(response, what, app=True)
+            page = _json(response)
+            identifiers = page.get("identifiers")
+            ids = [item.get("id") for item in identifiers] if isinstance(identifiers, list) else page.get("ids") or []
+            yield from (str(member_id) for member_id in ids if member_id not in (None, ""))
+            start = page.get("next") or None
+            if not start or not ids:
+                return
+
+    # ----- people and events: v2 batch ----------------------------------------------------------------
+
+    def upsert_people(self, people: Sequence[PersonUpdate]) -> BatchResult:
+        return self._send_ops(people, lambda p: p.key, payloads.person_problem, payloads.identify_op, "identify")
+
+    def send_events(self, events: Sequence[Event]) -> BatchResult:
+        return self._send_ops(events, lambda e: e.key, payloads.event_problem, payloads.event_op, "event")
+
+    def _send_ops(self, rows: Sequence[Any], key_of: Callable[[Any], str], problem_of: Callable[[Any], str | None],
+                  op_of: Callable[[Any], dict[str, Any]], what: str) -> BatchResult:
+        result = BatchResult()
+        encoded: list[tuple[str, bytes]] = []
+        for row in rows:
+            key = key_of(row)
+            problem = problem_of(row)
+            data = None
+            if not problem:
+                data, problem = payloads.encode_op(op_of(row))
+            if problem:
+                result.rejected[key] = f"not sent: {problem}"
+            else:
+                encoded.append((key, data))
+        for batch in payloads.pack_batches(encoded, self.max_request_bytes):
+            keys = [key for key, _ in batch]
+            label = f"{what} batch of {len(keys)}"
+            response = self._track_send("POST", "/api/v2/batch", what=label,
+                                        content=payloads.batch_body([data for _, data in batch]),
+                                        headers={"Content-Type": "application/json"})
+            if response.status_code == 207:
+                rejected = payloads.partial_rejections(_json(response), keys)
+                if not rejected:
+                    raise DestinationRequestError(
+                        f"{label}: Customer.io answered 207 without readable errors "
+                        f"({payloads.error_message(_json(response))}); nothing was acknowledged")
+                for index, key in enumerate(keys):
+                    if index in rejected:
+                        result.rejected[key] = rejected[index]
+                    else:
+                        result.accepted.append(key)
+                continue
+            self._raise_for(response, label)
+            result.accepted.extend(keys)
+        return result
+
+    # ----- HTTP -----------------------------------------------------------------------------------------
+
+    def _track_send(self, method: str, path: str, *, what: str, **kwargs) -> httpx.Response:
+        return send_with_retries(self._track, method, path, policy=self.retry, limiter=self._track_limiter,
+                                 what=f"Customer.io {what}", **kwargs)
+
+    def _app_send(self, method: str, path: str, *, what: str, attempts: int | None = None,
+                  **kwargs) -> httpx.Response:
+        if self._app is None:
+            raise ConfigError("CUSTOMERIO_APP_API_KEY is not set; it is needed to create and read segments")
+        policy = self.retry
+        if attempts is not None:
+            policy = RetryPolicy(max_attempts=attempts, base_delay=policy.base_delay,
+                                 max_delay=policy.max_delay, sleep=policy.sleep, rng=policy.rng)
+        return send_with_retries(self._app, method, path, policy=policy, limiter=self._app_limiter,
+                                 what=f"Customer.io App API {what}", **kwargs)
+
+    def _raise_for(self, response: httpx.Response, what: str, *, app: bool = False) -> None:
+        """Return quietly on 2xx; otherwise raise the error the caller's rows deserve (never retried)."""
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        detail = payloads.error_message(_json(response) or response.text)
+        if status in (401, 403):
+            names = "CUSTOMERIO_APP_API_KEY" if app else "CUSTOMERIO_SITE_ID / CUSTOMERIO_API_KEY"
+            raise DestinationAuthError(f"Customer.io refused our credentials for {what} (HTTP {status}: "
+                                       f"{detail}); check {names}")
+        raise DestinationRequestError(f"Customer.io refused {what} (HTTP {status}: {detail})")
+
+    def close(self) -> None:
+        self._track.close()
+        if self._app is not None:
+            self._app.close()
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if body is not None else {}
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} is {raw!r}; it must be a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name} is {raw}; it must be at least {minimum}")
+    return value

@@ -1,0 +1,196 @@
+"""Pure Customer.io payload logic: v2 batch ops, local limit checks, request packing, error bodies.
+
+No I/O here, so every rule is testable without a server. Limits follow the Track API contract
+(contracts/customerio.md); where the docs leave "KB" ambiguous we stay under both readings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any, Iterable, Sequence
+
+from pusher.destinations.base import Event, PersonUpdate
+
+MAX_ID_BYTES = 150
+MAX_ATTRIBUTE_NAME_BYTES = 150
+MAX_ATTRIBUTE_VALUE_BYTES = 1000
+MAX_ATTRIBUTES = 300
+MAX_EVENT_NAME_BYTES = 100
+MAX_EVENT_DATA_BYTES = 100_000
+MAX_OP_BYTES = 32_000            # documented "32 KB": under both 32,000 and 32,768
+MAX_REQUEST_BYTES = 500_000      # documented "500 KB": under both 500,000 and 512,000
+RESERVED_ATTRIBUTES = frozenset({"_update", "_timestamp"})
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_BATCH_OPEN, _BATCH_CLOSE = b'{"batch":[', b"]}"
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON, the exact bytes we send and measure."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def value_bytes(value: Any) -> int:
+    """Size of an attribute value as Customer.io counts it: a string's bytes, else its JSON."""
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    return len(dumps(value))
+
+
+def event_ulid(key: str, timestamp: int) -> str:
+    """A ULID that is the same for the same event: 48 bits of milliseconds, 80 bits of hash(key).
+
+    Resending an event therefore carries the same `id`, and Customer.io drops the repeat.
+    """
+    millis = int(timestamp) * 1000
+    if not 0 <= millis < 2 ** 48:
+        raise ValueError(f"event {key!r}: timestamp {timestamp} is outside the ULID range")
+    randomness = int.from_bytes(hashlib.sha256(f"pusher-event:{key}".encode("utf-8")).digest()[:10], "big")
+    number = (millis << 80) | randomness
+    return "".join(_CROCKFORD[(number >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def identify_op(update: PersonUpdate) -> dict[str, Any]:
+    attributes = dict(update.attributes)
+    if not update.is_new:
+        attributes["_update"] = True  # the profile must already exist: never resurrect a deleted one
+    return {"type": "person", "identifiers": {"id": update.key}, "action": "identify",
+            "attributes": attributes}
+
+
+def event_op(event: Event) -> dict[str, Any]:
+    return {"type": "person", "identifiers": {"id": event.customer_id}, "action": "event",
+            "id": event_ulid(event.key, event.timestamp), "name": event.name,
+            "timestamp": int(event.timestamp), "attributes": dict(event.data)}
+
+
+def id_problem(what: str, value: str) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return f"{what} is empty"
+    size = len(value.encode("utf-8"))
+    if size > MAX_ID_BYTES:
+        return f"{what} is {size} bytes; Customer.io accepts at most {MAX_ID_BYTES}"
+    return None
+
+
+def _scalar_problem(name: str, value: Any) -> str | None:
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"attribute {name!r} is {value}, not a finite number"
+    return f"attribute {name!r} is a {type(value).__name__}; send a string, number, boolean or null"
+
+
+def person_problem(update: PersonUpdate) -> str | None:
+    """Why Customer.io would surely refuse this identify, or None. Checked before sending."""
+    problem = id_problem("customer id", update.key)
+    if problem:
+        return problem
+    names = [name for name in update.attributes if name not in RESERVED_ATTRIBUTES]
+    if len(names) > MAX_ATTRIBUTES:
+        return f"{len(names)} attributes in one update; Customer.io accepts at most {MAX_ATTRIBUTES}"
+    for name in names:
+        value = update.attributes[name]
+        name_size = len(str(name).encode("utf-8"))
+        if not name_size or name_size > MAX_ATTRIBUTE_NAME_BYTES:
+            return f"attribute name {name!r} is {name_size} bytes; allowed 1..{MAX_ATTRIBUTE_NAME_BYTES}"
+        problem = _scalar_problem(name, value)
+        if problem:
+            return problem
+        size = value_bytes(value)
+        if size > MAX_ATTRIBUTE_VALUE_BYTES:
+            return (f"attribute {name!r} is {size} bytes; Customer.io accepts at most "
+                    f"{MAX_ATTRIBUTE_VALUE_BYTES} per value (shorten it in the model)")
+    return None
+
+
+def event_problem(event: Event) -> str | None:
+    problem = id_problem("customer id", event.customer_id)
+    if problem:
+        return problem
+    name = (event.name or "").strip()
+    size = len(name.encode("utf-8"))
+    if not size or size > MAX_EVENT_NAME_BYTES:
+        return f"event name {event.name!r} is {size} bytes; allowed 1..{MAX_EVENT_NAME_BYTES}"
+    if not 0 <= int(event.timestamp) * 1000 < 2 ** 48:
+        return f"event timestamp {event.timestamp} is not a plausible Unix time in seconds"
+    try:
+        data_size = len(dumps(event.data))
+    except (TypeError, ValueError) as exc:
+        return f"event data is not JSON-serialisable ({exc})"
+    if data_size > MAX_EVENT_DATA_BYTES:
+        return f"event data is {data_size} bytes; Customer.io accepts at most {MAX_EVENT_DATA_BYTES}"
+    return None
+
+
+def encode_op(op: dict[str, Any]) -> tuple[bytes | None, str | None]:
+    """The op's bytes, or a reason it cannot go in a batch (too big for one op)."""
+    try:
+        data = dumps(op)
+    except (TypeError, ValueError) as exc:
+        return None, f"payload is not JSON-serialisable ({exc})"
+    if len(data) > MAX_OP_BYTES:
+        return None, f"payload is {len(data)} bytes; a Customer.io batch op may be at most {MAX_OP_BYTES}"
+    return data, None
+
+
+def pack_batches(encoded: Iterable[tuple[str, bytes]],
+                 max_request_bytes: int = MAX_REQUEST_BYTES) -> list[list[tuple[str, bytes]]]:
+    """Group (key, op bytes) in order so that every `{"batch":[...]}` body stays under the limit."""
+    batches: list[list[tuple[str, bytes]]] = []
+    current: list[tuple[str, bytes]] = []
+    size = len(_BATCH_OPEN) + len(_BATCH_CLOSE)
+    for key, data in encoded:
+        extra = len(data) + (1 if current else 0)  # the comma between ops
+        if current and size + extra > max_request_bytes:
+            batches.append(current)
+            current, size, extra = [], len(_BATCH_OPEN) + len(_BATCH_CLOSE), len(data)
+        current.append((key, data))
+        size += extra
+    if current:
+        batches.append(current)
+    return batches
+
+
+def batch_body(ops: Sequence[bytes]) -> bytes:
+    return _BATCH_OPEN + b",".join(ops) + _BATCH_CLOSE
+
+
+def error_message(body: Any) -> str:
+    """The human part of a Customer.io error body, whichever of its shapes it uses."""
+    if not isinstance(body, dict):
+        return str(body)[:300] if body else "no error detail"
+    meta = body.get("meta")
+    if isinstance(meta, dict):
+        if meta.get("error"):
+            return str(meta["error"])
+        if isinstance(meta.get("errors"), list) and meta["errors"]:
+            return "; ".join(str(item) for item in meta["errors"])
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors:
+        return "; ".join(_describe_op_error(item) for item in errors)
+    return json.dumps(body)[:300]
+
+
+def _describe_op_error(item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    reason = item.get("reason") or "rejected"
+    text = f"{reason}: {item.get('message') or 'no message'}"
+    return f"{text} (field {item['field']})" if item.get("field") else text
+
+
+def partial_rejections(body: Any, keys: Sequence[str]) -> dict[int, str]:
+    """Map a 207 body's errors to {index in this batch: reason}; unreadable entries are skipped."""
+    rejected: dict[int, str] = {}
+    errors = body.get("errors") if isinstance(body, dict) else None
+    for item in errors or []:
+        if not isinstance(item, dict):
+            continue
+        index = item.get("batch_index")
+        if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(keys):
+            reason = _describe_op_error(item)
+            rejected[index] = f"{rejected[index]}; {reason}" if index in rejected else reason
+    return rejected

@@ -1,0 +1,370 @@
+"""The emulator enforces each rule of contracts/customerio.md, refusing bad payloads as the API does."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from pusher.emulators.customerio import create_app
+from pusher.emulators.options import EmulatorOptions
+from pusher.emulators.server import running
+
+ULID_A = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+ULID_B = "01ARZ3NDEKTSV4RRFFQ69G5FAW"
+
+
+def identify_op(person_id: str, **attributes) -> dict:
+    return {"type": "person", "identifiers": {"id": person_id}, "action": "identify", "attributes": attributes}
+
+
+def error_text(response: httpx.Response) -> str:
+    meta = response.json()["meta"]
+    return meta.get("error") or "; ".join(meta["errors"])
+
+
+# ----- auth --------------------------------------------------------------------------------------------
+
+def test_track_api_refuses_missing_and_wrong_basic_auth(emulator):
+    no_auth = emulator.anonymous.put("/api/v1/customers/u1", json={"a": 1})
+    wrong = emulator.anonymous.put("/api/v1/customers/u1", json={"a": 1}, auth=("demo-site", "nope"))
+    bearer = emulator.anonymous.put("/api/v1/customers/u1", json={"a": 1},
+                       headers={"Authorization": "Bearer demo-app-key"})
+    assert [no_auth.status_code, wrong.status_code, bearer.status_code] == [401, 401, 401]
+    assert error_text(wrong) == "Unauthorized request"
+    assert emulator.state()["people"] == {}
+    assert emulator.track.put("/api/v1/customers/u1", json={"a": 1}).status_code == 200
+
+
+def test_app_api_wants_its_bearer_key_not_track_credentials(emulator):
+    assert emulator.anonymous.get("/v1/segments").status_code == 401
+    assert emulator.anonymous.get("/v1/segments", auth=("demo-site", "demo-key")).status_code == 401
+    assert emulator.anonymous.get("/v1/segments", headers={"Authorization": "Bearer x"}).status_code == 401
+    assert emulator.app.get("/v1/segments").status_code == 200
+
+
+def test_credentials_come_from_the_environment():
+    app = create_app(EmulatorOptions(), env={"CUSTOMERIO_EMULATOR_SITE_ID": "s1", "CUSTOMERIO_EMULATOR_API_KEY": "k1",
+                                             "CUSTOMERIO_EMULATOR_APP_API_KEY": "a1"})
+    with running(app) as url:
+        assert httpx.put(f"{url}/api/v1/customers/u", json={}, auth=("demo-site", "demo-key")).status_code == 401
+        assert httpx.put(f"{url}/api/v1/customers/u", json={}, auth=("s1", "k1")).status_code == 200
+        assert httpx.get(f"{url}/v1/segments", headers={"Authorization": "Bearer a1"}).status_code == 200
+
+
+# ----- limits -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("body, expected", [
+    ({"note": "x" * 1001}, "1001 bytes"),
+    ({"note": "é" * 501}, "1002 bytes"),                      # bytes, not characters
+    ({"n" * 151: 1}, "151 bytes"),
+    ({f"a{i}": i for i in range(301)}, "too many attributes: 301"),
+    ({"tags": ["a", "b"]}, "strings, numbers, booleans or null"),
+    ({"created_at": 1_700_000_000_000}, "whole seconds"),     # milliseconds by mistake
+    ({"_update": "yes"}, "_update must be a boolean"),
+])
+def test_identify_refuses_what_breaks_a_limit(emulator, body, expected):
+    response = emulator.track.put("/api/v1/customers/u1", json=body)
+    assert response.status_code == 400
+    assert expected in error_text(response)
+    assert emulator.state()["people"] == {}
+
+
+def test_limits_are_inclusive(emulator):
+    body = {"note": "x" * 1000, "n" * 150: 1, **{f"a{i}": i for i in range(298)}}
+    assert emulator.track.put("/api/v1/customers/" + "i" * 150, json=body).status_code == 200
+    assert len(emulator.state()["people"]["i" * 150]["attributes"]) == 300
+
+
+def test_identifier_over_150_bytes_is_refused(emulator):
+    response = emulator.track.put("/api/v1/customers/" + "i" * 151, json={"a": 1})
+    assert response.status_code == 400 and "151 bytes" in error_text(response)
+    batch = emulator.track.post("/api/v2/batch", json={"batch": [identify_op("i" * 151, a=1)]})
+    assert batch.status_code == 207 and batch.json()["errors"][0]["field"] == "identifiers"
+
+
+@pytest.mark.parametrize("event, expected", [
+    ({"name": "n" * 101}, "101 bytes"),
+    ({"name": "   "}, "event name is required"),
+    ({"data": {"x": 1}}, "event name is required"),
+    ({"name": "ok", "data": {"blob": "x" * 100_000}}, "event data is 100011 bytes"),
+    ({"name": "ok", "id": "not-a-ulid"}, "must be a ULID"),
+    ({"name": "ok", "timestamp": 1_700_000_000_000}, "whole seconds"),
+])
+def test_event_refuses_what_breaks_a_limit(emulator, event, expected):
+    response = emulator.track.post("/api/v1/customers/u1/events", json=event)
+    assert response.status_code == 400
+    assert expected in error_text(response)
+    assert emulator.state()["people"] == {}
+
+
+def test_malformed_json_is_a_400(emulator):
+    response = emulator.track.put("/api/v1/customers/u1", content=b"{nope",
+                                  headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "not valid JSON" in error_text(response)
+
+
+# ----- identify semantics ---------------------------------------------------------------------------------
+
+def test_update_flag_never_creates_but_updates_an_existing_profile(emulator):
+    assert emulator.track.put("/api/v1/customers/ghost", json={"plan": "pro", "_update": True}).status_code == 200
+    assert emulator.state()["people"] == {}
+    emulator.track.put("/api/v1/customers/u1", json={"plan": "basic", "city": "Oslo"})
+    emulator.track.put("/api/v1/customers/u1", json={"plan": "pro", "_update": True})
+    assert emulator.state()["people"]["u1"]["attributes"] == {"plan": "pro", "city": "Oslo"}
+
+
+def test_null_removes_an_attribute_and_other_attributes_stay(emulator):
+    emulator.track.put("/api/v1/customers/u1", json={"plan": "pro", "city": "Oslo"})
+    emulator.track.put("/api/v1/customers/u1", json={"city": None})
+    assert emulator.state()["people"]["u1"]["attributes"] == {"plan": "pro"}
+
+
+def test_identifiers_are_url_decoded_and_email_matches_case_insensitively(emulator):
+    assert emulator.track.put("/api/v1/customers/a%2Fb", json={"email": "Ann@Example.com"}).status_code == 200
+    emulator.track.put("/api/v1/customers/ann%40example.com", json={"vip": True})
+    person = emulator.state()["people"]["a/b"]
+    assert person["attributes"] == {"email": "Ann@Example.com", "vip": True}
+    emulator.track.put(f"/api/v1/customers/cio_{person['cio_id']}", json={"tier": 2})
+    assert emulator.state()["people"]["a/b"]["attributes"]["tier"] == 2
+
+
+def test_delete_removes_the_person_and_their_memberships(emulator):
+    segment = emulator.app.post("/v1/segments", json={"segment": {"name": "S"}}).json()["segment"]
+    emulator.track.put("/api/v1/customers/u1", json={"a": 1})
+    emulator.track.post(f"/api/v1/segments/{segment['id']}/add_customers", json={"ids": ["u1"]})
+    assert emulator.track.delete("/api/v1/customers/u1").status_code == 200
+    state = emulator.state()
+    assert state["people"] == {} and state["segments"][str(segment["id"])]["members"] == []
+
+
+# ----- events -------------------------------------------------------------------------------------------
+
+def test_event_id_is_the_dedupe_key(emulator):
+    for event in ({"name": "bought", "id": ULID_A, "timestamp": 1_700_000_000},
+                  {"name": "bought", "id": ULID_A, "timestamp": 1_700_000_000},
+                  {"name": "bought", "id": ULID_A.lower(), "timestamp": 1_700_000_000},
+                  {"name": "bought", "id": ULID_B},
+                  {"name": "viewed"}, {"name": "viewed"}):
+        assert emulator.track.post("/api/v1/customers/u1/events", json=event).status_code == 200
+    events = emulator.state()["people"]["u1"]["events"]
+    assert [(e["name"], e["id"]) for e in events] == [("bought", ULID_A), ("bought", ULID_B),
+                                                     ("viewed", None), ("viewed", None)]
+
+
+# ----- manual segment membership ---------------------------------------------------------------------------
+
+@pytest.fixture
+def segment_with_people(emulator):
+    segment = emulator.app.post("/v1/segments", json={"segment": {"name": "CIO__Test"}}).json()["segment"]
+    emulator.track.post("/api/v2/batch", json={"batch": [identify_op(f"u{i}", email=f"u{i}@x.io") for i in range(5)]})
+    return segment["id"]
+
+
+@pytest.mark.parametrize("count", [0, 1001])
+def test_segment_calls_take_1_to_1000_ids(emulator, segment_with_people, count):
+    response = emulator.track.post(f"/api/v1/segments/{segment_with_people}/add_customers",
+                                   json={"ids": [f"u{i}" for i in range(count)]})
+    assert response.status_code == 400 and "1 to 1000" in error_text(response)
+
+
+def test_segment_call_with_1000_ids_ignores_unknown_ones(emulator, segment_with_people):
+    ids = [f"u{i}" for i in range(1000)]
+    assert emulator.track.post(f"/api/v1/segments/{segment_with_people}/add_customers",
+                               json={"ids": ids}).status_code == 200
+    assert emulator.state()["segments"][str(segment_with_people)]["members"] == [f"u{i}" for i in range(5)]
+
+
+def test_id_type_must_be_valid_and_selects_the_identifier(emulator, segment_with_people):
+    path = f"/api/v1/segments/{segment_with_people}/add_customers"
+    bad = emulator.track.post(path, params={"id_type": "phone"}, json={"ids": ["u1"]})
+    assert bad.status_code == 400 and "id_type" in error_text(bad)
+    assert emulator.track.post(path, params={"id_type": "email"}, json={"ids": ["U2@X.IO"]}).status_code == 200
+    assert emulator.track.post(path, params={"id_type": "email"}, json={"ids": ["u3"]}).status_code == 200
+    assert emulator.state()["segments"][str(segment_with_people)]["members"] == ["u2"]
+
+
+@pytest.mark.parametrize("segment_id, status, expected", [
+    ("abc", 400, "must be an integer"),
+    ("1.5", 400, "must be an integer"),
+    ("999", 404, "not found"),
+    ("1", 400, "not a manual segment"),          # the workspace's data-driven segment
+])
+def test_segment_must_be_an_existing_manual_one(emulator, segment_id, status, expected):
+    response = emulator.track.post(f"/api/v1/segments/{segment_id}/add_customers", json={"ids": ["u1"]})
+    assert response.status_code == status and expected in error_text(response)
+
+
+def test_remove_customers(emulator, segment_with_people):
+    base = f"/api/v1/segments/{segment_with_people}"
+    emulator.track.post(f"{base}/add_customers", json={"ids": ["u0", "u1", "u2"]})
+    assert emulator.track.post(f"{base}/remove_customers", json={"ids": ["u1", "nobody"]}).status_code == 200
+    assert emulator.state()["segments"][str(segment_with_people)]["members"] == ["u0", "u2"]
+
+
+# ----- App API ------------------------------------------------------------------------------------------------
+
+def test_app_api_creates_lists_and_pages_through_membership(emulator, segment_with_people):
+    emulator.track.post(f"/api/v1/segments/{segment_with_people}/add_customers",
+                        json={"ids": [f"u{i}" for i in range(5)]})
+    listed = emulator.app.get("/v1/segments").json()["segments"]
+    assert {"id": segment_with_people, "name": "CIO__Test", "type": "manual"}.items() <= listed[-1].items()
+    assert emulator.app.get(f"/v1/segments/{segment_with_people}").json()["segment"]["name"] == "CIO__Test"
+    pages, start = [], None
+    while True:
+        page = emulator.app.get(f"/v1/segments/{segment_with_people}/membership",
+                                params={"limit": 2, **({"start": start} if start else {})}).json()
+        pages.append(page["ids"])
+        start = page["next"]
+        if not start:
+            break
+    assert pages == [["u0", "u1"], ["u2", "u3"], ["u4"]]
+    assert emulator.app.post("/v1/segments", json={"segment": {}}).status_code == 400
+    assert emulator.app.get("/v1/segments/999/membership").status_code == 404
+
+
+# ----- v2 batch ------------------------------------------------------------------------------------------------
+
+def test_batch_answers_207_with_the_index_of_each_bad_op_and_applies_the_rest(emulator):
+    ops = [identify_op("u0", a=0), identify_op("u1", a=1), identify_op("u2", note="x" * 1001),
+           identify_op("u3", a=3),
+           {"type": "person", "identifiers": {"id": "u4"}, "action": "event", "name": "n" * 101},
+           {"type": "person", "identifiers": {"id": "u5", "email": "e@x.io"}, "action": "identify"},
+           {"type": "person", "identifiers": {"id": "u6"}, "action": "teleport"}]
+    response = emulator.track.post("/api/v2/batch", json={"batch": ops})
+    assert response.status_code == 207
+    errors = response.json()["errors"]
+    assert [(e["batch_index"], e["field"]) for e in errors] == [(2, "attributes"), (4, "name"),
+                                                               (5, "identifiers"), (6, "action")]
+    assert "1001 bytes" in errors[0]["message"]
+    assert sorted(emulator.state()["people"]) == ["u0", "u1", "u3"]
+
+
+def test_batch_all_good_is_200_and_applies_identify_event_delete(emulator):
+    ops = [identify_op("u1", a=1), identify_op("u2", a=2),
+           {"type": "person", "identifiers": {"id": "u1"}, "action": "event", "name": "bought",
+            "id": ULID_A, "timestamp": 1_700_000_000, "attributes": {"total": 9.5}},
+           {"type": "person", "identifiers": {"id": "u2"}, "action": "delete"}]
+    assert emulator.track.post("/api/v2/batch", json={"batch": ops}).status_code == 200
+    people = emulator.state()["people"]
+    assert list(people) == ["u1"]
+    assert people["u1"]["events"] == [{"id": ULID_A, "name": "bought", "timestamp": 1_700_000_000,
+                                       "data": {"total": 9.5}}]
+
+
+def test_batch_request_over_500_kb_is_refused_whole(emulator):
+    op = identify_op("u", **{f"field_{i}": "x" * 990 for i in range(30)})   # ~30 KB per op
+    under = [{**op, "identifiers": {"id": f"u{i}"}} for i in range(16)]
+    over = [{**op, "identifiers": {"id": f"v{i}"}} for i in range(18)]
+    assert len(json.dumps({"batch": under})) < 500 * 1024 < len(json.dumps({"batch": over}))
+    assert emulator.track.post("/api/v2/batch", json={"batch": under}).status_code == 200
+    response = emulator.track.post("/api/v2/batch", json={"batch": over})
+    assert response.status_code == 400 and "at most 512000" in error_text(response)
+    assert not any(key.startswith("v") for key in emulator.state()["people"])
+
+
+def test_batch_op_over_32_kb_is_rejected_alone(emulator):
+    big = identify_op("big", **{f"field_{i}": "x" * 999 for i in range(34)})
+    response = emulator.track.post("/api/v2/batch", json={"batch": [identify_op("ok", a=1), big]})
+    assert response.status_code == 207
+    assert [(e["batch_index"], e["reason"]) for e in response.json()["errors"]] == [(1, "too_large")]
+
+
+@pytest.mark.parametrize("body", [{"batch": []}, {"ops": []}, [identify_op("u", a=1)]])
+def test_batch_without_a_batch_list_is_a_400(emulator, body):
+    assert emulator.track.post("/api/v2/batch", json=body).status_code == 400
+
+
+def test_entity_takes_one_op(emulator):
+    assert emulator.track.post("/api/v2/entity", json=identify_op("u1", a=1)).status_code == 200
+    bad = emulator.track.post("/api/v2/entity", json=identify_op("u2", a="x" * 1001))
+    assert bad.status_code == 400 and "1001 bytes" in bad.json()["errors"][0]["message"]
+    assert list(emulator.state()["people"]) == ["u1"]
+
+
+# ----- faults, limits, persistence ---------------------------------------------------------------------------
+
+def test_rate_limit_answers_429_with_retry_after(start_emulator):
+    emulator = start_emulator(rate_limit=5)
+    began = time.monotonic()
+    responses = [emulator.track.put(f"/api/v1/customers/u{i}", json={"a": i}) for i in range(12)]
+    statuses = [r.status_code for r in responses]
+    limited = [r for r in responses if r.status_code == 429]
+    if time.monotonic() - began < 1.0:      # all inside one window (always, unless the machine is swamped)
+        assert statuses == [200] * 5 + [429] * 7
+    assert statuses[:6] == [200] * 5 + [429] and statuses.count(200) <= 10
+    assert all(r.headers["Retry-After"] == "1" for r in limited)
+    assert len(emulator.state()["people"]) == statuses.count(200)
+    assert emulator.count("PUT /api/v1/customers/{identifier}", "429") == len(limited)
+    time.sleep(1.05)
+    assert emulator.track.put("/api/v1/customers/late", json={}).status_code == 200
+
+
+def test_rate_limit_without_retry_after_when_configured_so(start_emulator):
+    emulator = start_emulator(rate_limit=1, retry_after=None)
+    statuses = [emulator.track.put("/api/v1/customers/u", json={}) for _ in range(3)]
+    assert [r.status_code for r in statuses] == [200, 429, 429]
+    assert "Retry-After" not in statuses[1].headers
+
+
+def test_app_api_is_limited_to_10_requests_per_second(emulator):
+    began = time.monotonic()
+    statuses = [emulator.app.get("/v1/segments").status_code for _ in range(15)]
+    if time.monotonic() - began < 1.0:
+        assert statuses == [200] * 10 + [429] * 5
+    assert statuses[:11] == [200] * 10 + [429]
+
+
+def test_injected_failures_are_5xx_and_dropped_connections_repeatable_by_seed(start_emulator):
+    def run(seed: int) -> list[str]:
+        emulator = start_emulator(fail_rate=0.5, seed=seed)
+        outcomes = []
+        for i in range(40):
+            try:
+                outcomes.append(str(emulator.track.put(f"/api/v1/customers/u{i}", json={}).status_code))
+            except httpx.TransportError:
+                outcomes.append("dropped")
+        assert emulator.anonymous.get("/_emulator/state").status_code == 200   # never faulted
+        stats = emulator.stats()["PUT /api/v1/customers/{identifier}"]
+        assert stats["dropped"] + stats["dropped_after_apply"] == outcomes.count("dropped")
+        applied = [f"u{i}" for i, outcome in enumerate(outcomes) if outcome == "200"]
+        assert len(emulator.state()["people"]) == len(applied) + stats["dropped_after_apply"]
+        return outcomes
+
+    first, again = run(seed=7), run(seed=7)
+    assert first == again
+    assert {"200", "dropped"} <= set(first) and {"500", "503"} & set(first)
+    assert 8 <= first.count("200") <= 32
+
+
+def test_latency_is_added_to_every_request(start_emulator):
+    emulator = start_emulator(latency_ms=150)
+    began = time.monotonic()
+    emulator.track.put("/api/v1/customers/u", json={})
+    assert time.monotonic() - began >= 0.15
+
+
+def test_stats_count_requests_by_endpoint_and_status(emulator):
+    emulator.track.put("/api/v1/customers/u1", json={})
+    emulator.track.put("/api/v1/customers/u2", json={"x": "y" * 2000})
+    emulator.anonymous.put("/api/v1/customers/u3", json={})
+    assert emulator.stats()["PUT /api/v1/customers/{identifier}"] == {"200": 1, "400": 1, "401": 1}
+
+
+def test_state_file_keeps_state_across_restarts(tmp_path):
+    options = EmulatorOptions(state_file=tmp_path / "cio.json")
+    with running(create_app(options, env={})) as url:
+        httpx.put(f"{url}/api/v1/customers/u1", json={"plan": "pro"}, auth=("demo-site", "demo-key"))
+        segment = httpx.post(f"{url}/v1/segments", json={"segment": {"name": "S"}},
+                             headers={"Authorization": "Bearer demo-app-key"}).json()["segment"]
+        httpx.post(f"{url}/api/v1/segments/{segment['id']}/add_customers", json={"ids": ["u1"]},
+                   auth=("demo-site", "demo-key"))
+    with running(create_app(options, env={})) as url:
+        state = httpx.get(f"{url}/_emulator/state").json()
+        again = httpx.post(f"{url}/v1/segments", json={"segment": {"name": "T"}},
+                           headers={"Authorization": "Bearer demo-app-key"}).json()["segment"]
+    assert state["people"]["u1"]["attributes"] == {"plan": "pro"}
+    assert state["segments"][str(segment["id"])]["members"] == ["u1"]
+    assert again["id"] == segment["id"] + 1
