@@ -1,11 +1,202 @@
-"""Typer commands only; the logic lives in modules named for their concept."""
+"""Typer commands only; the logic lives in modules named for their concept.
+
+Exit codes (the highest code among the selected syncs wins; 1 outranks all):
+  0  success: every destination equals its model
+  3  some rows were rejected by a destination (retried next run, or exhausted: see status)
+  4  a guard stopped a sync (removal share, failed dbt tests, stale sources); --force overrides
+  5  configuration or input error (sync definition, profile, malformed rows); nothing sent for that sync
+  6  destination unreachable (after retries); acknowledged batches are kept, rerun later
+  1  unexpected error (a bug)
+"""
 
 from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, List, Optional
 
 import typer
 
 from pusher.emulators.cli import app as emulate_app
+from pusher.errors import PusherError
 
-app = typer.Typer(help="Keep marketing destinations exactly in step with warehouse audiences.",
+EXIT_CODES_HELP = ("Exit codes: 0 success · 3 rows rejected · 4 guard stopped · 5 config/input error · "
+                   "6 destination unreachable · 1 unexpected error. With several syncs, the highest wins.")
+
+app = typer.Typer(help="Keep marketing destinations exactly in step with warehouse audiences.\n\n" + EXIT_CODES_HELP,
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(emulate_app, name="emulate")
+
+SELECT = typer.Option(None, "--select", "-s", help="Sync (exposure) or model name; repeatable. Default: all syncs.")
+PROJECT_DIR = typer.Option(Path("."), "--project-dir", envvar="DBT_PROJECT_DIR", help="The dbt project directory.")
+PROFILES_DIR = typer.Option(None, "--profiles-dir", envvar="DBT_PROFILES_DIR",
+                            help="Directory of profiles.yml (default: the project directory).")
+TARGET = typer.Option(None, "--target", "-t", help="dbt target (default: DBT_TARGET or the profile's default).")
+TARGET_PATH = typer.Option(None, "--target-path", envvar="DBT_TARGET_PATH",
+                           help="dbt's target directory holding manifest.json (default: <project>/target).")
+JSON_OUT = typer.Option(False, "--json", help="Print one JSON document on stdout (logs and progress go to stderr).")
+
+
+def _err(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+@contextmanager
+def _session(project_dir: Path, profiles_dir: Optional[Path], target: Optional[str],
+             target_path: Optional[Path], as_json: bool) -> Iterator[tuple[Any, Any]]:
+    """Load the sync definitions and open the warehouse; turn a PusherError into its exit code."""
+    from pusher.config import load_project
+    from pusher.warehouse import Warehouse, load_profile
+
+    wh = None
+    try:
+        project = load_project(project_dir, target_path)
+        wh = Warehouse.connect(load_profile(project_dir, profiles_dir, target))
+        yield project, wh
+    except PusherError as exc:
+        if as_json:
+            typer.echo(json.dumps({"error": str(exc), "exit_code": exc.exit_code}))
+        _err(f"error: {exc}")
+        raise typer.Exit(exc.exit_code)
+    finally:
+        if wh is not None:
+            wh.close()
+
+
+class _Bar:
+    """One rich progress bar per sync, on stderr; silent when stderr is not a terminal."""
+
+    def __init__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+                                 disable=not sys.stderr.isatty())
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, sync: str, done: int, total: int) -> None:
+        if sync not in self.tasks:
+            self.tasks[sync] = self.progress.add_task(sync, total=total)
+        self.progress.update(self.tasks[sync], completed=done)
+
+
+def _print_report(report, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), default=str, indent=2))
+        return
+    for outcome in report.outcomes:
+        plan = outcome.plan or {}
+        if outcome.status in ("planned", "guard_stopped") and plan and report.command != "sync":
+            line = (f"{outcome.sync}: +{plan['adds']} -{plan['removes']} ~{plan['updates']} events {plan['events']}"
+                    f" (audience {plan['audience_size']}, acknowledged {plan['ledger_size']},"
+                    f" ~{plan['estimated_requests']} requests, ~{plan['estimated_seconds']}s)")
+        elif report.command == "sync" and outcome.exit_code in (0, 3):
+            sent = outcome.sent
+            line = (f"{outcome.sync}: sent +{sent['adds']} -{sent['removes']} ~{sent['updates']} "
+                    f"events {sent['events']} in {outcome.requests} requests")
+        else:
+            line = f"{outcome.sync}: {outcome.status}"
+        typer.echo(f"[{outcome.status}] {line}")
+        for warning in outcome.warnings:
+            typer.echo(f"    warning: {warning}")
+        if outcome.message:
+            typer.echo("    " + outcome.message.replace("\n", "\n    "))
+        for name, rows in (plan.get("samples") or {}).items():
+            for row in rows[:3]:
+                typer.echo(f"    sample {name}: {json.dumps(row, default=str)}")
+    if not report.outcomes:
+        typer.echo("no syncs selected (define exposures with meta.pusher)")
+
+
+def _engine(project, wh, **kwargs):
+    from pusher.sync import Engine
+
+    return Engine(project, wh, **kwargs)
+
+
+@app.command()
+def plan(select: Optional[List[str]] = SELECT, project_dir: Path = PROJECT_DIR,
+         profiles_dir: Optional[Path] = PROFILES_DIR, target: Optional[str] = TARGET,
+         target_path: Optional[Path] = TARGET_PATH, as_json: bool = JSON_OUT) -> None:
+    """Show per sync the adds, removes, attribute updates, samples and cost; sends nothing."""
+    with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
+        syncs = project.select(select)
+        engine = _engine(project, wh)
+        report = engine.plan_all(syncs)
+    _print_report(report, as_json)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(False, "--dry-run",
+         help="Plan and check guards only; send nothing."),
+         force: bool = typer.Option(False, "--force", help="Go past the guards (removal share, failed dbt tests, "
+                                    "stale sources) after you have checked why they stopped the run."),
+         project_dir: Path = PROJECT_DIR, profiles_dir: Optional[Path] = PROFILES_DIR,
+         target: Optional[str] = TARGET, target_path: Optional[Path] = TARGET_PATH,
+         as_json: bool = JSON_OUT) -> None:
+    """Make each destination equal to its model: removes first, then adds/updates, batch by batch."""
+    with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
+        syncs = project.select(select)
+        bar = _Bar()
+        engine = _engine(project, wh, force=force, dry_run=dry_run, progress=bar)
+        try:
+            with bar.progress:
+                report = engine.sync_all(syncs)
+        finally:
+            engine.close()
+    _print_report(report, as_json)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def status(select: Optional[List[str]] = SELECT, project_dir: Path = PROJECT_DIR,
+           profiles_dir: Optional[Path] = PROFILES_DIR, target: Optional[str] = TARGET,
+           target_path: Optional[Path] = TARGET_PATH, as_json: bool = JSON_OUT) -> None:
+    """Per sync: last successful sync, audience and destination size, rejected rows, freshness."""
+    from pusher import status as status_module
+    from pusher.errors import EXIT_OK, EXIT_ROWS_REJECTED
+
+    with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
+        rows = status_module.status(project, wh, project.select(select))
+    if as_json:
+        typer.echo(json.dumps({"syncs": rows}, default=str, indent=2))
+    for row in rows if not as_json else []:
+        typer.echo(f"{row['sync']} ({row['destination']} {row['kind']} {row['list_name'] or ''}): "
+                   f"last success {row['last_success_at'] or 'never'}, last run {row['last_run_status'] or '-'}, "
+                   f"audience {row['audience_size']}, destination {row['destination_size']}, "
+                   f"rejected {row['rejected_pending']} pending / {row['rejected_exhausted']} exhausted")
+        for rejection in row["rejections"][:5]:
+            typer.echo(f"    rejected {rejection['op']} {rejection['member_key']} x{rejection['attempts']}: "
+                       f"{rejection['reason']}")
+        for source in row["sources"]:
+            typer.echo(f"    source {source['source']}: {source['status']} (loaded {source['max_loaded_at']})")
+    raise typer.Exit(EXIT_ROWS_REJECTED if any(r["rejected_exhausted"] for r in rows) else EXIT_OK)
+
+
+@app.command()
+def history(limit: int = typer.Option(20, help="How many runs to show."),
+            run: Optional[str] = typer.Option(None, "--run", help="One run id: show its batches."),
+            project_dir: Path = PROJECT_DIR, profiles_dir: Optional[Path] = PROFILES_DIR,
+            target: Optional[str] = TARGET, target_path: Optional[Path] = TARGET_PATH,
+            as_json: bool = JSON_OUT) -> None:
+    """Past runs, their syncs and (with --run) their batches."""
+    from pusher import status as status_module
+
+    with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
+        runs = status_module.history(wh, limit, run)
+    if as_json:
+        typer.echo(json.dumps({"runs": runs}, default=str, indent=2))
+        return
+    for entry in runs:
+        typer.echo(f"{entry['run_id']} {entry['command']} {entry['status']} exit={entry['exit_code']} "
+                   f"started {entry['started_at']}")
+        for s in entry["syncs"]:
+            typer.echo(f"    {s['sync']}: {s['status']} +{s['adds']} -{s['removes']} ~{s['updates']} "
+                       f"events {s['events']} rejected {s['rejected']}")
+        for b in entry["batches"] if isinstance(entry["batches"], list) else []:
+            typer.echo(f"    batch {b['sync']} #{b['batch_no']} {b['op']}: {b['accepted']}/{b['rows']} accepted, "
+                       f"{b['rejected']} rejected at {b['at']}")

@@ -1,0 +1,3 @@
+from pusher.cli import app
+
+app(prog_name="pusher")

@@ -1,0 +1,183 @@
+"""Sync definitions: every dbt exposure with `meta.pusher`, read from target/manifest.json.
+
+One definition, reviewed in git next to the models, gives both the lineage (`dbt docs`)
+and the pusher's configuration. Every error names the sync and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from pusher.errors import ConfigError
+
+DESTINATION_PREFIXES = {"customerio": "CIO", "microsoft_ads": "MSADS", "file": "FILE"}
+DESTINATION_KINDS = {
+    "customerio": {"audience", "people", "events"},
+    "microsoft_ads": {"audience"},
+    "file": {"audience", "people", "events"},
+}
+KINDS = ("audience", "people", "events")
+# No quotes, control characters or anything a destination could read as markup/path.
+LIST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
+SYNC_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_LIST_NAME = 128
+KNOWN_FIELDS = {"destination", "kind", "list_name", "max_remove_share", "min_audience_size",
+                "max_row_attempts", "batch_size"}
+
+
+@dataclass(frozen=True)
+class SyncDefinition:
+    name: str                       # the exposure's name
+    model: str                      # the model's name
+    model_id: str                   # e.g. model.retention.aud_cart_abandon_0_1d
+    relation: tuple[str, str, str]  # database, schema, identifier (alias)
+    destination: str
+    kind: str
+    list_name: str | None = None
+    max_remove_share: float = 0.2
+    min_audience_size: int = 0
+    max_row_attempts: int = 5
+    batch_size: int | None = None
+
+
+@dataclass
+class Project:
+    project_dir: Path
+    target_path: Path
+    syncs: list[SyncDefinition]
+    manifest: dict[str, Any] = field(repr=False)
+
+    @property
+    def parent_map(self) -> dict[str, list[str]]:
+        return self.manifest.get("parent_map") or {}
+
+    def select(self, names: Iterable[str] | None) -> list[SyncDefinition]:
+        names = [name for name in (names or []) if name]
+        if not names:
+            return list(self.syncs)
+        chosen = [sync for sync in self.syncs if sync.name in names or sync.model in names]
+        unknown = [name for name in names if not any(name in (s.name, s.model) for s in self.syncs)]
+        if unknown:
+            known = ", ".join(sync.name for sync in self.syncs) or "none"
+            raise ConfigError(f"--select {', '.join(unknown)}: no sync or model of that name (syncs: {known})")
+        return chosen
+
+
+def _number(sync: str, meta: Mapping[str, Any], key: str, default: Any, kind: type,
+            low: float, high: float) -> Any:
+    value = meta.get(key, default)
+    if value is None and default is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise ConfigError(f"sync {sync}: meta.pusher.{key} must be {'an integer' if kind is int else 'a number'}, "
+                          f"got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(f"sync {sync}: meta.pusher.{key} must be between {low:g} and {high:g}, got {value!r}")
+    return kind(value)
+
+
+def validate_pusher_meta(sync: str, meta: Any) -> dict[str, Any]:
+    """Check one exposure's meta.pusher; return the cleaned settings."""
+    if not SYNC_NAME_RE.match(sync or ""):
+        raise ConfigError(f"sync {sync!r}: exposure names must be letters, digits and underscores")
+    if not isinstance(meta, Mapping):
+        raise ConfigError(f"sync {sync}: meta.pusher must be a mapping, got {type(meta).__name__}")
+    unknown = sorted(set(meta) - KNOWN_FIELDS)
+    if unknown:
+        raise ConfigError(f"sync {sync}: unknown field meta.pusher.{unknown[0]} "
+                          f"(known: {', '.join(sorted(KNOWN_FIELDS))})")
+    destination = meta.get("destination")
+    if destination not in DESTINATION_PREFIXES:
+        raise ConfigError(f"sync {sync}: meta.pusher.destination must be one of "
+                          f"{', '.join(DESTINATION_PREFIXES)}, got {destination!r}")
+    kind = meta.get("kind")
+    if kind not in KINDS:
+        raise ConfigError(f"sync {sync}: meta.pusher.kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind not in DESTINATION_KINDS[destination]:
+        raise ConfigError(f"sync {sync}: meta.pusher.kind {kind!r} is not supported by {destination}")
+    list_name = meta.get("list_name")
+    if kind == "audience":
+        prefix = DESTINATION_PREFIXES[destination] + "__"
+        if not isinstance(list_name, str) or not list_name:
+            raise ConfigError(f"sync {sync}: meta.pusher.list_name is required for audience syncs "
+                              f"(e.g. {prefix}Cart_Abandon_0-1d__NoPurchase)")
+        if len(list_name) > MAX_LIST_NAME:
+            raise ConfigError(f"sync {sync}: meta.pusher.list_name is longer than {MAX_LIST_NAME} characters")
+        if not LIST_NAME_RE.match(list_name):
+            raise ConfigError(f"sync {sync}: meta.pusher.list_name {list_name!r} may only hold letters, "
+                              "digits and _ . + - (no spaces, quotes or control characters)")
+        if not list_name.startswith(prefix) or len(list_name) == len(prefix):
+            raise ConfigError(f"sync {sync}: meta.pusher.list_name {list_name!r} must start with {prefix!r} "
+                              f"for destination {destination}")
+    elif list_name is not None:
+        raise ConfigError(f"sync {sync}: meta.pusher.list_name only applies to audience syncs, not {kind}")
+    return {
+        "destination": destination,
+        "kind": kind,
+        "list_name": list_name,
+        "max_remove_share": _number(sync, meta, "max_remove_share", 0.2, float, 0.0, 1.0),
+        "min_audience_size": _number(sync, meta, "min_audience_size", 0, int, 0, 10**9),
+        "max_row_attempts": _number(sync, meta, "max_row_attempts", 5, int, 1, 1000),
+        "batch_size": _number(sync, meta, "batch_size", None, int, 1, 100_000),
+    }
+
+
+def syncs_from_manifest(manifest: Mapping[str, Any]) -> list[SyncDefinition]:
+    nodes = manifest.get("nodes") or {}
+    syncs: list[SyncDefinition] = []
+    for exposure_id, exposure in sorted((manifest.get("exposures") or {}).items()):
+        meta = exposure.get("meta") or (exposure.get("config") or {}).get("meta") or {}
+        if "pusher" not in meta:
+            continue
+        name = exposure.get("name") or exposure_id
+        settings = validate_pusher_meta(name, meta["pusher"])
+        models = [node for node in (exposure.get("depends_on") or {}).get("nodes", [])
+                  if node.startswith("model.")]
+        if len(models) != 1:
+            raise ConfigError(f"sync {name}: depends_on must name exactly one model (ref('...')), "
+                              f"found {len(models)}")
+        node = nodes.get(models[0])
+        if not node:
+            raise ConfigError(f"sync {name}: model {models[0]} is not in the manifest; rerun `dbt parse`")
+        relation = (node.get("database"), node.get("schema"), node.get("alias") or node.get("name"))
+        if not all(relation):
+            raise ConfigError(f"sync {name}: model {models[0]} has no database/schema/alias in the manifest")
+        syncs.append(SyncDefinition(name=name, model=node.get("name"), model_id=models[0],
+                                    relation=relation, **settings))
+    owners: dict[tuple[str, str], str] = {}
+    for sync in syncs:
+        if sync.kind != "audience":
+            continue
+        slot = (sync.destination, sync.list_name)
+        if slot in owners:
+            raise ConfigError(f"sync {sync.name}: meta.pusher.list_name {sync.list_name} on {sync.destination} "
+                              f"is already written by sync {owners[slot]}; each list needs exactly one owner")
+        owners[slot] = sync.name
+    return syncs
+
+
+def resolve_target_path(project_dir: Path, target_path: Path | None = None,
+                        env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    path = target_path or Path(env.get("DBT_TARGET_PATH") or "target")
+    return path if path.is_absolute() else project_dir / path
+
+
+def load_project(project_dir: Path, target_path: Path | None = None,
+                 env: Mapping[str, str] | None = None) -> Project:
+    resolved = resolve_target_path(project_dir, target_path, env)
+    manifest_file = resolved / "manifest.json"
+    if not manifest_file.exists():
+        raise ConfigError(f"no {manifest_file}: run `dbt build` (or `dbt parse`) first so the pusher can "
+                          "read the sync definitions (exposures with meta.pusher)")
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{manifest_file} is not valid JSON ({exc}); rerun `dbt parse`") from exc
+    return Project(project_dir=project_dir, target_path=resolved,
+                   syncs=syncs_from_manifest(manifest), manifest=manifest)

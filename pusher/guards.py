@@ -1,0 +1,98 @@
+"""Safety guards: each returns a message when it would stop a sync (None otherwise).
+
+All guards read only local files and the plan, so `pusher plan` shows them too.
+Override: `pusher sync --force` (the message says so).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from pusher.config import SyncDefinition
+from pusher.plan import SyncPlan
+
+BAD_TEST_STATUSES = {"fail", "error"}
+BAD_NODE_STATUSES = {"error", "skipped"}
+BAD_FRESHNESS = {"error", "runtime error"}
+
+
+def remove_share(sync: SyncDefinition, plan: SyncPlan) -> str | None:
+    if plan.kind != "audience" or not plan.ledger_size:
+        return None
+    if plan.remove_share > sync.max_remove_share:
+        return (f"sync {sync.name} would remove {plan.departures} of {plan.ledger_size} members "
+                f"({plan.remove_share:.0%} > max_remove_share {sync.max_remove_share:.0%}); an empty or broken "
+                "model looks exactly like this. Check the model, then rerun with --force")
+    return None
+
+
+def ancestors(node_id: str, parent_map: Mapping[str, list[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = [node_id]
+    while todo:
+        for parent in parent_map.get(todo.pop(), []):
+            if parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    return seen
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def failed_tests(sync: SyncDefinition, manifest: Mapping[str, Any], run_results: Mapping[str, Any] | None) -> str | None:
+    """The model or an ancestor failed a test, or failed/skipped to build, in the last dbt run."""
+    if not run_results:
+        return None
+    lineage = ancestors(sync.model_id, manifest.get("parent_map") or {}) | {sync.model_id}
+    nodes = manifest.get("nodes") or {}
+    problems = []
+    for result in run_results.get("results") or []:
+        unique_id = result.get("unique_id", "")
+        status = str(result.get("status", "")).lower()
+        if unique_id.startswith("test."):
+            if status not in BAD_TEST_STATUSES:
+                continue
+            test = nodes.get(unique_id) or {}
+            tested = set((test.get("depends_on") or {}).get("nodes") or [])
+            if test.get("attached_node"):
+                tested.add(test["attached_node"])
+            if tested & lineage:
+                problems.append(f"test {unique_id.split('.')[-2] if unique_id.count('.') >= 3 else unique_id} {status}")
+        elif unique_id in lineage and status in BAD_NODE_STATUSES:
+            problems.append(f"{unique_id} {status}")
+    if not problems:
+        return None
+    shown = "; ".join(sorted(problems)[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "")
+    return (f"sync {sync.name}: model {sync.model} or an upstream node failed in the last dbt build "
+            f"(target/run_results.json): {shown}. Fix and rerun `dbt build`, or rerun with --force")
+
+
+def stale_sources(sync: SyncDefinition, manifest: Mapping[str, Any], sources: Mapping[str, Any] | None) -> str | None:
+    """A source the model reads is past its freshness error threshold (`dbt source freshness`)."""
+    if not sources:
+        return None
+    lineage = ancestors(sync.model_id, manifest.get("parent_map") or {})
+    stale = sorted(result.get("unique_id", "") for result in sources.get("results") or []
+                   if result.get("unique_id") in lineage and str(result.get("status", "")).lower() in BAD_FRESHNESS)
+    if not stale:
+        return None
+    return (f"sync {sync.name}: source(s) {', '.join(stale)} feeding {sync.model} are past their freshness "
+            "error threshold (target/sources.json); reload them and rerun, or rerun with --force")
+
+
+def check(sync: SyncDefinition, plan: SyncPlan | None, manifest: Mapping[str, Any], target_path: Path) -> list[str]:
+    """Every guard that would stop this sync, in the order a person should read them."""
+    reasons = [failed_tests(sync, manifest, _load(target_path / "run_results.json")),
+               stale_sources(sync, manifest, _load(target_path / "sources.json"))]
+    if plan is not None:
+        reasons.append(remove_share(sync, plan))
+    return [reason for reason in reasons if reason]

@@ -1,0 +1,184 @@
+"""The delivery ledger: what each destination acknowledged, kept in the warehouse.
+
+Tables live in their own schema (`pusher_ledger`). A row enters `members` only after the
+destination acknowledged it, and each acknowledged batch is written in its own transaction
+right away; so a crash at any point loses at most an acknowledgement, which the next run
+turns into a resend (adds, removes and identifies are idempotent), never a lost change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+from pusher.warehouse import Warehouse, qualified
+
+SCHEMA = "pusher_ledger"
+
+TABLES = {
+    "runs": """(run_id varchar, command varchar, started_at timestamp, finished_at timestamp,
+                status varchar, exit_code integer, summary_json varchar)""",
+    "sync_runs": """(run_id varchar, sync varchar, status varchar, exit_code integer,
+                     audience_size bigint, ledger_size bigint, adds bigint, removes bigint,
+                     updates bigint, events bigint, rejected bigint, skipped bigint,
+                     message varchar, started_at timestamp, finished_at timestamp)""",
+    "batches": """(run_id varchar, sync varchar, batch_no integer, op varchar, row_count integer,
+                   accepted integer, rejected integer, recorded_at timestamp)""",
+    "members": """(sync varchar, member_key varchar, email_sha256 varchar, phone_sha256 varchar,
+                   payload_hash varchar, payload_json varchar, acknowledged_run_id varchar,
+                   acknowledged_at timestamp)""",
+    "rejections": """(sync varchar, member_key varchar, op varchar, fingerprint varchar,
+                      reason varchar, attempts integer, last_run_id varchar, last_at timestamp)""",
+    "lists": """(sync varchar, list_name varchar, external_id varchar, recorded_at timestamp)""",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def table(name: str) -> str:
+    return qualified(SCHEMA, name)
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    """One row as the destination acknowledged it."""
+
+    member_key: str
+    email_sha256: str | None = None
+    phone_sha256: str | None = None
+    payload_hash: str | None = None
+    payload_json: str | None = None
+
+
+def fingerprint_of(email_sha256: str | None, phone_sha256: str | None) -> str:
+    """What a rejection is about, so a row whose identifiers changed is tried afresh."""
+    return f"{email_sha256 or ''}/{phone_sha256 or ''}"
+
+
+class Ledger:
+    def __init__(self, warehouse: Warehouse):
+        self.wh = warehouse
+
+    def ensure(self) -> None:
+        self.wh.execute(f"create schema if not exists {qualified(SCHEMA)}")
+        for name, columns in TABLES.items():
+            self.wh.execute(f"create table if not exists {table(name)} {columns}")
+
+    # -- runs ----------------------------------------------------------------------------
+    def start_run(self, run_id: str, command: str) -> None:
+        with self.wh.transaction():
+            # A run still marked running was killed: say so in history.
+            self.wh.execute(f"update {table('runs')} set status = 'interrupted' where status = 'running'")
+            self.wh.execute(f"update {table('sync_runs')} set status = 'interrupted' where status = 'running'")
+            self.wh.execute(f"insert into {table('runs')} values (?, ?, ?, null, 'running', null, null)",
+                            (run_id, command, utcnow()))
+
+    def finish_run(self, run_id: str, status: str, exit_code: int, summary: dict[str, Any]) -> None:
+        self.wh.execute(f"update {table('runs')} set finished_at = ?, status = ?, exit_code = ?, summary_json = ? "
+                        "where run_id = ?", (utcnow(), status, exit_code, json.dumps(summary, default=str), run_id))
+
+    def start_sync(self, run_id: str, sync: str) -> None:
+        self.wh.execute(f"insert into {table('sync_runs')} (run_id, sync, status, started_at) "
+                        "values (?, ?, 'running', ?)", (run_id, sync, utcnow()))
+
+    def finish_sync(self, run_id: str, sync: str, status: str, exit_code: int, counts: dict[str, int],
+                    message: str = "") -> None:
+        self.wh.execute(
+            f"update {table('sync_runs')} set status = ?, exit_code = ?, audience_size = ?, ledger_size = ?, "
+            "adds = ?, removes = ?, updates = ?, events = ?, rejected = ?, skipped = ?, message = ?, "
+            "finished_at = ? where run_id = ? and sync = ?",
+            (status, exit_code, counts.get("audience_size"), counts.get("ledger_size"), counts.get("adds", 0),
+             counts.get("removes", 0), counts.get("updates", 0), counts.get("events", 0),
+             counts.get("rejected", 0), counts.get("skipped", 0), message, utcnow(), run_id, sync))
+
+    # -- members -------------------------------------------------------------------------
+    def member_count(self, sync: str) -> int:
+        return self.wh.fetchone(f"select count(*) from {table('members')} where sync = ?", (sync,))[0]
+
+    def list_external_id(self, sync: str, list_name: str) -> str | None:
+        row = self.wh.fetchone(f"select external_id from {table('lists')} where sync = ? and list_name = ?",
+                               (sync, list_name))
+        return row[0] if row else None
+
+    def remember_list(self, sync: str, list_name: str, external_id: str) -> None:
+        with self.wh.transaction():
+            self.wh.execute(f"delete from {table('lists')} where sync = ? and list_name = ?", (sync, list_name))
+            self.wh.execute(f"insert into {table('lists')} values (?, ?, ?, ?)",
+                            (sync, list_name, external_id, utcnow()))
+
+    def record_batch(self, run_id: str, sync: str, batch_no: int, op: str, sent: int,
+                     acknowledged: Sequence[Acknowledged], rejected: dict[str, tuple[str, str]],
+                     replaces_rows: bool = True) -> None:
+        """Write one acknowledged batch, atomically.
+
+        op "remove" deletes the acknowledged keys; any other op ("add", "update", "event",
+        "adopt", "replace") writes them as acknowledged now. `rejected` maps key ->
+        (reason, fingerprint); its attempt counter goes up by one.
+        """
+        now = utcnow()
+        keys = [row.member_key for row in acknowledged]
+        members = table("members")
+        with self.wh.transaction():
+            if op == "replace":
+                # The destination list now holds exactly this batch: forget anything older.
+                self.wh.execute(f"delete from {members} where sync = ?", (sync,))
+            elif keys and (op == "remove" or replaces_rows):
+                self.wh.execute(f"delete from {members} where sync = ? and member_key in "
+                                "(select unnest(cast(? as varchar[])))", (sync, keys))
+            if keys and op != "remove":
+                self.wh.insert_rows(members, ["sync", "member_key", "email_sha256", "phone_sha256",
+                                              "payload_hash", "payload_json", "acknowledged_run_id",
+                                              "acknowledged_at"],
+                                    [(sync, row.member_key, row.email_sha256, row.phone_sha256, row.payload_hash,
+                                      row.payload_json, run_id, now) for row in acknowledged],
+                                    types=["varchar"] * 7 + ["timestamp"])
+            if keys:
+                self.wh.execute(f"delete from {table('rejections')} where sync = ? and member_key in "
+                                "(select unnest(cast(? as varchar[])))", (sync, keys))
+            if rejected:
+                self._record_rejections(run_id, sync, op, rejected, now)
+            self.wh.execute(f"insert into {table('batches')} values (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (run_id, sync, batch_no, op, sent, len(keys), len(rejected), now))
+
+    def _record_rejections(self, run_id: str, sync: str, op: str, rejected: dict[str, tuple[str, str]],
+                           now: datetime) -> None:
+        op = "add" if op in ("replace", "adopt") else op
+        rejections = table("rejections")
+        keys = list(rejected)
+        previous = dict(self.wh.fetchall(
+            f"select member_key, attempts from {rejections} where sync = ? and op = ? and member_key in "
+            "(select unnest(cast(? as varchar[])))", (sync, op, keys)))
+        self.wh.execute(f"delete from {rejections} where sync = ? and op = ? and member_key in "
+                        "(select unnest(cast(? as varchar[])))", (sync, op, keys))
+        self.wh.insert_rows(rejections, ["sync", "member_key", "op", "fingerprint", "reason", "attempts",
+                                         "last_run_id", "last_at"],
+                            [(sync, key, op, fingerprint, reason, previous.get(key, 0) + 1, run_id, now)
+                             for key, (reason, fingerprint) in rejected.items()],
+                            types=["varchar"] * 5 + ["integer", "varchar", "timestamp"])
+
+    def rejections(self, sync: str, max_attempts: int | None = None, exhausted: bool | None = None,
+                   limit: int = 20) -> list[dict[str, Any]]:
+        sql = f"select member_key, op, reason, attempts from {table('rejections')} where sync = ?"
+        params: list[Any] = [sync]
+        if exhausted is not None and max_attempts is not None:
+            sql += " and attempts >= ?" if exhausted else " and attempts < ?"
+            params.append(max_attempts)
+        rows = self.wh.fetchall(sql + " order by member_key, op limit ?", (*params, limit))
+        return [dict(zip(("member_key", "op", "reason", "attempts"), row)) for row in rows]
+
+    def rejection_counts(self, sync: str, max_attempts: int) -> tuple[int, int]:
+        """(pending retries, exhausted) for one sync."""
+        row = self.wh.fetchone(
+            f"select coalesce(sum(case when attempts < ? then 1 else 0 end), 0), "
+            f"coalesce(sum(case when attempts >= ? then 1 else 0 end), 0) from {table('rejections')} where sync = ?",
+            (max_attempts, max_attempts, sync))
+        return int(row[0]), int(row[1])
+
+    def members(self, sync: str) -> Iterable[tuple]:
+        """All ledger rows of one sync (tests and reconcile checks)."""
+        return self.wh.fetchall(f"select member_key, email_sha256, phone_sha256, payload_hash, payload_json "
+                                f"from {table('members')} where sync = ? order by member_key", (sync,))

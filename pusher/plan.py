@@ -1,0 +1,204 @@
+"""What a sync would do: counts, sample rows and the cost at the destination's rate limit.
+
+Planning runs only SQL (validation + one aggregate join + a few sample rows); it sends nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+from pusher.config import SyncDefinition
+from pusher.diff import EVENT_FIXED, DiffSql
+from pusher.errors import InputError
+from pusher.warehouse import Warehouse
+
+SAMPLE_ROWS = 5
+
+PROBLEMS = {
+    "null_keys": "a NULL {key}",
+    "duplicate_keys": "a duplicate {key}",
+    "bad_email_sha256": "an email_sha256 that is not 64 lowercase hex characters",
+    "bad_phone_sha256": "a phone_sha256 that is not 64 lowercase hex characters",
+    "null_customer_id": "a NULL customer_id",
+    "null_event_name": "a NULL event_name",
+    "null_occurred_at": "a NULL occurred_at",
+}
+
+
+@dataclass(frozen=True)
+class DestinationLimits:
+    """What planning needs to know about a destination, without connecting to it."""
+
+    max_members_per_request: int = 1000
+    requests_per_second: float = 10.0
+    required_identifier: str = "key"
+    supports_replace: bool = False
+
+    @classmethod
+    def of(cls, destination: Any) -> "DestinationLimits":
+        return cls(destination.max_members_per_request, destination.requests_per_second,
+                   destination.required_identifier, destination.supports_replace)
+
+
+@dataclass
+class SyncPlan:
+    sync: str
+    kind: str
+    destination: str
+    list_name: str | None
+    audience_size: int = 0
+    ledger_size: int = 0
+    adds: int = 0
+    removes: int = 0
+    identifier_changes: int = 0
+    departures: int = 0
+    updates: int = 0
+    new_people: int = 0
+    events: int = 0
+    skipped: int = 0                  # rows without the destination's required identifier
+    exhausted: int = 0                # rows whose retries are spent (reported, not resent)
+    batch_size: int = 1000
+    estimated_requests: int = 0
+    estimated_seconds: float = 0.0
+    samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def remove_share(self) -> float:
+        return self.departures / self.ledger_size if self.ledger_size else 0.0
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.adds or self.removes or self.updates or self.events)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["remove_share"] = round(self.remove_share, 4)
+        return data
+
+
+def batch_size_for(sync: SyncDefinition, limits: DestinationLimits, env: Mapping[str, str] | None = None) -> int:
+    """The destination's limit, lowered by meta.pusher.batch_size or PUSHER_BATCH_SIZE."""
+    env = os.environ if env is None else env
+    size = limits.max_members_per_request
+    if sync.batch_size:
+        size = min(size, sync.batch_size)
+    override = env.get("PUSHER_BATCH_SIZE")
+    if override:
+        try:
+            size = min(size, max(1, int(override)))
+        except ValueError:
+            pass
+    return max(1, size)
+
+
+def estimate(rows_per_op: list[int], batch_size: int, per_second: float) -> tuple[int, float]:
+    requests = sum(math.ceil(rows / batch_size) for rows in rows_per_op if rows)
+    return requests, (requests / per_second if per_second > 0 else 0.0)
+
+
+def validate_rows(wh: Warehouse, diff: DiffSql) -> dict[str, int]:
+    """Raise InputError naming the sync and an offending row; return the counts otherwise."""
+    sync = diff.sync
+    sql, params = diff.validation()
+    cursor_row = wh.fetchone(sql, params)
+    names = ["total_rows", "null_keys", "duplicate_keys"]
+    if sync.kind == "audience":
+        names += ["bad_email_sha256", "bad_phone_sha256", "skipped"]
+    elif sync.kind == "events":
+        names += ["null_customer_id", "null_event_name", "null_occurred_at"]
+    counts = {name: int(value or 0) for name, value in zip(names, cursor_row)}
+    key = "event_id" if sync.kind == "events" else "customer_id"
+    for problem, text in PROBLEMS.items():
+        if counts.get(problem):
+            example = wh.fetchone(*diff.example_of(problem))
+            if example and example[0] is not None:
+                where = f"{key}={example[0]!r}"
+            else:
+                hint = {"audience": "email_sha256", "people": "email", "events": "customer_id"}[sync.kind]
+                where = f"the row with {hint}={example[1]!r}" if example else "a row"
+            raise InputError(f"sync {sync.name}: model {sync.model} has {counts[problem]} row(s) with "
+                             f"{text.format(key=key)} (first: {where}); fix the model, nothing was sent "
+                             "for this sync")
+    return counts
+
+
+def attribute_columns(wh: Warehouse, sync: SyncDefinition) -> tuple[str, ...]:
+    columns = wh.columns(sync.relation)
+    lowered = {column.lower() for column in columns}
+    fixed = {"audience": ("customer_id",), "people": ("customer_id",), "events": EVENT_FIXED}[sync.kind]
+    missing = [column for column in fixed if column not in lowered]
+    if sync.kind == "audience":
+        missing += [c for c in ("email_sha256", "phone_sha256") if c not in lowered]
+    if missing:
+        raise InputError(f"sync {sync.name}: model {sync.model} lacks the column(s) {', '.join(missing)} "
+                         "required by the data contract")
+    if sync.kind == "audience":
+        return ()
+    return tuple(column for column in columns if column.lower() not in fixed)
+
+
+def make_plan(wh: Warehouse, sync: SyncDefinition, limits: DestinationLimits, *, samples: bool = True,
+              env: Mapping[str, str] | None = None) -> tuple[SyncPlan, DiffSql]:
+    if not wh.relation_exists(sync.relation):
+        raise InputError(f"sync {sync.name}: model {sync.model} ({'.'.join(sync.relation)}) is not in the "
+                         "warehouse; run `dbt build` first")
+    diff = DiffSql(wh, sync, limits.required_identifier, attribute_columns(wh, sync))
+    checked = validate_rows(wh, diff)
+    plan = SyncPlan(sync=sync.name, kind=sync.kind, destination=sync.destination, list_name=sync.list_name,
+                    batch_size=batch_size_for(sync, limits, env), skipped=checked.get("skipped", 0))
+    row = wh.fetchone(*diff.counts())
+    values = [int(value or 0) for value in row]
+    if sync.kind == "audience":
+        (plan.audience_size, plan.ledger_size, new_members, plan.departures,
+         plan.identifier_changes, plan.exhausted) = values
+        plan.adds = new_members + plan.identifier_changes
+        plan.removes = plan.departures + plan.identifier_changes
+        ops = [plan.removes, plan.adds]
+    elif sync.kind == "people":
+        plan.audience_size, plan.ledger_size, plan.new_people, changed, departed, plan.exhausted = values
+        plan.updates = plan.new_people + changed
+        if departed:
+            plan.warnings.append(f"{departed} people acknowledged before are no longer in {sync.model}; "
+                                 "people syncs never delete profiles")
+        ops = [plan.updates]
+    else:
+        plan.audience_size, plan.ledger_size, plan.events, plan.exhausted = values
+        ops = [plan.events]
+    plan.estimated_requests, plan.estimated_seconds = estimate(ops, plan.batch_size, limits.requests_per_second)
+    plan.estimated_seconds = round(plan.estimated_seconds, 2)
+    if sync.min_audience_size and sync.kind == "audience" and plan.audience_size < sync.min_audience_size:
+        plan.warnings.append(f"audience of {plan.audience_size} is below min_audience_size "
+                             f"{sync.min_audience_size} (the destination may not serve it)")
+    if plan.skipped:
+        plan.warnings.append(f"{plan.skipped} row(s) lack {limits.required_identifier} and are not sent")
+    if plan.exhausted:
+        plan.warnings.append(f"{plan.exhausted} row(s) were rejected {sync.max_row_attempts} times and are "
+                             "no longer retried (see `pusher status`)")
+    if samples and plan.has_changes:
+        plan.samples = sample_rows(wh, diff)
+    return plan, diff
+
+
+def sample_rows(wh: Warehouse, diff: DiffSql) -> dict[str, list[dict[str, Any]]]:
+    kind = diff.sync.kind
+    if kind == "audience":
+        fields = ("customer_id", "email_sha256", "phone_sha256")
+        return {"removes": [dict(zip(fields, row[:3])) for row in wh.fetchall(*diff.removes(SAMPLE_ROWS))],
+                "adds": [dict(zip(fields, row[:3])) for row in wh.fetchall(*diff.adds(SAMPLE_ROWS))]}
+    if kind == "people":
+        from pusher.diff import changed_attributes, wire_row
+        import json
+
+        out = []
+        for row in wh.fetchall(*diff.people_updates(SAMPLE_ROWS)):
+            current = wire_row(diff.attribute_columns, row[4:])
+            previous = json.loads(row[2]) if row[2] else None
+            out.append({"customer_id": row[0], "is_new": not row[3],
+                        "attributes": changed_attributes(current, previous)})
+        return {"updates": out}
+    rows = wh.fetchall(*diff.new_events(SAMPLE_ROWS))
+    return {"events": [{"event_id": row[0], "customer_id": row[1], "event_name": row[2]} for row in rows]}

@@ -1,0 +1,339 @@
+"""The delivery engine: plan, guard, then send removes before adds, batch by batch,
+writing each acknowledged batch to the ledger at once.
+
+Protocol per sync (at-least-once, idempotent, resumable after a crash at any point):
+  1. validate the model's rows and plan in SQL; a guard stops the sync unless forced;
+  2. ensure the list exists; on a first run (empty ledger) reconcile safely:
+     - destinations that support it get the first add batch with replace=True (e.g.
+       Microsoft's `Replace`): the list becomes exactly our members, no duplicate, and the
+       wipe is bounded to lists this sync owns;
+     - otherwise, if the destination can list its members, members not in the model are
+       removed (subject to the remove-share guard) and those present are adopted;
+     - otherwise plain adds (adding twice is harmless);
+  3. stream removes (ledger identifiers, exactly as added), then adds / identifies / events,
+     in batches of the destination's size; after each acknowledged batch, one ledger
+     transaction records accepted rows and the rejected rows with the destination's reason.
+A kill between the destination's acknowledgement and the ledger write means the next run
+sends that batch again; nothing is ever written to the ledger before delivery.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+from pusher import guards
+from pusher.config import Project, SyncDefinition
+from pusher.destinations import registry
+from pusher.destinations.base import Destination, Event, ListRef, Member, PersonUpdate
+from pusher.diff import DiffSql, changed_attributes, payload_json, wire_row
+from pusher.errors import (EXIT_OK, EXIT_ROWS_REJECTED, DestinationUnavailable, GuardStopped,
+                           PusherError)
+from pusher.ledger import Acknowledged, Ledger, fingerprint_of, table
+from pusher.plan import DestinationLimits, SyncPlan, make_plan
+from pusher.timeconv import unix_seconds
+from pusher.warehouse import Warehouse
+
+Progress = Callable[[str, int, int], None]   # (sync, rows done, rows total)
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+@dataclass
+class SyncOutcome:
+    sync: str
+    status: str                    # planned | ok | rejected | guard_stopped | input_error | config_error | unreachable
+    exit_code: int = EXIT_OK
+    plan: dict[str, Any] | None = None
+    sent: dict[str, int] = field(default_factory=lambda: {"adds": 0, "removes": 0, "updates": 0, "events": 0})
+    requests: int = 0              # requests sent to the destination
+    batches: int = 0               # ledger batches written
+    rejected: int = 0              # rows the destination rejected in this run
+    pending_retries: int = 0       # rejected rows that will be retried next run
+    exhausted: int = 0             # rejected max_row_attempts times: reported, no longer retried
+    rejection_samples: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunReport:
+    run_id: str | None
+    command: str
+    outcomes: list[SyncOutcome]
+
+    @property
+    def exit_code(self) -> int:
+        return most_severe(outcome.exit_code for outcome in self.outcomes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "command": self.command, "exit_code": self.exit_code,
+                "syncs": [outcome.__dict__ for outcome in self.outcomes]}
+
+
+def most_severe(codes) -> int:
+    """1 (a bug) outranks everything; otherwise the highest code (documented in the CLI help)."""
+    codes = list(codes) or [EXIT_OK]
+    return 1 if 1 in codes else max(codes)
+
+
+STATUS_OF = {"GuardStopped": "guard_stopped", "InputError": "input_error", "ConfigError": "config_error",
+             "DestinationAuthError": "config_error", "DestinationUnavailable": "unreachable",
+             "DestinationRequestError": "unreachable"}
+
+
+class Engine:
+    def __init__(self, project: Project, wh: Warehouse, *, env: Mapping[str, str] | None = None,
+                 force: bool = False, dry_run: bool = False, progress: Progress | None = None,
+                 build_destination: Callable[[str], Destination] | None = None):
+        self.project = project
+        self.wh = wh
+        self.env = os.environ if env is None else env
+        self.force = force
+        self.dry_run = dry_run
+        self.progress = progress
+        self._build = build_destination or (lambda kind: registry.build(kind, self.env))
+        self._destinations: dict[str, Destination] = {}
+        self.ledger = Ledger(wh)
+        self.ledger.ensure()
+
+    def destination(self, kind: str) -> Destination:
+        if kind not in self._destinations:
+            self._destinations[kind] = self._build(kind)
+        return self._destinations[kind]
+
+    def limits(self, kind: str) -> DestinationLimits:
+        if kind in self._destinations:
+            return DestinationLimits.of(self._destinations[kind])
+        return DestinationLimits.of(registry.destination_class(kind))
+
+    def close(self) -> None:
+        for destination in self._destinations.values():
+            destination.close()
+
+    # -- planning --------------------------------------------------------------------------
+    def plan(self, sync: SyncDefinition) -> tuple[SyncPlan, DiffSql, list[str]]:
+        plan, diff = make_plan(self.wh, sync, self.limits(sync.destination), env=self.env)
+        return plan, diff, guards.check(sync, plan, self.project.manifest, self.project.target_path)
+
+    def plan_all(self, syncs: list[SyncDefinition]) -> RunReport:
+        outcomes = []
+        for sync in syncs:
+            try:
+                plan, _, stops = self.plan(sync)
+            except PusherError as exc:
+                outcomes.append(_failed(sync, exc))
+                continue
+            outcome = SyncOutcome(sync.name, "planned", plan=plan.to_dict(), warnings=list(plan.warnings))
+            if stops:
+                outcome.status, outcome.exit_code = "guard_stopped", GuardStopped.exit_code
+                outcome.message = "\n".join(stops)
+            outcomes.append(outcome)
+        return RunReport(None, "plan", outcomes)
+
+    # -- syncing ---------------------------------------------------------------------------
+    def sync_all(self, syncs: list[SyncDefinition]) -> RunReport:
+        if self.dry_run:
+            report = self.plan_all(syncs)
+            report.command = "sync --dry-run"
+            return report
+        run_id = new_run_id()
+        self.ledger.start_run(run_id, "sync --force" if self.force else "sync")
+        outcomes: list[SyncOutcome] = []
+        status = "failed"
+        try:
+            for sync in syncs:
+                outcomes.append(self.sync_one(run_id, sync))
+            status = "done"
+        finally:
+            report = RunReport(run_id, "sync", outcomes)
+            self.ledger.finish_run(run_id, status, report.exit_code if status == "done" else 1,
+                                   {o.sync: {"status": o.status, **o.sent, "rejected": o.rejected} for o in outcomes})
+        return report
+
+    def sync_one(self, run_id: str, sync: SyncDefinition) -> SyncOutcome:
+        self.ledger.start_sync(run_id, sync.name)
+        outcome = SyncOutcome(sync.name, "ok")
+        plan: SyncPlan | None = None
+        try:
+            plan, diff, stops = self.plan(sync)
+            outcome.plan = plan.to_dict()
+            outcome.warnings = list(plan.warnings)
+            if stops and not self.force:
+                raise GuardStopped("\n".join(stops))
+            outcome.warnings += [f"--force: went past: {reason}" for reason in stops]
+            if plan.has_changes:
+                destination = self.destination(sync.destination)
+                # The instance may be configured tighter than the class the plan was made from.
+                plan.batch_size = max(1, min(plan.batch_size, destination.max_members_per_request))
+                deliver = {"audience": self._deliver_audience, "people": self._deliver_people,
+                           "events": self._deliver_events}[sync.kind]
+                deliver(run_id, sync, plan, diff, destination, outcome)
+            outcome.pending_retries, outcome.exhausted = self.ledger.rejection_counts(sync.name, sync.max_row_attempts)
+            if outcome.rejected or outcome.exhausted:
+                outcome.status, outcome.exit_code = "rejected", EXIT_ROWS_REJECTED
+                outcome.rejection_samples = self.ledger.rejections(sync.name, limit=10)
+                outcome.message = (f"{outcome.rejected} row(s) rejected this run, {outcome.pending_retries} will be "
+                                   f"retried next run, {outcome.exhausted} exhausted after {sync.max_row_attempts} "
+                                   "attempts (see `pusher status`)")
+        except PusherError as exc:
+            failed = _failed(sync, exc)
+            outcome.status, outcome.exit_code, outcome.message = failed.status, failed.exit_code, failed.message
+        counts = {"audience_size": plan.audience_size if plan else None,
+                  "ledger_size": self.ledger.member_count(sync.name), "rejected": outcome.rejected,
+                  "skipped": plan.skipped if plan else 0, **outcome.sent}
+        self.ledger.finish_sync(run_id, sync.name, outcome.status, outcome.exit_code, counts, outcome.message)
+        return outcome
+
+    # -- delivery per kind -----------------------------------------------------------------
+    def _tick(self, sync: str, plan: SyncPlan, done: int) -> None:
+        if self.progress:
+            total = plan.adds + plan.removes + plan.updates + plan.events
+            self.progress(sync, done, total)
+
+    def _record(self, run_id: str, sync: SyncDefinition, outcome: SyncOutcome, op: str, sent: int,
+                acknowledged: list[Acknowledged], rejected: dict[str, tuple[str, str]],
+                replaces_rows: bool = True) -> None:
+        outcome.requests += 1 if sent else 0
+        outcome.batches += 1
+        self.ledger.record_batch(run_id, sync.name, outcome.batches, op, sent, acknowledged, rejected,
+                                 replaces_rows=replaces_rows)
+        outcome.rejected += len(rejected)
+        key = {"remove": "removes", "add": "adds", "replace": "adds", "update": "updates", "event": "events"}[op]
+        outcome.sent[key] += len(acknowledged)
+
+    def _deliver_audience(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
+                          destination: Destination, outcome: SyncOutcome) -> None:
+        name = sync.list_name or ""
+        known_id = self.ledger.list_external_id(sync.name, name)
+        external_id = destination.ensure_list(ListRef(name, known_id))
+        if external_id != known_id:
+            self.ledger.remember_list(sync.name, name, external_id)
+        ref = ListRef(name, external_id)
+        replace_first = False
+        if plan.ledger_size == 0 and plan.adds:
+            if destination.supports_replace:
+                replace_first = True
+            else:
+                self._reconcile(run_id, sync, plan, diff, destination, ref, outcome)
+        done = 0
+        for rows in self.wh.stream(*diff.removes(), size=plan.batch_size):
+            members = [Member(key, email, phone) for key, email, phone in rows]
+            result = destination.remove_members(ref, members)
+            by_key = {m.key: m for m in members}
+            rejected = {key: (reason, fingerprint_of(by_key[key].email_sha256, by_key[key].phone_sha256))
+                        for key, reason in result.rejected.items() if key in by_key}
+            self._record(run_id, sync, outcome, "remove", len(members),
+                         [Acknowledged(key) for key in result.accepted if key in by_key], rejected)
+            done += len(members)
+            self._tick(sync.name, plan, done)
+        for rows in self.wh.stream(*diff.adds(), size=plan.batch_size):
+            members = [Member(key, email, phone) for key, email, phone, _ in rows]
+            result = destination.add_members(ref, members, replace=replace_first)
+            by_key = {m.key: m for m in members}
+            acknowledged = [Acknowledged(key, by_key[key].email_sha256, by_key[key].phone_sha256)
+                            for key in result.accepted if key in by_key]
+            rejected = {key: (reason, fingerprint_of(by_key[key].email_sha256, by_key[key].phone_sha256))
+                        for key, reason in result.rejected.items() if key in by_key}
+            self._record(run_id, sync, outcome, "replace" if replace_first else "add", len(members),
+                         acknowledged, rejected, replaces_rows=any(row[3] for row in rows))
+            replace_first = False
+            done += len(members)
+            self._tick(sync.name, plan, done)
+
+    def _reconcile(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
+                   destination: Destination, ref: ListRef, outcome: SyncOutcome) -> None:
+        """Empty ledger, destination that can list its members: remove the strangers (guarded)
+        and adopt the members already there, instead of a blind wipe or duplicate adds."""
+        keys = destination.list_members(ref)
+        if keys is None:
+            return
+        staging = table("reconcile")
+        self.wh.execute(f"create table if not exists {staging} (sync varchar, member_key varchar)")
+        self.wh.execute(f"delete from {staging} where sync = ?", (sync.name,))
+        batch: list[tuple[str, str]] = []
+        for key in keys:
+            batch.append((sync.name, str(key)))
+            if len(batch) >= 50_000:
+                self.wh.insert_rows(staging, ["sync", "member_key"], batch)
+                batch = []
+        self.wh.insert_rows(staging, ["sync", "member_key"], batch)
+        snapshot = f"select cast(customer_id as varchar) as member_key, email_sha256, phone_sha256 from {diff.relation}"
+        if diff.required != "key":
+            snapshot += f" where {diff.required} is not null"
+        held, strangers = self.wh.fetchone(
+            f"select count(*), sum(case when s.member_key is null then 1 else 0 end) from {staging} as r "
+            f"left join ({snapshot}) as s on s.member_key = r.member_key where r.sync = ?", (sync.name,))
+        strangers = int(strangers or 0)
+        if held and strangers / held > sync.max_remove_share and not self.force:
+            raise GuardStopped(f"sync {sync.name}: first run (empty ledger) would remove {strangers} of the {held} "
+                               f"members the destination holds ({strangers / held:.0%} > max_remove_share); "
+                               "check the model, then rerun with --force")
+        stranger_sql = (f"select r.member_key from {staging} as r where r.sync = ? and not exists "
+                        f"(select 1 from ({snapshot}) as s where s.member_key = r.member_key)")
+        for rows in self.wh.stream(stranger_sql, (sync.name,), size=plan.batch_size):
+            members = [Member(row[0]) for row in rows]
+            result = destination.remove_members(ref, members)
+            self._record(run_id, sync, outcome, "remove", len(members), [Acknowledged(k) for k in result.accepted],
+                         {k: (reason, "/") for k, reason in result.rejected.items()})
+        adopt_sql = (f"select s.member_key, s.email_sha256, s.phone_sha256 from ({snapshot}) as s "
+                     f"join {staging} as r on r.member_key = s.member_key and r.sync = ?")
+        for rows in self.wh.stream(adopt_sql, (sync.name,), size=10_000):
+            self.ledger.record_batch(run_id, sync.name, 0, "adopt", len(rows),
+                                     [Acknowledged(*row) for row in rows], {}, replaces_rows=False)
+        self.wh.execute(f"delete from {staging} where sync = ?", (sync.name,))
+
+    def _deliver_people(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
+                        destination: Destination, outcome: SyncOutcome) -> None:
+        done = 0
+        for rows in self.wh.stream(*diff.people_updates(), size=plan.batch_size):
+            updates: list[PersonUpdate] = []
+            pending: dict[str, Acknowledged] = {}
+            unchanged: list[Acknowledged] = []
+            for key, payload_hash, acknowledged_json, in_ledger, *values in rows:
+                current = wire_row(diff.attribute_columns, values)
+                ack = Acknowledged(key, payload_hash=payload_hash, payload_json=payload_json(current))
+                changes = changed_attributes(current, json.loads(acknowledged_json) if acknowledged_json else None)
+                if in_ledger and not changes:
+                    unchanged.append(ack)    # same values, only the hash's text changed: nothing to send
+                    continue
+                updates.append(PersonUpdate(key, changes, is_new=not in_ledger))
+                pending[key] = ack
+            result = destination.upsert_people(updates) if updates else None
+            accepted = [pending[key] for key in (result.accepted if result else []) if key in pending]
+            rejected = {key: (reason, pending[key].payload_hash)
+                        for key, reason in (result.rejected.items() if result else []) if key in pending}
+            self._record(run_id, sync, outcome, "update", len(updates), accepted + unchanged, rejected)
+            done += len(rows)
+            self._tick(sync.name, plan, done)
+
+    def _deliver_events(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
+                        destination: Destination, outcome: SyncOutcome) -> None:
+        done = 0
+        for rows in self.wh.stream(*diff.new_events(), size=plan.batch_size):
+            events = []
+            for key, customer_id, name, occurred_at, *values in rows:
+                data = {k: v for k, v in wire_row(diff.attribute_columns, values).items() if v is not None}
+                events.append(Event(key, customer_id, name, unix_seconds(occurred_at), data))
+            result = destination.send_events(events)
+            keys = {event.key for event in events}
+            self._record(run_id, sync, outcome, "event", len(events),
+                         [Acknowledged(key) for key in result.accepted if key in keys],
+                         {key: (reason, "") for key, reason in result.rejected.items() if key in keys},
+                         replaces_rows=False)
+            done += len(events)
+            self._tick(sync.name, plan, done)
+
+
+def _failed(sync: SyncDefinition, exc: PusherError) -> SyncOutcome:
+    status = STATUS_OF.get(type(exc).__name__, "error")
+    message = str(exc)
+    if isinstance(exc, DestinationUnavailable):
+        message += " (acknowledged batches are in the ledger; the rest is sent next run)"
+    return SyncOutcome(sync.name, status, exit_code=exc.exit_code, message=message)
