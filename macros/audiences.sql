@@ -1,0 +1,32 @@
+{#- Every audience model in audience_membership. Adding an audience: add its model, then its
+    name here, then its exposures in models/marts/_exposures.yml. -#}
+{% macro audience_models() -%}
+    {{ return([
+        'aud_cart_abandon_0_1d',
+        'aud_cart_abandon_1_3d',
+        'aud_cart_abandon_high_value_0_1d',
+        'aud_cart_abandon_high_value_1_3d',
+        'aud_post_purchase_cross_sell_7_21d',
+        'aud_purchased_once_21_45d',
+        'aud_lapsed_60_90d',
+        'aud_lapsed_90_120d',
+        'aud_lapsed_120d_plus',
+        'aud_lapsed_high_aov_60d_plus',
+        'aud_vip_high_ltv',
+        'aud_suppress_recent_purchasers_0_7d',
+        'aud_suppress_open_returns',
+        'aud_suppress_no_discount',
+    ]) }}
+{%- endmacro %}
+
+{#- The audience data contract's columns, in order, from a CTE holding customer_id,
+    email_sha256, phone_sha256 and entered_at. -#}
+{% macro audience_columns(audience_name, list_name, exclusivity_group=none) -%}
+    cast(customer_id as {{ dbt.type_string() }}) as customer_id,
+    cast(email_sha256 as {{ dbt.type_string() }}) as email_sha256,
+    cast(phone_sha256 as {{ dbt.type_string() }}) as phone_sha256,
+    cast('{{ audience_name }}' as {{ dbt.type_string() }}) as audience_name,
+    cast('{{ list_name }}' as {{ dbt.type_string() }}) as list_name,
+    cast({{ "'" ~ exclusivity_group ~ "'" if exclusivity_group else 'null' }} as {{ dbt.type_string() }}) as exclusivity_group,
+    cast(entered_at as {{ dbt.type_timestamp() }}) as entered_at
+{%- endmacro %}

@@ -1,0 +1,94 @@
+-- Every record of the non-store systems, matched to a person: by the store customer id it
+-- carries (or its order's), else by email, else by phone. Unmatched records keep a NULL
+-- customer_id and appear in identity_conflicts as orphans.
+
+with
+
+subscription_events as (select * from {{ ref('stg_subscriptions__subscription_events') }}),
+loyalty_accounts as (select * from {{ ref('stg_loyalty__loyalty_accounts') }}),
+returns as (select * from {{ ref('stg_returns__returns') }}),
+orders as (select * from {{ ref('stg_store__orders') }}),
+reviews as (select * from {{ ref('stg_reviews__reviews') }}),
+back_in_stock_requests as (select * from {{ ref('stg_back_in_stock__back_in_stock_requests') }}),
+web_events as (select * from {{ ref('stg_web_events__web_events') }}),
+customer_map as (select * from {{ ref('int_identity__store_customers') }}),
+emails as (select * from {{ ref('int_identity__emails') }} where is_match),
+people as (select * from {{ ref('int_identity__people') }}),
+
+order_customers as (
+    select distinct order_id, store_customer_id
+    from orders
+),
+
+records_unioned as (
+    select 'subscriptions' as source_system, subscription_event_id as source_record_id,
+        store_customer_id, email, cast(null as {{ dbt.type_string() }}) as phone_e164
+    from subscription_events
+    union all
+    select 'loyalty', loyalty_account_id, cast(null as {{ dbt.type_string() }}), email, cast(null as {{ dbt.type_string() }})
+    from loyalty_accounts
+    union all
+    select 'returns', returns.return_id, order_customers.store_customer_id, returns.email, cast(null as {{ dbt.type_string() }})
+    from returns
+    left join order_customers
+        on returns.order_id = order_customers.order_id
+    union all
+    select 'reviews', review_id, cast(null as {{ dbt.type_string() }}), email, cast(null as {{ dbt.type_string() }})
+    from reviews
+    union all
+    select 'back_in_stock', back_in_stock_request_id, cast(null as {{ dbt.type_string() }}), email, phone_e164
+    from back_in_stock_requests
+    union all
+    -- anonymous visitors (no customer id, no email) cannot be matched and are not orphans
+    select 'web_events', web_event_id, store_customer_id, email, cast(null as {{ dbt.type_string() }})
+    from web_events
+    where store_customer_id is not null or email is not null
+),
+
+records_matched as (
+    select
+        records_unioned.source_system,
+        records_unioned.source_record_id,
+        records_unioned.store_customer_id,
+        records_unioned.email,
+        records_unioned.phone_e164,
+        coalesce(customer_map.customer_id, emails.customer_id, phones.customer_id) as customer_id,
+        case
+            when customer_map.customer_id is not null then 'store_customer_id'
+            when emails.customer_id is not null then 'email'
+            when phones.customer_id is not null then 'phone'
+        end as match_rule
+    from records_unioned
+    left join customer_map
+        on records_unioned.store_customer_id = customer_map.store_customer_id
+    left join emails
+        on records_unioned.email = emails.email
+    left join people as phones
+        on records_unioned.phone_e164 = phones.phone_e164
+),
+
+-- a record exported several times (or a phone shared by two people) collapses to one match
+records_ranked as (
+    select
+        records_matched.*,
+        row_number() over (
+            partition by source_system, source_record_id
+            order by case when customer_id is null then 1 else 0 end, match_rule, customer_id
+        ) as record_rank
+    from records_matched
+),
+
+final as (
+    select
+        source_system,
+        source_record_id,
+        customer_id,
+        match_rule,
+        store_customer_id,
+        email,
+        phone_e164
+    from records_ranked
+    where record_rank = 1
+)
+
+select * from final

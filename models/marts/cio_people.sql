@@ -1,0 +1,36 @@
+-- One row per person for Customer.io identify calls: a stable id (customer_id), the email and
+-- flat attributes. Every column but customer_id becomes a person attribute.
+
+with
+
+profile as (select * from {{ ref('customer_profile') }}),
+
+final as (
+    select
+        customer_id,
+        email,
+        first_name,
+        subscription_status,
+        vip_tier,
+        ltv_tier,
+        aov_tier,
+        return_status,
+        holdout_group,
+        loyalty_points,
+        cast(order_count as integer) as order_count,
+        cast(lifetime_value as {{ type_double() }}) as lifetime_value,
+        has_active_subscription,
+        has_open_return,
+        is_winback_eligible,
+        is_discount_eligible,
+        is_data_fresh,
+        created_at,
+        last_order_at,
+        subscription_status_updated_at,
+        vip_tier_updated_at,
+        loyalty_points_updated_at
+    from profile
+    where email is not null
+)
+
+select * from final

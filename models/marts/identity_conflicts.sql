@@ -1,0 +1,87 @@
+-- Every identity problem the resolver met, with the rule that settled it. Nothing is dropped
+-- silently: a record that matched nobody is listed here with its source.
+
+with
+
+customer_snapshots as (select * from {{ ref('stg_store__customers') }}),
+customer_map as (select * from {{ ref('int_identity__store_customers') }}),
+emails as (select * from {{ ref('int_identity__emails') }}),
+source_records as (select * from {{ ref('int_identity__source_records') }}),
+
+shared_emails as (
+    select
+        'shared_email' as conflict_type,
+        'store' as source_system,
+        store_customer_id as source_record_id,
+        email,
+        customer_id,
+        'store customers sharing a current email are one person; merged into the earliest-created account' as resolution
+    from customer_map
+    where is_merged
+),
+
+changed_emails as (
+    select distinct
+        'email_changed' as conflict_type,
+        'store' as source_system,
+        customer_snapshots.store_customer_id as source_record_id,
+        customer_snapshots.email,
+        customer_map.customer_id,
+        'previous email kept as a match key for the same person; the latest email is the contact' as resolution
+    from customer_snapshots
+    inner join customer_map
+        on customer_snapshots.store_customer_id = customer_map.store_customer_id
+    where customer_snapshots.email is not null
+        and customer_snapshots.email <> customer_map.email
+),
+
+contested_emails as (
+    select
+        'email_matches_several_customers' as conflict_type,
+        'store' as source_system,
+        losers.customer_id as source_record_id,
+        losers.email,
+        winners.customer_id,
+        {{ dbt.concat(["'email resolves to the '", 'winners.match_rule', "' of the earliest-created person'"]) }} as resolution
+    from emails as losers
+    inner join emails as winners
+        on losers.email = winners.email
+        and winners.is_match
+    where not losers.is_match
+),
+
+orphans as (
+    select
+        'no_matching_customer' as conflict_type,
+        source_system,
+        source_record_id,
+        email,
+        customer_id,
+        'record matches no store customer by id, email or phone; kept out of audiences' as resolution
+    from source_records
+    where customer_id is null
+),
+
+conflicts_unioned as (
+    select * from shared_emails
+    union all
+    select * from changed_emails
+    union all
+    select * from contested_emails
+    union all
+    select * from orphans
+),
+
+final as (
+    select
+        {{ sha256_hex(dbt.concat(['conflict_type', "'|'", 'source_system', "'|'", 'source_record_id', "'|'", "coalesce(email, '')"])) }} as conflict_id,
+        conflict_type,
+        source_system,
+        source_record_id,
+        customer_id,
+        email,
+        resolution
+    from conflicts_unioned
+)
+
+select * from final

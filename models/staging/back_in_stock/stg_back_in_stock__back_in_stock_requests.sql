@@ -1,0 +1,21 @@
+-- Seeds mode reads the seed through source(); this keeps the seed built first (a no-op with Parquet).
+-- depends_on: {{ ref('raw_back_in_stock__back_in_stock_requests') }}
+{%- set tz = source_timezone('back_in_stock') %}
+
+with
+
+source as (select * from {{ source('back_in_stock', 'back_in_stock_requests') }}),
+
+renamed as (
+    select
+        {{ blank_to_null('request_id') }} as back_in_stock_request_id,
+        {{ normalize_email('email') }} as email,
+        {{ normalize_phone('phone') }} as phone_e164,
+        {{ blank_to_null('product_id') }} as product_id,
+        {{ to_utc('requested_at', tz) }} as requested_at,
+        {{ to_utc('notified_at', tz) }} as notified_at,
+        cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,20 @@
+-- Seeds mode reads the seed through source(); this keeps the seed built first (a no-op with Parquet).
+-- depends_on: {{ ref('raw_loyalty__loyalty_accounts') }}
+{%- set tz = source_timezone('loyalty') %}
+
+with
+
+source as (select * from {{ source('loyalty', 'loyalty_accounts') }}),
+
+renamed as (
+    select
+        {{ blank_to_null('account_id') }} as loyalty_account_id,
+        {{ normalize_email('email') }} as email,
+        lower({{ blank_to_null('vip_tier') }}) as vip_tier,
+        cast(points_balance as integer) as points_balance,
+        {{ to_utc('updated_at', tz) }} as updated_at,
+        cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,24 @@
+-- Seeds mode reads the seed through source(); this keeps the seed built first (a no-op with Parquet).
+-- depends_on: {{ ref('raw_store__customers') }}
+{%- set tz = source_timezone('store') %}
+
+with
+
+source as (select * from {{ source('store', 'customers') }}),
+
+renamed as (
+    select
+        {{ blank_to_null('customer_id') }} as store_customer_id,
+        {{ normalize_email('email') }} as email,
+        {{ normalize_phone('phone', 'country_code') }} as phone_e164,
+        {{ blank_to_null('first_name') }} as first_name,
+        {{ blank_to_null('last_name') }} as last_name,
+        upper({{ blank_to_null('country_code') }}) as country_code,
+        cast(accepts_marketing as boolean) as accepts_marketing,
+        {{ to_utc('created_at', tz) }} as created_at,
+        {{ to_utc('updated_at', tz) }} as updated_at,
+        cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,19 @@
+-- Seeds mode reads the seed through source(); this keeps the seed built first (a no-op with Parquet).
+-- depends_on: {{ ref('raw_store__order_lines') }}
+with
+
+source as (select * from {{ source('store', 'order_lines') }}),
+
+renamed as (
+    select
+        {{ blank_to_null('order_line_id') }} as order_line_id,
+        {{ blank_to_null('order_id') }} as order_id,
+        {{ blank_to_null('product_id') }} as product_id,
+        lower({{ blank_to_null('product_category') }}) as product_category,
+        cast(quantity as integer) as quantity,
+        cast(unit_price as {{ dbt.type_numeric() }}) as unit_price,
+        cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
+    from source
+)
+
+select * from renamed

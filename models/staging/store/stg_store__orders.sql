@@ -1,0 +1,22 @@
+-- Seeds mode reads the seed through source(); this keeps the seed built first (a no-op with Parquet).
+-- depends_on: {{ ref('raw_store__orders') }}
+{%- set tz = source_timezone('store') %}
+
+with
+
+source as (select * from {{ source('store', 'orders') }}),
+
+renamed as (
+    select
+        {{ blank_to_null('order_id') }} as order_id,
+        {{ blank_to_null('customer_id') }} as store_customer_id,
+        {{ normalize_email('email') }} as email,
+        lower({{ blank_to_null('financial_status') }}) as financial_status,
+        upper({{ blank_to_null('currency') }}) as currency,
+        cast(total_price as {{ dbt.type_numeric() }}) as total_price,
+        {{ to_utc('ordered_at', tz) }} as ordered_at,
+        cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,21 @@
+-- Seeds mode reads the seed through source(); this keeps the seed built first (a no-op with Parquet).
+-- depends_on: {{ ref('raw_subscriptions__subscription_events') }}
+{%- set tz = source_timezone('subscriptions') %}
+
+with
+
+source as (select * from {{ source('subscriptions', 'subscription_events') }}),
+
+renamed as (
+    select
+        {{ blank_to_null('event_id') }} as subscription_event_id,
+        {{ blank_to_null('subscription_id') }} as subscription_id,
+        {{ blank_to_null('store_customer_id') }} as store_customer_id,
+        {{ normalize_email('customer_email') }} as email,
+        lower({{ blank_to_null('status') }}) as subscription_status,
+        {{ to_utc('changed_at', tz) }} as changed_at,
+        cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
+    from source
+)
+
+select * from renamed

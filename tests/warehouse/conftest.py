@@ -1,0 +1,76 @@
+"""Builds the committed demo world once per session, in a temporary DuckDB file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DBT = Path(sys.executable).parent / "dbt"
+DEMO_AS_OF = "2026-11-20 12:00:00"
+
+
+@dataclass
+class DbtRun:
+    completed: subprocess.CompletedProcess
+    results: list[dict]
+
+    def output(self) -> str:
+        return self.completed.stdout[-6000:] + self.completed.stderr[-2000:]
+
+    def not_passing(self) -> list[str]:
+        return [
+            f"{result['unique_id']}: {result['status']} {result.get('message') or ''}"
+            for result in self.results
+            if result["status"] not in ("success", "pass", "no-op")
+        ]
+
+
+def run_dbt(workdir: Path, *arguments: str, database: Path, as_of: str = DEMO_AS_OF,
+            project: Path = REPO, target: str = "target") -> DbtRun:
+    """dbt in seeds mode; everything it writes (database, target, logs) stays under workdir."""
+    env = {
+        **os.environ,
+        "PUSHER_SOURCE_DATA": "seeds",
+        "PUSHER_AS_OF": as_of,
+        "PUSHER_DUCKDB_PATH": str(database),
+        "DBT_LOG_PATH": str(workdir / "logs"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    target_path = workdir / target
+    completed = subprocess.run(
+        [str(DBT), *arguments, "--profiles-dir", str(project), "--project-dir", str(project),
+         "--target-path", str(target_path)],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )
+    results_file = target_path / "run_results.json"
+    results = json.loads(results_file.read_text())["results"] if results_file.exists() else []
+    return DbtRun(completed, results)
+
+
+@pytest.fixture(scope="session")
+def dbt_runner():
+    """run_dbt, for tests that need their own dbt invocation (same isolation rules)."""
+    return run_dbt
+
+
+@dataclass
+class DemoWarehouse:
+    workdir: Path
+    database: Path
+    build: DbtRun
+
+
+@pytest.fixture(scope="session")
+def demo_warehouse(tmp_path_factory) -> DemoWarehouse:
+    workdir = tmp_path_factory.mktemp("demo-warehouse")
+    database = workdir / "demo.duckdb"
+    build = run_dbt(workdir, "build", database=database)
+    assert build.results, build.output()
+    return DemoWarehouse(workdir, database, build)
