@@ -1,4 +1,4 @@
-"""Builds the committed demo world once per session, in a temporary DuckDB file."""
+"""Shared fixtures: the committed demo world, built once per session in a temporary DuckDB file."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DBT = Path(sys.executable).parent / "dbt"
 DEMO_AS_OF = "2026-11-20 12:00:00"
 
