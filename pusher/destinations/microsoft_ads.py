@@ -12,22 +12,32 @@ expired) -> refresh once and retry; 4204 (no more bulk calls for now) -> wait, g
 to MSADS_THROTTLE_MAX_WAIT_SECONDS (15 min); 117 (call rate exceeded) -> wait
 MSADS_RATE_WAIT_SECONDS (60 s); HTTP 429/5xx/network -> pusher.http.send_with_retries.
 
-Duplicate list names: Microsoft Advertising requires audience names to be unique within
-the customer, so creating a list whose name exists fails on the Customer List row (the
-emulator answers DuplicateAudienceName). We do not guess which existing list is ours:
-ensure_list raises DestinationRequestError naming the list, and the operator either
-renames the exposure's list_name or records the existing list's id. The ledger remembers
-the id after the first creation, so this only happens if that record was lost.
+Finding a list again (first run, lost ledger): when ensure_list has no remembered id it
+first asks the Campaign Management API for every Customer List of the account
+(GetAudiencesByIds, REST: `POST <campaign>/CampaignManagement/v13/Audiences/QueryByIds`
+with `{"AudienceIds": null, "Type": "CustomerList"}`; null ids = all audiences of that
+type; answer `{"Audiences": [{"Id", "Name", "Type", ...}], "PartialErrors": [...]}`, ids
+as JSON strings or numbers). Exactly one Customer List with exactly that name -> its id is
+reused; several -> ConfigError naming them (we do not guess which is ours); none -> the
+list is created by a bulk upload. The lookup uses the same headers and the same 109 /
+4204 / 117 handling as the bulk calls. Audience names are unique within the customer, so
+a create can still fail with DuplicateAudienceName (another run created the list since
+the lookup, or an audience of another type holds the name): DestinationRequestError says so.
 
 Settings (environment): required MSADS_DEVELOPER_TOKEN, MSADS_CLIENT_ID, MSADS_REFRESH_TOKEN,
-MSADS_CUSTOMER_ID, MSADS_ACCOUNT_ID; optional MSADS_CLIENT_SECRET, MSADS_BULK_URL and
-MSADS_TOKEN_URL (base URLs: sandbox, emulator), MSADS_TOKEN_FILE (rotated refresh token,
-default .pusher/msads-refresh-token), MSADS_ACCEPT_TERMS (false), MSADS_LIST_SCOPE
+MSADS_CUSTOMER_ID, MSADS_ACCOUNT_ID; optional MSADS_CLIENT_SECRET, MSADS_BULK_URL,
+MSADS_CAMPAIGN_URL and MSADS_TOKEN_URL (base URLs: sandbox, emulator), MSADS_TOKEN_FILE
+(rotated refresh token, default .pusher/msads-refresh-token), MSADS_ACCEPT_TERMS (false), MSADS_LIST_SCOPE
 (Customer | Account: the docs disagree), MSADS_MEMBERSHIP_DURATION (days 1-180 or -1 for
 never; default 30, the documented default), MSADS_MAX_ROWS_PER_FILE (100000, at most the
 4,000,000-row file limit minus the two non-item rows), MSADS_POLL_SECONDS (5, growing to
 60), MSADS_POLL_TIMEOUT_SECONDS (3600), MSADS_THROTTLE_MAX_WAIT_SECONDS (900),
 MSADS_RATE_WAIT_SECONDS (60), MSADS_REQUESTS_PER_SECOND (2).
+
+MSADS_CAMPAIGN_URL unset: derived from MSADS_BULK_URL (see campaign_base_url). A Microsoft
+bulk host `bulk.api[.sandbox].bingads.microsoft.com` maps to its campaign twin
+`campaign.api[.sandbox].bingads.microsoft.com`; any other bulk URL (emulator, proxy) is
+used as the campaign base as it is, since the emulator serves both APIs on one base URL.
 
 Members cannot be listed back (Bulk download of list items is not supported), so
 list_members returns None and a first-ever sync uses Action Type Replace.
@@ -39,6 +49,7 @@ import random
 import time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -56,6 +67,8 @@ from pusher.http import RateLimiter, RetryPolicy, make_client, send_with_retries
 DEFAULT_BULK_URL = "https://bulk.api.bingads.microsoft.com"
 DEFAULT_TOKEN_URL = "https://login.microsoftonline.com"
 BULK_PATH = "/Bulk/v13"
+CAMPAIGN_PATH = "/CampaignManagement/v13"
+MICROSOFT_API_DOMAIN = ".bingads.microsoft.com"
 FINAL_STATUSES = {"Completed", "CompletedWithErrors"}
 FAILED_STATUSES = {"Failed", "UploadFileRowCountExceeded", "UploadFileFormatNotSupported",
                    "FailedFullSyncRequired", "Expired", "Aborted"}
@@ -96,6 +109,34 @@ def fault_errors(body: object) -> list[tuple[int, str, str]]:
     return found
 
 
+def campaign_base_url(bulk_url: str) -> str:
+    """The Campaign Management base URL that goes with a bulk base URL (MSADS_CAMPAIGN_URL unset)."""
+    parts = urlsplit(bulk_url.rstrip("/"))
+    host = (parts.hostname or "").lower()
+    if host.startswith("bulk.") and host.endswith(MICROSOFT_API_DOMAIN):
+        # production or sandbox: bulk.api[.sandbox]... -> campaign.api[.sandbox]...
+        return f"{parts.scheme}://campaign.{host[len('bulk.'):]}"
+    return bulk_url.rstrip("/")   # emulator or proxy: one base URL for both APIs
+
+
+def campaign_endpoint(base_url: str) -> str:
+    """MSADS_CAMPAIGN_URL may be the host or already end with /CampaignManagement/v13."""
+    base = base_url.rstrip("/")
+    return base if base.endswith(CAMPAIGN_PATH) else base + CAMPAIGN_PATH
+
+
+def customer_list_ids_named(audiences: object, name: str) -> list[str]:
+    """Ids of the Customer Lists called exactly `name` in a GetAudiencesByIds answer."""
+    found = []
+    for audience in audiences or []:
+        if not isinstance(audience, dict):      # the API may answer null for an entry
+            continue
+        if audience.get("Name") == name and audience.get("Type", "CustomerList") == "CustomerList":
+            if audience.get("Id") not in (None, ""):
+                found.append(str(audience["Id"]))
+    return sorted(set(found))
+
+
 class _Retry(Exception):
     """Internal: the whole upload must start again (new upload URL)."""
 
@@ -109,6 +150,7 @@ class MicrosoftAdsDestination(Destination):
 
     def __init__(self, *, developer_token: str, client_id: str, refresh_token: str, customer_id: str,
                  account_id: str, client_secret: str | None = None, bulk_url: str = DEFAULT_BULK_URL,
+                 campaign_url: str | None = None,
                  token_url: str = DEFAULT_TOKEN_URL, token_file: Path = Path(".pusher/msads-refresh-token"),
                  accept_terms: bool = False, list_scope: str = "Customer",
                  membership_duration: int | None = 30, max_rows_per_file: int = 100_000,
@@ -138,6 +180,7 @@ class MicrosoftAdsDestination(Destination):
         self._policy = retry_policy or RetryPolicy(sleep=sleep)
         self._limiter = RateLimiter(self.requests_per_second, sleep=sleep)
         self._bulk_base = bulk_url.rstrip("/") + BULK_PATH
+        self._campaign_base = campaign_endpoint(campaign_url or campaign_base_url(bulk_url))
         self._client = make_client(timeout=120.0)
         self._tokens = TokenProvider(self._client, token_url, client_id, refresh_token, token_file,
                                      client_secret=client_secret, policy=self._policy)
@@ -169,6 +212,7 @@ class MicrosoftAdsDestination(Destination):
             customer_id=env["MSADS_CUSTOMER_ID"].strip(),
             account_id=env["MSADS_ACCOUNT_ID"].strip(),
             bulk_url=env.get("MSADS_BULK_URL", "").strip() or DEFAULT_BULK_URL,
+            campaign_url=env.get("MSADS_CAMPAIGN_URL", "").strip() or None,
             token_url=env.get("MSADS_TOKEN_URL", "").strip() or DEFAULT_TOKEN_URL,
             token_file=Path(env.get("MSADS_TOKEN_FILE", "").strip() or ".pusher/msads-refresh-token"),
             accept_terms=accept in ("true", "1", "yes"),
@@ -192,17 +236,39 @@ class MicrosoftAdsDestination(Destination):
         if ref.external_id:
             return ref.external_id
         check_audience_name(ref.name)
+        existing = self.find_list(ref.name)
+        if existing:
+            return existing                # first run or lost ledger: reuse, never duplicate
         row = ListRow(list_id=NEW_LIST_REF, audience=ref.name, action_type="Add", scope=self.list_scope,
                       accept_terms=self.accept_terms, membership_duration=self.membership_duration)
         outcome = self._upload(build_upload(row, []), what=f"create list {ref.name!r}")
         if outcome.list_error:
-            hint = (" A list with this name already exists: rename list_name or record its id."
+            hint = (" An audience with this name exists but was not found as a Customer List of this"
+                    " account (or it appeared since the lookup): rerun, or rename list_name."
                     if "Duplicate" in outcome.list_error else "")
             raise DestinationRequestError(
                 f"Microsoft Advertising did not create list {ref.name!r}: {outcome.list_error}.{hint}")
         if not outcome.list_id or outcome.list_id.startswith("-"):
             raise DestinationRequestError(f"the result file for list {ref.name!r} carries no list id")
         return outcome.list_id
+
+    def find_list(self, name: str) -> str | None:
+        """The id of the one Customer List called exactly `name`, None if there is none."""
+        what = f"look up list {name!r}"
+        answer = self._call("Audiences/QueryByIds", {"AudienceIds": None, "Type": "CustomerList"}, what,
+                            base=self._campaign_base)
+        if answer.get("PartialErrors"):
+            detail = "; ".join(f"{c} {n}: {m}" for c, n, m in fault_errors(
+                {"BatchErrors": answer["PartialErrors"]})) or "unreadable errors"
+            raise DestinationRequestError(f"{what}: the audience list came back incomplete ({detail[:300]}); "
+                                          "nothing was created, rerun later")
+        ids = customer_list_ids_named(answer.get("Audiences"), name)
+        if len(ids) > 1:
+            raise ConfigError(
+                f"Microsoft Advertising has {len(ids)} Customer Lists named {name!r} (ids {', '.join(ids)}); "
+                "the pusher cannot tell which one is its own. Delete or rename the extra ones in "
+                "Microsoft Advertising, or change this exposure's list_name, then rerun")
+        return ids[0] if ids else None
 
     def add_members(self, ref: ListRef, members: Sequence[Member], *, replace: bool = False) -> BatchResult:
         return self._send(ref, members, "Replace" if replace else "Add")
@@ -315,12 +381,13 @@ class MicrosoftAdsDestination(Destination):
                                        "check MSADS_DEVELOPER_TOKEN, MSADS_CUSTOMER_ID and MSADS_ACCOUNT_ID")
         raise DestinationRequestError(f"{what}: {text}")
 
-    def _call(self, operation: str, body: dict, what: str) -> dict:
-        """One JSON operation, retried on its own through 109/4204/117."""
+    def _call(self, operation: str, body: dict, what: str, *, base: str | None = None) -> dict:
+        """One JSON operation (Bulk unless `base` says otherwise), retried on its own through 109/4204/117."""
         label = f"{what} ({operation})"
+        url = f"{base or self._bulk_base}/{operation}"
 
         def step() -> dict:
-            response = send_with_retries(self._client, "POST", f"{self._bulk_base}/{operation}",
+            response = send_with_retries(self._client, "POST", url,
                                          policy=self._policy, limiter=self._limiter, what=label,
                                          json=body, headers=self._headers())
             return self._judge(response, label)

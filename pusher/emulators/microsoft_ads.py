@@ -22,12 +22,22 @@ It enforces the contract in contracts/microsoft-ads.md ("What the emulator enfor
   (8001), terms not accepted (8003; accepted once a row says True, or with
   MSADS_EMULATOR_TERMS_ACCEPTED=true as if accepted in the UI), audience name missing or
   over 128 characters, duplicate audience name (DuplicateAudienceName).
+- Campaign Management `POST /CampaignManagement/v13/Audiences/QueryByIds` (GetAudiencesByIds,
+  REST): same four headers (no AccountId in the body, so only CustomerAccountId is checked
+  against the user's account); `Type` is required (a space- or comma-separated string of
+  audience types, or a list); `AudienceIds` null/absent/empty = every audience of those
+  types, else at most 100 ids answered in order, an unknown one as null plus a PartialErrors
+  BatchError with its Index (code 0 / InvalidAudienceId: the emulator's own, not verified).
+  Answers `{"Audiences": [{"Id": "<string>", "Name", "Type": "CustomerList", "Scope",
+  "MembershipDuration", "ParentId", ...}], "PartialErrors": []}`; only Customer Lists exist
+  here. Served on the same base URL as the Bulk API, with the same faults and rate limit.
 - Status moves FileUploaded -> InProgress -> Completed/CompletedWithErrors over successive
   polls; list state changes when the file is accepted.
 - Faults: options.fail_rate of bulk calls answer one of MSADS_EMULATOR_FAULTS (default
   "4204,117,503"), seeded by options.seed; options.rate_limit per second, above which calls
   answer 117 (Microsoft throttles with error codes, not HTTP 429); options.latency_ms.
-- `GET /_emulator/state` -> {lists: [{id, name, scope, members: [hashes]}]};
+- `GET /_emulator/state` -> {lists: [{id, name, scope, members: [hashes]}]} (to seed lists,
+  e.g. two with one name, which the API itself refuses, write options.state_file first);
   `GET /_emulator/stats` -> {requests: {endpoint: {status: count}}, uploads, rows}.
 - Test knobs: `POST /_emulator/expire-tokens` expires every access token at once;
   MSADS_EMULATOR_ROW_FAULT_TEXTS (comma-separated hashes) makes those item rows fail with
@@ -58,6 +68,10 @@ from pusher.emulators.options import EmulatorOptions
 
 MSADS_SCOPE = "https://ads.microsoft.com/msads.manage"
 BULK = "/Bulk/v13"
+CAMPAIGN = "/CampaignManagement/v13"
+AUDIENCE_TYPES = {"RemarketingList", "Custom", "InMarket", "Product", "SimilarRemarketingList",
+                  "CombinedList", "CustomerList", "ImpressionBasedRemarketingList"}
+MAX_AUDIENCE_IDS = 100
 AUTH_CODES = {105: "InvalidCredentials", 106: "UserIsNotAuthorized", 109: "AuthenticationTokenExpired"}
 OPERATION_CODES = {
     117: "CallRateExceeded", 1102: "InvalidAccountId", 3224: "BulkServiceUploadUrlAlreadyUsed",
@@ -152,11 +166,11 @@ class MicrosoftAdsEmulator:
 
     # ---- cross-cutting: stats, latency, rate limit, injected faults ---------------------
 
-    async def handle(self, request: Request, endpoint: str, handler, bulk: bool) -> Response:
+    async def handle(self, request: Request, endpoint: str, handler, throttled: bool) -> Response:
         if self.options.latency_ms:
             await asyncio.sleep(self.options.latency_ms / 1000)
         try:
-            if bulk:
+            if throttled:
                 self._throttle()
             response = await handler(request)
         except Fault as fault:
@@ -304,6 +318,44 @@ class MicrosoftAdsEmulator:
         if data is None:
             return Response("The result file has expired or does not exist.", status_code=404)
         return Response(data, media_type="application/zip")
+
+    # ---- Campaign Management: GetAudiencesByIds ------------------------------------------
+
+    async def audiences_by_ids(self, request: Request) -> Response:
+        self._check_auth(request)
+        body = await self._json_body(request)
+        self._check_account(request.headers.get("customeraccountid"), None)
+        raw_type = body.get("Type")
+        types = set(raw_type if isinstance(raw_type, list) else str(raw_type or "").replace(",", " ").split())
+        if not types:
+            raise Fault(100, "Type is required: one or more audience types, e.g. CustomerList.")
+        if types - AUDIENCE_TYPES:
+            raise Fault(100, f"Unknown audience type(s): {', '.join(sorted(map(str, types - AUDIENCE_TYPES)))}.")
+        audiences = [self._audience(item) for item in self.lists.values()] if "CustomerList" in types else []
+        ids = body.get("AudienceIds")
+        if not ids:
+            return JSONResponse({"Audiences": audiences, "PartialErrors": []})
+        if not isinstance(ids, list) or len(ids) > MAX_AUDIENCE_IDS:
+            raise Fault(100, f"AudienceIds must be a list of at most {MAX_AUDIENCE_IDS} ids.")
+        by_id = {audience["Id"]: audience for audience in audiences}
+        answered, errors = [], []
+        for index, audience_id in enumerate(ids):
+            found = by_id.get(str(audience_id))
+            answered.append(found)
+            if found is None:
+                errors.append({"Code": 0, "Details": None, "ErrorCode": "InvalidAudienceId", "FieldPath": None,
+                               "ForwardCompatibilityMap": None, "Index": index, "Type": "BatchError",
+                               "Message": f"Audience {audience_id} does not exist or is not of the requested type."})
+        return JSONResponse({"Audiences": answered, "PartialErrors": errors})
+
+    def _audience(self, item: dict) -> dict:
+        # REST JSON carries longs as strings.
+        owner = self.customer_id if item["scope"] == "Customer" else self.account_id
+        return {"AudienceNetworkSize": None, "CustomerShare": None, "Description": None,
+                "ForwardCompatibilityMap": None, "Id": item["id"],
+                "MembershipDuration": item["membership_duration"], "Name": item["name"], "ParentId": owner,
+                "Scope": item["scope"], "SearchSize": None, "SupportedCampaignTypes": None,
+                "Type": "CustomerList"}
 
     # ---- file processing -----------------------------------------------------------------
 
@@ -457,16 +509,18 @@ def _oauth_error(error: str, description: str, status: int = 400) -> JSONRespons
 def create_app(options: EmulatorOptions | None = None) -> Starlette:
     emulator = MicrosoftAdsEmulator(options or EmulatorOptions())
 
-    def route(path: str, endpoint: str, handler, methods: list[str], bulk: bool = False) -> Route:
+    def route(path: str, endpoint: str, handler, methods: list[str], throttled: bool = False) -> Route:
         async def wrapped(request: Request) -> Response:
-            return await emulator.handle(request, endpoint, handler, bulk)
+            return await emulator.handle(request, endpoint, handler, throttled)
         return Route(path, wrapped, methods=methods)
 
     app = Starlette(routes=[
         route("/common/oauth2/v2.0/token", "token", emulator.token, ["POST"]),
-        route(f"{BULK}/BulkUploadUrl/Query", "BulkUploadUrl", emulator.upload_url, ["POST"], bulk=True),
-        route(f"{BULK}/FileUpload/{{token}}", "FileUpload", emulator.upload_file, ["POST"], bulk=True),
-        route(f"{BULK}/BulkUploadStatus/Query", "BulkUploadStatus", emulator.upload_status, ["POST"], bulk=True),
+        route(f"{BULK}/BulkUploadUrl/Query", "BulkUploadUrl", emulator.upload_url, ["POST"], throttled=True),
+        route(f"{BULK}/FileUpload/{{token}}", "FileUpload", emulator.upload_file, ["POST"], throttled=True),
+        route(f"{BULK}/BulkUploadStatus/Query", "BulkUploadStatus", emulator.upload_status, ["POST"], throttled=True),
+        route(f"{CAMPAIGN}/Audiences/QueryByIds", "AudiencesQueryByIds", emulator.audiences_by_ids, ["POST"],
+              throttled=True),
         route(f"{BULK}/ResultFiles/{{result_id}}", "ResultFile", emulator.result_file, ["GET"]),
         Route("/_emulator/state", emulator.state, methods=["GET"]),
         Route("/_emulator/stats", emulator.stats_view, methods=["GET"]),

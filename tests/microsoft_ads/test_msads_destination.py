@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -9,7 +10,9 @@ import pytest
 from msads_helpers import HTTP, destination_env, members, sha
 
 from pusher.destinations.base import ListRef, Member
-from pusher.destinations.microsoft_ads import MicrosoftAdsDestination
+from pusher.destinations.microsoft_ads import (
+    MicrosoftAdsDestination, campaign_base_url, campaign_endpoint, customer_list_ids_named,
+)
 from pusher.errors import (
     ConfigError, DestinationAuthError, DestinationRequestError, DestinationUnavailable, InputError,
 )
@@ -39,13 +42,114 @@ def test_list_settings_reach_the_list(emulator, make_destination):
     assert item["scope"] == "Account" and item["membership_duration"] == -1
 
 
-def test_duplicate_name_is_refused_with_a_clear_message(emulator, make_destination):
+def seeded_emulator(start_emulator, tmp_path, lists: list[tuple[str, str]]):
+    """An emulator whose state already holds `lists` [(id, name)] (the API refuses duplicates, the state file not)."""
+    state_file = tmp_path / "msads-state.json"
+    state_file.write_text(json.dumps({"lists": {
+        list_id: {"id": list_id, "name": name, "scope": "Customer", "membership_duration": 30, "members": []}
+        for list_id, name in lists}, "next_list_id": 800000001, "terms_accepted": True}))
+    return start_emulator(state_file=state_file)
+
+
+def test_lost_ledger_finds_the_list_instead_of_creating_it_again(emulator, make_destination):
+    first = make_destination(emulator)
+    list_id = first.ensure_list(ListRef(NAME))
+    first.close()
+    second = make_destination(emulator)          # a new run that remembers no id
+    assert second.ensure_list(ListRef(NAME)) == list_id
+    assert second.ensure_list(ListRef(NAME)) == list_id      # and again: still no second list
+    assert [(item["id"], item["name"]) for item in emulator.state()["lists"]] == [(list_id, NAME)]
+    stats = emulator.stats()
+    assert stats["uploads"] == 1 and stats["requests"]["AudiencesQueryByIds"] == {"200": 3}
+
+
+def test_lookup_reuses_only_the_exact_name(start_emulator, make_destination, tmp_path):
+    emulator = seeded_emulator(start_emulator, tmp_path, [("700000005", NAME.lower()), ("700000006", NAME + " "),
+                                                          ("700000007", NAME)])
     dest = make_destination(emulator)
-    dest.ensure_list(ListRef(NAME))
-    with pytest.raises(DestinationRequestError) as err:
+    assert dest.ensure_list(ListRef(NAME)) == "700000007"
+    other = "MSADS__Lapsed_30-60d__NoPurchase"
+    created = dest.ensure_list(ListRef(other))             # no exact match: created
+    assert created not in ("700000005", "700000006", "700000007")
+    assert emulator.stats()["uploads"] == 1 and len(emulator.state()["lists"]) == 4
+
+
+def test_two_lists_with_the_name_are_a_config_error(start_emulator, make_destination, tmp_path):
+    emulator = seeded_emulator(start_emulator, tmp_path, [("700000003", NAME), ("700000009", NAME),
+                                                          ("700000004", "MSADS__Other")])
+    dest = make_destination(emulator)
+    with pytest.raises(ConfigError) as err:
         dest.ensure_list(ListRef(NAME))
-    assert NAME in str(err.value) and "already exists" in str(err.value)
-    assert len(emulator.state()["lists"]) == 1
+    text = str(err.value)
+    assert NAME in text and "700000003" in text and "700000009" in text and "700000004" not in text
+    assert emulator.stats()["uploads"] == 0 and len(emulator.state()["lists"]) == 3
+
+
+def test_expired_token_on_the_lookup_is_refreshed_once(emulator, make_destination):
+    dest = make_destination(emulator)
+    list_id = dest.ensure_list(ListRef(NAME))
+    HTTP.post(emulator.base + "/_emulator/expire-tokens")
+    assert dest.ensure_list(ListRef(NAME)) == list_id
+    stats = emulator.stats()["requests"]
+    assert stats["AudiencesQueryByIds"] == {"200": 2, "401": 1}
+    assert stats["token"] == {"200": 2}
+
+
+def test_lookup_expiring_again_after_the_refresh_is_an_auth_error(start_emulator, make_destination):
+    emulator = start_emulator(env={"MSADS_EMULATOR_TOKEN_TTL": "0"})    # every token is born expired
+    dest = make_destination(emulator)
+    with pytest.raises(DestinationAuthError, match="expired again"):
+        dest.ensure_list(ListRef(NAME))
+    assert emulator.stats()["requests"]["AudiencesQueryByIds"] == {"401": 2}
+    assert emulator.stats()["uploads"] == 0
+
+
+def test_throttled_lookup_waits_then_gives_up_without_creating(start_emulator, tmp_path):
+    emulator = start_emulator(env={"MSADS_EMULATOR_FAULTS": "117"}, fail_rate=1.0)
+    waits: list[float] = []
+    dest = MicrosoftAdsDestination.from_env(destination_env(emulator.base, tmp_path, MSADS_RATE_WAIT_SECONDS="0.3"),
+                                            sleep=waits.append)
+    try:
+        with pytest.raises(DestinationUnavailable, match="117") as err:
+            dest.ensure_list(ListRef(NAME))
+    finally:
+        dest.close()
+    assert "look up list" in str(err.value)
+    assert len([w for w in waits if w >= 0.25]) == dest.max_throttle_retries
+    assert set(emulator.stats()["requests"]) == {"token", "AudiencesQueryByIds"}
+
+
+def test_campaign_url_setting_is_used_for_the_lookup(emulator, make_destination, tmp_path):
+    full = make_destination(emulator, MSADS_CAMPAIGN_URL=emulator.base + "/CampaignManagement/v13/")
+    list_id = full.ensure_list(ListRef(NAME))
+    assert make_destination(emulator, MSADS_CAMPAIGN_URL=emulator.base).ensure_list(ListRef(NAME)) == list_id
+    nowhere = MicrosoftAdsDestination.from_env(
+        destination_env(emulator.base, tmp_path, MSADS_CAMPAIGN_URL="http://127.0.0.1:9"), sleep=lambda s: None)
+    try:
+        with pytest.raises(DestinationUnavailable):
+            nowhere.ensure_list(ListRef("MSADS__Never_Created"))
+    finally:
+        nowhere.close()
+    assert [item["id"] for item in emulator.state()["lists"]] == [list_id]
+
+
+@pytest.mark.parametrize("bulk, campaign", [
+    ("https://bulk.api.bingads.microsoft.com", "https://campaign.api.bingads.microsoft.com"),
+    ("https://bulk.api.sandbox.bingads.microsoft.com/", "https://campaign.api.sandbox.bingads.microsoft.com"),
+    ("http://127.0.0.1:8765", "http://127.0.0.1:8765"),
+    ("http://127.0.0.1:8765/msads/", "http://127.0.0.1:8765/msads"),
+])
+def test_campaign_base_follows_the_bulk_url(bulk, campaign):
+    assert campaign_base_url(bulk) == campaign
+    assert campaign_endpoint(campaign) == campaign + "/CampaignManagement/v13"
+
+
+def test_customer_list_ids_named_skips_nulls_other_types_and_near_names():
+    audiences = [None, {"Id": 5, "Name": NAME, "Type": "CustomerList"},
+                 {"Id": "6", "Name": NAME, "Type": "RemarketingList"}, {"Id": "7", "Name": NAME.upper()},
+                 {"Id": "8", "Name": NAME}]
+    assert customer_list_ids_named(audiences, NAME) == ["5", "8"]
+    assert customer_list_ids_named(None, NAME) == []
 
 
 def test_terms_not_accepted_surface_8003(emulator, make_destination):

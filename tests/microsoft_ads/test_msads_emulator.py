@@ -350,3 +350,75 @@ def test_state_file_keeps_lists_and_tokens_across_restarts(start_emulator, tmp_p
     second = start_emulator(state_file=state_file)
     assert second.members_of(list_id) == set(hashes)
     assert grant(second.base, answer["refresh_token"]).status_code == 200
+
+
+# ---- Campaign Management: GetAudiencesByIds -----------------------------------------------
+
+AUDIENCES = "/CampaignManagement/v13/Audiences/QueryByIds"
+
+
+def query_audiences(base: str, access: str, body: dict, **header_override: str) -> httpx.Response:
+    return HTTP.post(base + AUDIENCES, headers=headers(access, **header_override), json=body)
+
+
+@pytest.mark.parametrize("override, code", [
+    ({"Authorization": "Bearer not-a-token"}, 105),
+    ({"Authorization": ""}, 105),
+    ({"DeveloperToken": "wrong"}, 105),
+    ({"CustomerId": "999"}, 106),
+    ({"CustomerAccountId": ""}, 106),
+    ({"CustomerAccountId": "3000"}, 106),
+])
+def test_audience_lookup_needs_the_four_headers(emulator, override, code):
+    access = access_token(emulator.base)
+    create_list(emulator.base, access)
+    response = query_audiences(emulator.base, access, {"AudienceIds": None, "Type": "CustomerList"}, **override)
+    assert response.status_code in (400, 401)
+    assert fault_codes(response) == [code]
+    assert "Audiences" not in response.json()
+
+
+def test_audience_lookup_answers_109_for_an_expired_token(start_emulator):
+    emulator = start_emulator(env={"MSADS_EMULATOR_TOKEN_TTL": "0"})
+    response = query_audiences(emulator.base, access_token(emulator.base), {"Type": "CustomerList"})
+    assert response.status_code == 401 and fault_codes(response) == [109]
+
+
+def test_audience_lookup_returns_every_customer_list(emulator):
+    access = access_token(emulator.base)
+    first = create_list(emulator.base, access, "MSADS__One")
+    second = create_list(emulator.base, access, "MSADS__Two")
+    for body in ({"AudienceIds": None, "Type": "CustomerList"}, {"Type": "CustomerList"},
+                 {"AudienceIds": [], "Type": "RemarketingList CustomerList"}):
+        response = query_audiences(emulator.base, access, body)
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["PartialErrors"] == []
+        assert [(a["Id"], a["Name"], a["Type"], a["Scope"]) for a in answer["Audiences"]] == [
+            (first, "MSADS__One", "CustomerList", "Customer"), (second, "MSADS__Two", "CustomerList", "Customer")]
+    other_type = query_audiences(emulator.base, access, {"AudienceIds": None, "Type": "RemarketingList"}).json()
+    assert other_type == {"Audiences": [], "PartialErrors": []}
+
+
+def test_audience_lookup_by_ids_answers_in_order_with_partial_errors(emulator):
+    access = access_token(emulator.base)
+    known = create_list(emulator.base, access)
+    answer = query_audiences(emulator.base, access, {"AudienceIds": ["123", int(known)],
+                                                     "Type": "CustomerList"}).json()
+    assert answer["Audiences"][0] is None and answer["Audiences"][1]["Id"] == known
+    assert [(e["Index"], e["ErrorCode"]) for e in answer["PartialErrors"]] == [(0, "InvalidAudienceId")]
+
+
+@pytest.mark.parametrize("body", [{"AudienceIds": None}, {"Type": "Galaxy"},
+                                  {"AudienceIds": "1", "Type": "CustomerList"},
+                                  {"AudienceIds": list(range(1, 102)), "Type": "CustomerList"}])
+def test_audience_lookup_refuses_a_malformed_request(emulator, body):
+    response = query_audiences(emulator.base, access_token(emulator.base), body)
+    assert response.status_code == 400 and fault_codes(response) == [100]
+
+
+def test_audience_lookup_is_throttled_like_the_bulk_calls(start_emulator):
+    emulator = start_emulator(env={"MSADS_EMULATOR_FAULTS": "117"}, fail_rate=1.0)
+    response = query_audiences(emulator.base, access_token(emulator.base), {"Type": "CustomerList"})
+    assert response.status_code == 400 and fault_codes(response) == [117]
+    assert emulator.stats()["requests"]["AudiencesQueryByIds"] == {"400": 1}
