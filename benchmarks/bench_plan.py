@@ -26,6 +26,10 @@ import duckdb
 
 TARGETS = {"plan_seconds": 3.0, "plan_rss_mb": 1024.0, "nochange_sync_seconds": 2.0}
 LIST = "FILE__Bench_Audience__None"
+LEDGER_VERSION = 2          # members.fingerprint (integer diff); older cached files are rebuilt
+# The engine before the integer fingerprints (string joins), measured by its author on this
+# machine while busy; printed next to the new figures (the old code path no longer exists).
+OLD = {"plan_seconds": (40.0, 48.0), "nochange_sync_seconds": (24.0, 36.0), "plan_rss_mb": (707.0, 707.0)}
 
 
 def write_project(root: Path) -> None:
@@ -66,16 +70,18 @@ def build(root: Path, members: int, churn: bool) -> None:
         from range(?, ?) t(i)""", (leave + changed, leave, members + join))
     wh.execute("""insert into pusher_ledger.members
         select 'sync_bench', 'c' || lpad(cast(i as varchar), 9, '0'),
-               sha256('user' || cast(i as varchar) || '@example.com'), null, null, null, 'bench', now()
+               sha256('user' || cast(i as varchar) || '@example.com'), null, null, null, 'bench', now(), null
         from range(0, ?) t(i)""", (members,))
+    Ledger(wh).refresh_fingerprints()      # the same expression the pusher writes
     wh.execute("checkpoint")
     wh.close()
-    (root / "built").write_text(json.dumps({"members": members, "churn": churn}))
+    (root / "built").write_text(json.dumps({"members": members, "churn": churn, "ledger": LEDGER_VERSION}))
 
 
 def ensure(root: Path, members: int, churn: bool, rebuild: bool) -> None:
     marker = root / "built"
-    if not rebuild and marker.exists() and json.loads(marker.read_text()) == {"members": members, "churn": churn}:
+    wanted = {"members": members, "churn": churn, "ledger": LEDGER_VERSION}
+    if not rebuild and marker.exists() and json.loads(marker.read_text()) == wanted:
         return
     started = time.perf_counter()
     build(root, members, churn)
@@ -163,9 +169,12 @@ def main() -> None:
     print(f"plan alone, in process (median): {inner:.2f}s")
     print(f"no-change pusher sync (whole process, median of {options.runs}): {nochange['median_seconds']:.2f}s, "
           f"peak RSS {nochange['peak_rss_mb']:.0f} MB, {sync_out['requests']} requests")
+    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
     for name, target in TARGETS.items():
         verdict = "ok" if figures[name] <= target else "OVER TARGET"
-        print(f"  {name}: {figures[name]:.2f} (target <= {target:g}) {verdict}")
+        low, high = OLD[name]
+        print(f"  {name}: {figures[name]:.2f} (target <= {target:g}) {verdict}; before: {low:g}-{high:g} "
+              f"(x{low / figures[name]:.0f}-{high / figures[name]:.0f})")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,17 @@
 """The diff, as SQL run in the warehouse, plus the few pure decisions made per row.
 
 Audience syncs compare the model (the snapshot) with the ledger (what the destination
-acknowledged) on the member key *and* the identifiers sent: a member whose email hash
-changed is removed with the old hashes and added with the new ones. People syncs compare a
-hash of the attribute payload; events are append-only (ids not yet acknowledged).
-Every function here returns (sql, params); nothing is executed.
+acknowledged) by one 64-bit integer per row, the fingerprint of (key, email_sha256,
+phone_sha256) (pusher.ledger.audience_fingerprint_sql): never by the 64-character strings.
+  1. the snapshot's fingerprints go to a temp table; an order-independent aggregate of them
+     (count, bit_xor) equal to the ledger's (integer columns only) means no change at all: the
+     common case ends here, without a join;
+  2. otherwise one full outer join on the fingerprints finds the rows on one side only, and
+     only those rows (about 1%) are fetched back with their strings (by rowid) into a work
+     table: counts, samples and the send batches all read that small table.
+A member whose email hash changed is removed with the old hashes and added with the new
+ones. People syncs compare a hash of the attribute payload; events are append-only (ids not
+yet acknowledged). Every method here returns (sql, params); nothing is executed.
 """
 
 from __future__ import annotations
@@ -14,17 +21,15 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from pusher.config import SyncDefinition
-from pusher.ledger import table
+from pusher.ledger import audience_fingerprint_sql, people_fingerprint_sql, table
 from pusher.timeconv import to_wire
 from pusher.warehouse import Warehouse, qualified, quote_ident
 
 Query = tuple[str, list[Any]]
 KEY = {"audience": "customer_id", "people": "customer_id", "events": "event_id"}
+SNAPSHOT = "pusher_snapshot"      # temp: (r = rowid, fingerprint) of every snapshot row
+FP_DIFF = "pusher_fp_diff"        # temp: fingerprints found on one side only
 EVENT_FIXED = ("event_id", "customer_id", "event_name", "occurred_at")
-
-
-def _fingerprint_sql(alias: str) -> str:
-    return f"coalesce({alias}.email_sha256, '') || '/' || coalesce({alias}.phone_sha256, '')"
 
 
 @dataclass(frozen=True)
@@ -40,22 +45,154 @@ class DiffSql:
     def relation(self) -> str:
         return qualified(*self.sync.relation)
 
-    # -- shared pieces -------------------------------------------------------------------------
-    def _audience_ctes(self) -> Query:
-        where = "" if self.required == "key" else f"where {quote_ident(self.required)} is not null"
-        sql = f"""with snapshot as (
-            select cast(customer_id as varchar) as member_key, email_sha256, phone_sha256
-            from {self.relation} {where}
-        ), ledger as (
-            select member_key, email_sha256, phone_sha256 from {table('members')} where sync = ?
+    # -- audiences: fingerprints -------------------------------------------------------------
+    @property
+    def work(self) -> str:
+        """The slow path's work table: only the rows that differ, with their strings. A real
+        table (not a temp one) so that the streamed batches can read it on their own cursor."""
+        return table(f"diff__{self.sync.name}")
+
+    def _where_required(self, alias: str) -> str:
+        return "" if self.required == "key" else f"{alias}.{quote_ident(self.required)} is not null"
+
+    def snapshot_fingerprint(self, alias: str) -> str:
+        return audience_fingerprint_sql(self.wh, f"cast({alias}.customer_id as varchar)", f"{alias}.email_sha256",
+                                        f"{alias}.phone_sha256")
+
+    def stage_snapshot(self, by_rowid: bool) -> Query:
+        where = self._where_required("s")
+        rowid = "s.rowid" if by_rowid else "cast(null as bigint)"
+        return (f"create or replace temp table {SNAPSHOT} as select {rowid} as r, "
+                f"{self.snapshot_fingerprint('s')} as fingerprint from {self.relation} as s"
+                f"{' where ' + where if where else ''}"), []
+
+    def snapshot_aggregate(self) -> Query:
+        """count and bit_xor: order-independent; with a ledger unique per key, equal values mean
+        equal sets (a duplicate or NULL key, or any changed row, changes them, but for a
+        ~2^-64 chance). Also the model's row count, for rows skipped for lack of an identifier."""
+        return (f"select count(*), bit_xor(fingerprint), (select count(*) from {self.relation}) "
+                f"from {SNAPSHOT}"), []
+
+    def ledger_aggregate(self) -> Query:
+        return (f"select count(*), bit_xor(fingerprint), (select count(*) from {table('pending_removals')} "
+                f"where sync = ?) from {table('members')} where sync = ?"), [self.sync.name, self.sync.name]
+
+    def stage_fingerprint_diff(self) -> Query:
+        return (f"create or replace temp table {FP_DIFF} as "
+                "select s.r, s.fingerprint as snapshot_fp, l.fingerprint as ledger_fp "
+                f"from {SNAPSHOT} as s full outer join "
+                f"(select fingerprint from {table('members')} where sync = ?) as l on s.fingerprint = l.fingerprint "
+                "where s.fingerprint is null or l.fingerprint is null"), [self.sync.name]
+
+    def build_work(self, by_rowid: bool) -> Query:
+        """The differing rows, with their strings. Columns: op ('add'|'remove'), member_key,
+        email_sha256, phone_sha256, fingerprint, pending (an older identifier set awaiting
+        removal), in_ledger (adds: the key is in the ledger with other identifiers), exhausted
+        (rejected max_row_attempts times), send (removes: False = drop from the ledger only)."""
+        name = self.sync.name
+        if by_rowid:
+            fetch = f"s.rowid in (select r from {FP_DIFF} where r is not null)"
+        else:
+            fetch = (f"{self.snapshot_fingerprint('s')} in "
+                     f"(select snapshot_fp from {FP_DIFF} where snapshot_fp is not null)")
+        required = self._where_required("s")
+        fetch += f" and {required}" if required else ""
+        exhausted = ("exists (select 1 from exhausted as x where x.op = '{op}' and x.member_key = {a}.member_key "
+                     "and x.fingerprint = coalesce({a}.email_sha256, '') || '/' || coalesce({a}.phone_sha256, ''))")
+        params: list[Any] = [name, name, name, name, self.sync.max_row_attempts]
+        if self.required == "email_sha256":
+            # A list keyed by the hash holds it once, whoever brought it: a hash another member
+            # keeps (or is being added with) must stay; the leaving row is only dropped from the ledger.
+            send = (f"not exists (select 1 from adds as a where a.email_sha256 = g.email_sha256) and not exists "
+                    f"(select 1 from {table('members')} as m where m.sync = ? and m.email_sha256 = g.email_sha256 "
+                    "and m.fingerprint not in (select fingerprint from gone))")
+            params.append(name)
+        else:
+            send = "true"
+        sql = f"""create or replace table {self.work} as
+        with adds as materialized (
+            select cast(s.customer_id as varchar) as member_key, s.email_sha256, s.phone_sha256,
+                   {self.snapshot_fingerprint('s')} as fingerprint
+            from {self.relation} as s where {fetch}
+        ), gone as materialized (
+            select member_key, email_sha256, phone_sha256, fingerprint, false as pending
+            from {table('members')} where sync = ?
+              and fingerprint in (select ledger_fp from {FP_DIFF} where ledger_fp is not null)
+            union all
+            select member_key, email_sha256, phone_sha256, fingerprint, true as pending
+            from {table('pending_removals')} as p where sync = ?
+              and fingerprint not in (  -- probe the snapshot with the few pending rows, not the reverse
+                  select s.fingerprint from {SNAPSHOT} as s where s.fingerprint in
+                      (select fingerprint from {table('pending_removals')} where sync = ?))
         ), exhausted as (
             select member_key, op, fingerprint from {table('rejections')} where sync = ? and attempts >= ?
-        )"""
-        return sql, [self.sync.name, self.sync.name, self.sync.max_row_attempts]
+        )
+        select 'add' as op, a.member_key, a.email_sha256, a.phone_sha256, a.fingerprint, false as pending,
+               exists (select 1 from gone as g where not g.pending and g.member_key = a.member_key) as in_ledger,
+               {exhausted.format(op='add', a='a')} as exhausted, true as send
+        from adds as a
+        union all
+        select 'remove', g.member_key, g.email_sha256, g.phone_sha256, g.fingerprint, g.pending, true,
+               {exhausted.format(op='remove', a='g')}, {send}
+        from gone as g"""
+        return sql, params
 
-    def _same_ids(self, left: str, right: str) -> str:
-        return (f"{left}.email_sha256 is not distinct from {right}.email_sha256 and "
-                f"{left}.phone_sha256 is not distinct from {right}.phone_sha256")
+    def readds(self) -> Query:
+        """Key-keyed destinations (Customer.io segments) drop a member on any remove of its key:
+        a member whose older identifiers are removed now is added again, with its current ones."""
+        return (f"""insert into {self.work}
+            select 'add', m.member_key, m.email_sha256, m.phone_sha256, m.fingerprint, false, true, false, true
+            from {table('members')} as m where m.sync = ?
+              and m.member_key in (select member_key from {self.work} where op = 'remove' and pending and send
+                                   and not exhausted)
+              and m.fingerprint not in (select fingerprint from {self.work} where op = 'remove')
+              and m.member_key not in (select member_key from {self.work} where op = 'add')"""), [self.sync.name]
+
+    def work_validation(self) -> Query:
+        """Malformed rows among the rows to add (all others are in the ledger, so were checked
+        when sent): NULL keys and identifiers that are not SHA-256 hex."""
+        checks = ["count(*) filter (where member_key is null) as null_keys"]
+        for column in ("email_sha256", "phone_sha256"):
+            checks.append(f"count(*) filter (where {column} is not null and not "
+                          f"{self.wh.is_sha256_hex_sql(column)}) as bad_{column}")
+        return f"select {', '.join(checks)} from {self.work} where op = 'add'", []
+
+    def work_example(self, problem: str) -> Query:
+        if problem == "null_keys":
+            return f"select null, email_sha256 from {self.work} where op = 'add' and member_key is null limit 1", []
+        column = problem[4:]
+        return (f"select member_key, {column} from {self.work} where op = 'add' and {column} is not null and not "
+                f"{self.wh.is_sha256_hex_sql(column)} order by member_key limit 1"), []
+
+    def duplicate_in_work(self) -> Query:
+        """A key added twice, or added while the ledger row of that key still matches another
+        snapshot row: both mean the model holds that key more than once."""
+        return (f"""select member_key from (
+                select member_key from {self.work} where op = 'add' group by member_key having count(*) > 1
+                union all
+                select a.member_key from {self.work} as a
+                join {table('members')} as m on m.sync = ? and m.member_key = a.member_key
+                where a.op = 'add' and m.fingerprint not in
+                    (select fingerprint from {self.work} where op = 'remove' and not pending))
+            order by member_key limit 1"""), [self.sync.name]
+
+    def work_counts(self) -> Query:
+        return (f"""select
+                count(*) filter (where op = 'add' and not exhausted),
+                count(*) filter (where op = 'remove' and send and not exhausted),
+                count(*) filter (where op = 'remove' and not send and not exhausted),
+                count(*) filter (where op = 'add' and in_ledger),
+                count(*) filter (where op = 'remove' and not pending and not exhausted and member_key not in
+                                 (select member_key from {self.work} where op = 'add' and member_key is not null)),
+                count(*) filter (where exhausted),
+                count(*) filter (where op = 'remove' and pending and not exhausted),
+                count(*) filter (where op = 'add'),
+                count(*) filter (where op = 'remove' and not pending)
+            from {self.work}"""), []
+
+    def cleanup(self) -> list[str]:
+        return [f"drop table if exists {self.work}", f"drop table if exists {SNAPSHOT}",
+                f"drop table if exists {FP_DIFF}"]
 
     def _people_ctes(self) -> Query:
         columns = ", ".join(f"src.{quote_ident(column)}" for column in self.attribute_columns)
@@ -106,24 +243,6 @@ class DiffSql:
 
     # -- counts (the plan) ---------------------------------------------------------------------
     def counts(self) -> Query:
-        if self.sync.kind == "audience":
-            ctes, params = self._audience_ctes()
-            sql = f"""{ctes}
-            select
-                sum(case when s.member_key is not null then 1 else 0 end) as audience_size,
-                sum(case when l.member_key is not null then 1 else 0 end) as ledger_size,
-                sum(case when l.member_key is null and xa.member_key is null then 1 else 0 end) as new_members,
-                sum(case when s.member_key is null and xr.member_key is null then 1 else 0 end) as departures,
-                sum(case when s.member_key is not null and l.member_key is not null
-                          and not ({self._same_ids('s', 'l')}) then 1 else 0 end) as identifier_changes,
-                sum(case when xa.member_key is not null or xr.member_key is not null then 1 else 0 end) as exhausted
-            from snapshot as s
-            full outer join ledger as l on s.member_key = l.member_key
-            left join exhausted as xa on xa.op = 'add' and s.member_key = xa.member_key
-                and xa.fingerprint = {_fingerprint_sql('s')}
-            left join exhausted as xr on xr.op = 'remove' and s.member_key is null and l.member_key = xr.member_key
-                and xr.fingerprint = {_fingerprint_sql('l')}"""
-            return sql, params
         if self.sync.kind == "people":
             ctes, params = self._people_ctes()
             sql = f"""{ctes}
@@ -152,35 +271,27 @@ class DiffSql:
 
     # -- the rows to send ----------------------------------------------------------------------
     def removes(self, limit: int | None = None) -> Query:
-        """Ledger rows the destination holds but the snapshot does not (same key and ids):
-        sent with the ledger's identifiers, exactly as they were added."""
-        ctes, params = self._audience_ctes()
-        sql = f"""{ctes}
-        select l.member_key, l.email_sha256, l.phone_sha256
-        from ledger as l
-        where not exists (select 1 from snapshot as s where s.member_key = l.member_key and {self._same_ids('s', 'l')})
-          and not exists (select 1 from exhausted as x where x.op = 'remove' and x.member_key = l.member_key
-                          and x.fingerprint = {_fingerprint_sql('l')})"""
-        return _limited(sql, params, limit, "l.member_key")
+        """Identifiers to remove, exactly as they were added; `send` False: drop from the ledger only."""
+        sql = (f"select member_key, email_sha256, phone_sha256, send from {self.work} "
+               "where op = 'remove' and not exhausted")
+        if limit is not None:
+            return f"{sql} and send order by member_key, fingerprint limit ?", [limit]
+        return f"{sql} order by member_key, fingerprint", []
 
     def adds(self, limit: int | None = None) -> Query:
-        """Snapshot rows the ledger lacks (or holds with other identifiers); `in_ledger`
-        says an older row must be replaced on acknowledgement."""
-        ctes, params = self._audience_ctes()
-        sql = f"""{ctes}
-        select s.member_key, s.email_sha256, s.phone_sha256, l.member_key is not null as in_ledger
-        from snapshot as s
-        left join ledger as l on l.member_key = s.member_key
-        where (l.member_key is null or not ({self._same_ids('s', 'l')}))
-          and not exists (select 1 from exhausted as x where x.op = 'add' and x.member_key = s.member_key
-                          and x.fingerprint = {_fingerprint_sql('s')})"""
-        return _limited(sql, params, limit, "s.member_key")
+        """Rows to add; `in_ledger` says an older row must be replaced on acknowledgement."""
+        sql = (f"select member_key, email_sha256, phone_sha256, in_ledger from {self.work} "
+               "where op = 'add' and not exhausted order by member_key")
+        return (f"{sql} limit ?", [limit]) if limit is not None else (sql, [])
 
-    def departed_keys_count(self) -> Query:
-        """Members that would leave the destination (not counting identifier changes)."""
-        ctes, params = self._audience_ctes()
-        return (f"{ctes} select count(*) from ledger as l "
-                "where not exists (select 1 from snapshot as s where s.member_key = l.member_key)"), params
+    def people_aggregate(self) -> Query:
+        """(count, bit_xor of fingerprints) of the people model, as for audiences."""
+        fingerprint = people_fingerprint_sql(self.wh, "cast(src.customer_id as varchar)",
+                                             self.wh.payload_hash_sql(self.attribute_columns, "src"))
+        return f"select count(*), bit_xor({fingerprint}) from {self.relation} as src", []
+
+    def ledger_people_aggregate(self) -> Query:
+        return (f"select count(*), bit_xor(fingerprint) from {table('members')} where sync = ?"), [self.sync.name]
 
     def people_updates(self, limit: int | None = None) -> Query:
         ctes, params = self._people_ctes()

@@ -26,9 +26,16 @@ TABLES = {
                      message varchar, started_at timestamp, finished_at timestamp)""",
     "batches": """(run_id varchar, sync varchar, batch_no integer, op varchar, row_count integer,
                    accepted integer, rejected integer, recorded_at timestamp)""",
+    # One row per (sync, member_key): what the destination holds for it now. `fingerprint`
+    # is the warehouse's 64-bit hash of what was sent (see audience_fingerprint_sql).
     "members": """(sync varchar, member_key varchar, email_sha256 varchar, phone_sha256 varchar,
                    payload_hash varchar, payload_json varchar, acknowledged_run_id varchar,
-                   acknowledged_at timestamp)""",
+                   acknowledged_at timestamp, fingerprint ubigint)""",
+    # Identifiers a member had before a newer add was acknowledged, whose removal is not
+    # acknowledged yet (rejected, or the run died in between): still on the destination, so
+    # they stay here, and in every plan's removes, until a remove of them is acknowledged.
+    "pending_removals": """(sync varchar, member_key varchar, email_sha256 varchar, phone_sha256 varchar,
+                            fingerprint ubigint, superseded_run_id varchar, superseded_at timestamp)""",
     "rejections": """(sync varchar, member_key varchar, op varchar, fingerprint varchar,
                       reason varchar, attempts integer, last_run_id varchar, last_at timestamp)""",
     "lists": """(sync varchar, list_name varchar, external_id varchar, recorded_at timestamp)""",
@@ -54,6 +61,23 @@ class Acknowledged:
     payload_json: str | None = None
 
 
+def audience_fingerprint_sql(wh: Warehouse, key: str = "member_key", email: str = "email_sha256",
+                             phone: str = "phone_sha256") -> str:
+    """The integer fingerprint of one audience row as sent: (key, email_sha256, phone_sha256).
+    It covers the key too, so it names the row on its own (the diff joins on it alone)."""
+    return wh.fingerprint_sql([key, email, phone])
+
+
+def people_fingerprint_sql(wh: Warehouse, key: str = "member_key", payload_hash: str = "payload_hash") -> str:
+    return wh.fingerprint_sql([key, payload_hash])
+
+
+def _stored_fingerprint_sql(wh: Warehouse) -> str:
+    """For ledger rows: people rows carry a payload hash, audience (and event) rows do not."""
+    return (f"case when payload_hash is not null then {people_fingerprint_sql(wh)} "
+            f"else {audience_fingerprint_sql(wh)} end")
+
+
 def fingerprint_of(email_sha256: str | None, phone_sha256: str | None) -> str:
     """What a rejection is about, so a row whose identifiers changed is tried afresh."""
     return f"{email_sha256 or ''}/{phone_sha256 or ''}"
@@ -67,6 +91,18 @@ class Ledger:
         self.wh.execute(f"create schema if not exists {qualified(SCHEMA)}")
         for name, columns in TABLES.items():
             self.wh.execute(f"create table if not exists {table(name)} {columns}")
+        # Ledgers written before fingerprints existed: add the column and fill it once.
+        columns = self.wh.columns((self.wh.database, SCHEMA, "members")) if self.wh.database else []
+        if columns and "fingerprint" not in columns:
+            self.wh.execute(f"alter table {table('members')} add column fingerprint ubigint")
+            self.refresh_fingerprints()
+
+    def refresh_fingerprints(self) -> None:
+        """Recompute stored fingerprints from the stored values (after a migration, or if the
+        warehouse's hash function ever changed)."""
+        expression = _stored_fingerprint_sql(self.wh)
+        self.wh.execute(f"update {table('members')} set fingerprint = {expression} "
+                        f"where fingerprint is distinct from {expression}")
 
     # -- runs ----------------------------------------------------------------------------
     def start_run(self, run_id: str, command: str) -> None:
@@ -96,6 +132,9 @@ class Ledger:
              counts.get("rejected", 0), counts.get("skipped", 0), message, utcnow(), run_id, sync))
 
     # -- members -------------------------------------------------------------------------
+    def pending_removal_count(self, sync: str) -> int:
+        return self.wh.fetchone(f"select count(*) from {table('pending_removals')} where sync = ?", (sync,))[0]
+
     def member_count(self, sync: str) -> int:
         return self.wh.fetchone(f"select count(*) from {table('members')} where sync = ?", (sync,))[0]
 
@@ -115,38 +154,70 @@ class Ledger:
                      replaces_rows: bool = True) -> None:
         """Write one acknowledged batch, atomically.
 
-        op "remove" deletes the acknowledged keys; any other op ("add", "update", "event",
-        "adopt", "replace") writes them as acknowledged now. `rejected` maps key ->
-        (reason, fingerprint); its attempt counter goes up by one.
+        op "remove" (and "retire": dropped from the ledger without a request, see the diff)
+        deletes exactly the acknowledged identifiers, from `members` and `pending_removals`.
+        "add"/"replace"/"adopt" (audiences) write the acknowledged identifiers; a member's
+        older identifiers that are not acknowledged-removed move to `pending_removals`, so they
+        are never forgotten. "update" (people) and "event" write rows by key. `rejected` maps
+        key -> (reason, fingerprint); its attempt counter goes up by one.
         """
         now = utcnow()
         keys = [row.member_key for row in acknowledged]
-        members = table("members")
+        members, pending = table("members"), table("pending_removals")
         with self.wh.transaction():
-            if op == "replace":
-                # The destination list now holds exactly this batch: forget anything older.
-                self.wh.execute(f"delete from {members} where sync = ?", (sync,))
-            elif keys and (op == "remove" or replaces_rows):
-                self.wh.execute(f"delete from {members} where sync = ? and member_key in "
-                                "(select unnest(cast(? as varchar[])))", (sync, keys))
-            if keys and op != "remove":
-                self.wh.insert_rows(members, ["sync", "member_key", "email_sha256", "phone_sha256",
-                                              "payload_hash", "payload_json", "acknowledged_run_id",
-                                              "acknowledged_at"],
-                                    [(sync, row.member_key, row.email_sha256, row.phone_sha256, row.payload_hash,
-                                      row.payload_json, run_id, now) for row in acknowledged],
-                                    types=["varchar"] * 7 + ["timestamp"])
+            if keys:
+                self._stage(acknowledged)
+            if op in ("remove", "retire"):
+                if keys:
+                    for target in (members, pending):
+                        self.wh.execute(f"delete from {target} where sync = ? and fingerprint in "
+                                        "(select fingerprint from pusher_acked)", (sync,))
+            else:
+                if op == "replace":
+                    # The destination list now holds exactly this batch: forget anything older.
+                    self.wh.execute(f"delete from {members} where sync = ?", (sync,))
+                    self.wh.execute(f"delete from {pending} where sync = ?", (sync,))
+                elif keys and replaces_rows:
+                    if op in ("add", "adopt"):
+                        self.wh.execute(
+                            f"insert into {pending} select m.sync, m.member_key, m.email_sha256, m.phone_sha256, "
+                            f"m.fingerprint, ?, ? from {members} as m join pusher_acked as a "
+                            "on m.member_key = a.member_key and m.fingerprint <> a.fingerprint "
+                            f"where m.sync = ? and not exists (select 1 from {pending} as p "
+                            "where p.sync = m.sync and p.fingerprint = m.fingerprint)", (run_id, now, sync))
+                    self.wh.execute(f"delete from {members} where sync = ? and member_key in "
+                                    "(select member_key from pusher_acked)", (sync,))
+                if keys:
+                    if op in ("add", "adopt"):
+                        # Sent again with identifiers still awaiting removal: they are current again.
+                        self.wh.execute(f"delete from {pending} where sync = ? and fingerprint in "
+                                        "(select fingerprint from pusher_acked)", (sync,))
+                    self.wh.execute(
+                        f"insert into {members} select ?, member_key, email_sha256, phone_sha256, payload_hash, "
+                        "payload_json, ?, ?, fingerprint from pusher_acked", (sync, run_id, now))
             if keys:
                 self.wh.execute(f"delete from {table('rejections')} where sync = ? and member_key in "
-                                "(select unnest(cast(? as varchar[])))", (sync, keys))
+                                "(select member_key from pusher_acked)", (sync,))
+                self.wh.execute("drop table pusher_acked")
             if rejected:
                 self._record_rejections(run_id, sync, op, rejected, now)
             self.wh.execute(f"insert into {table('batches')} values (?, ?, ?, ?, ?, ?, ?, ?)",
                             (run_id, sync, batch_no, op, sent, len(keys), len(rejected), now))
 
+    def _stage(self, rows: Sequence[Acknowledged]) -> None:
+        """The batch as a temp table `pusher_acked`, fingerprints computed by the warehouse."""
+        self.wh.execute("create or replace temp table pusher_acked (member_key varchar, email_sha256 varchar, "
+                        "phone_sha256 varchar, payload_hash varchar, payload_json varchar, fingerprint ubigint)")
+        self.wh.execute(
+            "insert into pusher_acked select *, " + _stored_fingerprint_sql(self.wh) + " from (select "
+            + ", ".join(f"unnest(cast(? as varchar[])) as {name}" for name in
+                        ("member_key", "email_sha256", "phone_sha256", "payload_hash", "payload_json")) + ")",
+            [list(column) for column in zip(*[(r.member_key, r.email_sha256, r.phone_sha256, r.payload_hash,
+                                               r.payload_json) for r in rows])])
+
     def _record_rejections(self, run_id: str, sync: str, op: str, rejected: dict[str, tuple[str, str]],
                            now: datetime) -> None:
-        op = "add" if op in ("replace", "adopt") else op
+        op = {"replace": "add", "adopt": "add", "retire": "remove"}.get(op, op)
         rejections = table("rejections")
         keys = list(rejected)
         previous = dict(self.wh.fetchall(

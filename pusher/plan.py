@@ -1,6 +1,8 @@
 """What a sync would do: counts, sample rows and the cost at the destination's rate limit.
 
-Planning runs only SQL (validation + one aggregate join + a few sample rows); it sends nothing.
+Planning runs only SQL; it sends nothing. Audiences: an aggregate of integer fingerprints
+answers the no-change case; otherwise one join on the fingerprints fills a small work table
+(see pusher.diff) from which counts, samples and, in `pusher sync`, the batches are read.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class SyncPlan:
     removes: int = 0
     identifier_changes: int = 0
     departures: int = 0
+    pending_removals: int = 0         # older identifiers whose removal was not acknowledged yet
+    retired: int = 0                  # hash-keyed lists: rows dropped from the ledger only (hash kept by another member)
     updates: int = 0
     new_people: int = 0
     events: int = 0
@@ -72,7 +76,7 @@ class SyncPlan:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.adds or self.removes or self.updates or self.events)
+        return bool(self.adds or self.removes or self.updates or self.events or self.retired)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -111,18 +115,9 @@ def validate_rows(wh: Warehouse, diff: DiffSql) -> dict[str, int]:
     elif sync.kind == "events":
         names += ["null_customer_id", "null_event_name", "null_occurred_at"]
     counts = {name: int(value or 0) for name, value in zip(names, cursor_row)}
-    key = "event_id" if sync.kind == "events" else "customer_id"
-    for problem, text in PROBLEMS.items():
+    for problem in PROBLEMS:
         if counts.get(problem):
-            example = wh.fetchone(*diff.example_of(problem))
-            if example and example[0] is not None:
-                where = f"{key}={example[0]!r}"
-            else:
-                hint = {"audience": "email_sha256", "people": "email", "events": "customer_id"}[sync.kind]
-                where = f"the row with {hint}={example[1]!r}" if example else "a row"
-            raise InputError(f"sync {sync.name}: model {sync.model} has {counts[problem]} row(s) with "
-                             f"{text.format(key=key)} (first: {where}); fix the model, nothing was sent "
-                             "for this sync")
+            _raise_problem(diff, problem, counts[problem], wh.fetchone(*diff.example_of(problem)))
     return counts
 
 
@@ -147,27 +142,31 @@ def make_plan(wh: Warehouse, sync: SyncDefinition, limits: DestinationLimits, *,
         raise InputError(f"sync {sync.name}: model {sync.model} ({'.'.join(sync.relation)}) is not in the "
                          "warehouse; run `dbt build` first")
     diff = DiffSql(wh, sync, limits.required_identifier, attribute_columns(wh, sync))
-    checked = validate_rows(wh, diff)
     plan = SyncPlan(sync=sync.name, kind=sync.kind, destination=sync.destination, list_name=sync.list_name,
-                    batch_size=batch_size_for(sync, limits, env), skipped=checked.get("skipped", 0))
-    row = wh.fetchone(*diff.counts())
-    values = [int(value or 0) for value in row]
+                    batch_size=batch_size_for(sync, limits, env))
     if sync.kind == "audience":
-        (plan.audience_size, plan.ledger_size, new_members, plan.departures,
-         plan.identifier_changes, plan.exhausted) = values
-        plan.adds = new_members + plan.identifier_changes
-        plan.removes = plan.departures + plan.identifier_changes
+        try:
+            plan_audience(wh, diff, plan)
+        except Exception:
+            cleanup(wh, diff)          # a refused model leaves no work table behind
+            raise
         ops = [plan.removes, plan.adds]
-    elif sync.kind == "people":
-        plan.audience_size, plan.ledger_size, plan.new_people, changed, departed, plan.exhausted = values
-        plan.updates = plan.new_people + changed
-        if departed:
-            plan.warnings.append(f"{departed} people acknowledged before are no longer in {sync.model}; "
-                                 "people syncs never delete profiles")
-        ops = [plan.updates]
+    elif sync.kind == "people" and _people_unchanged(wh, diff, plan):
+        ops = []
     else:
-        plan.audience_size, plan.ledger_size, plan.events, plan.exhausted = values
-        ops = [plan.events]
+        checked = validate_rows(wh, diff)
+        plan.skipped = checked.get("skipped", 0)
+        values = [int(value or 0) for value in wh.fetchone(*diff.counts())]
+        if sync.kind == "people":
+            plan.audience_size, plan.ledger_size, plan.new_people, changed, departed, plan.exhausted = values
+            plan.updates = plan.new_people + changed
+            if departed:
+                plan.warnings.append(f"{departed} people acknowledged before are no longer in {sync.model}; "
+                                     "people syncs never delete profiles")
+            ops = [plan.updates]
+        else:
+            plan.audience_size, plan.ledger_size, plan.events, plan.exhausted = values
+            ops = [plan.events]
     plan.estimated_requests, plan.estimated_seconds = estimate(ops, plan.batch_size, limits.requests_per_second)
     plan.estimated_seconds = round(plan.estimated_seconds, 2)
     if sync.min_audience_size and sync.kind == "audience" and plan.audience_size < sync.min_audience_size:
@@ -181,6 +180,73 @@ def make_plan(wh: Warehouse, sync: SyncDefinition, limits: DestinationLimits, *,
     if samples and plan.has_changes:
         plan.samples = sample_rows(wh, diff)
     return plan, diff
+
+
+def _raise_problem(diff: DiffSql, problem: str, count: int, example: tuple | None) -> None:
+    sync = diff.sync
+    key = "event_id" if sync.kind == "events" else "customer_id"
+    if example and example[0] is not None:
+        where = f"{key}={example[0]!r}"
+    else:
+        hint = {"audience": "email_sha256", "people": "email", "events": "customer_id"}[sync.kind]
+        where = f"the row with {hint}={example[1]!r}" if example else "a row"
+    raise InputError(f"sync {sync.name}: model {sync.model} has {count} row(s) with "
+                     f"{PROBLEMS[problem].format(key=key)} (first: {where}); fix the model, nothing was sent "
+                     "for this sync")
+
+
+def plan_audience(wh: Warehouse, diff: DiffSql, plan: SyncPlan) -> None:
+    """Counts of an audience sync; on the slow path, leaves diff.work filled for delivery.
+
+    Malformed rows are always caught before anything is sent: a NULL or duplicate key makes
+    the aggregates differ (the ledger has neither), so such a snapshot always takes the slow
+    path, where the rows to add are checked (a bad hash in a row equal to its ledger row was
+    never sent by us, as the ledger only holds rows that passed these checks when added)."""
+    by_rowid = wh.is_base_table(diff.sync.relation)
+    wh.execute(*diff.stage_snapshot(by_rowid))
+    snapshot_rows, snapshot_xor, model_rows = wh.fetchone(*diff.snapshot_aggregate())
+    ledger_rows, ledger_xor, pending = wh.fetchone(*diff.ledger_aggregate())
+    plan.audience_size, plan.ledger_size = int(snapshot_rows), int(ledger_rows)
+    plan.skipped = int(model_rows) - int(snapshot_rows)
+    if (snapshot_rows, snapshot_xor) == (ledger_rows, ledger_xor) and not pending:
+        return                                          # the common case: nothing changed
+    wh.execute(*diff.stage_fingerprint_diff())
+    wh.execute(*diff.build_work(by_rowid))
+    row = wh.fetchone(*diff.work_validation())
+    for problem, count in zip(("null_keys", "bad_email_sha256", "bad_phone_sha256"), row):
+        if count:
+            _raise_problem(diff, problem, int(count), wh.fetchone(*diff.work_example(problem)))
+    duplicate = wh.fetchone(*diff.duplicate_in_work())
+    counts = [int(value or 0) for value in wh.fetchone(*diff.work_counts())]
+    added_rows, gone_members = counts[7], counts[8]
+    if duplicate is None and snapshot_rows - added_rows != ledger_rows - gone_members:
+        # More snapshot rows match the ledger than it has rows: some row is in the model twice.
+        duplicate = wh.fetchone(*diff.example_of("duplicate_keys"))
+    if duplicate is not None:
+        total = wh.fetchone(f"select count(*) - count(distinct customer_id) from {diff.relation}")[0]
+        _raise_problem(diff, "duplicate_keys", int(total), duplicate)
+    if diff.required == "key":
+        wh.execute(*diff.readds())
+        counts = [int(value or 0) for value in wh.fetchone(*diff.work_counts())]
+    (plan.adds, plan.removes, plan.retired, plan.identifier_changes, plan.departures, plan.exhausted,
+     plan.pending_removals) = counts[:7]
+
+
+def _people_unchanged(wh: Warehouse, diff: DiffSql, plan: SyncPlan) -> bool:
+    """People: the same aggregate short-circuit (a NULL or duplicate key cannot match)."""
+    snapshot = wh.fetchone(*diff.people_aggregate())
+    ledger = wh.fetchone(*diff.ledger_people_aggregate())
+    if tuple(snapshot) != tuple(ledger):
+        return False
+    plan.audience_size = plan.ledger_size = int(snapshot[0])
+    return True
+
+
+def cleanup(wh: Warehouse, diff: DiffSql | None) -> None:
+    """Drop the work tables of one sync (they are rebuilt by every plan)."""
+    if diff is not None and diff.sync.kind == "audience":
+        for statement in diff.cleanup():
+            wh.execute(statement)
 
 
 def sample_rows(wh: Warehouse, diff: DiffSql) -> dict[str, list[dict[str, Any]]]:

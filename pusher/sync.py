@@ -34,11 +34,19 @@ from pusher.diff import DiffSql, changed_attributes, payload_json, wire_row
 from pusher.errors import (EXIT_OK, EXIT_ROWS_REJECTED, DestinationUnavailable, GuardStopped,
                            PusherError)
 from pusher.ledger import Acknowledged, Ledger, fingerprint_of, table
-from pusher.plan import DestinationLimits, SyncPlan, make_plan
+from pusher.plan import DestinationLimits, SyncPlan, cleanup, make_plan
 from pusher.timeconv import unix_seconds
 from pusher.warehouse import Warehouse
 
 Progress = Callable[[str, int, int], None]   # (sync, rows done, rows total)
+
+# Customer.io ignores segment ids of people who do not exist yet: within one run, people
+# are created first, then their events, then the audience memberships.
+KIND_ORDER = {"people": 0, "events": 1, "audience": 2}
+
+
+def in_delivery_order(syncs: list[SyncDefinition]) -> list[SyncDefinition]:
+    return sorted(syncs, key=lambda sync: KIND_ORDER.get(sync.kind, len(KIND_ORDER)))   # stable
 
 
 def new_run_id() -> str:
@@ -125,11 +133,14 @@ class Engine:
     def plan_all(self, syncs: list[SyncDefinition]) -> RunReport:
         outcomes = []
         for sync in syncs:
+            diff = None
             try:
-                plan, _, stops = self.plan(sync)
+                plan, diff, stops = self.plan(sync)
             except PusherError as exc:
                 outcomes.append(_failed(sync, exc))
                 continue
+            finally:
+                cleanup(self.wh, diff)
             outcome = SyncOutcome(sync.name, "planned", plan=plan.to_dict(), warnings=list(plan.warnings))
             if stops:
                 outcome.status, outcome.exit_code = "guard_stopped", GuardStopped.exit_code
@@ -148,7 +159,7 @@ class Engine:
         outcomes: list[SyncOutcome] = []
         status = "failed"
         try:
-            for sync in syncs:
+            for sync in in_delivery_order(syncs):
                 outcomes.append(self.sync_one(run_id, sync))
             status = "done"
         finally:
@@ -161,6 +172,7 @@ class Engine:
         self.ledger.start_sync(run_id, sync.name)
         outcome = SyncOutcome(sync.name, "ok")
         plan: SyncPlan | None = None
+        diff: DiffSql | None = None
         try:
             plan, diff, stops = self.plan(sync)
             outcome.plan = plan.to_dict()
@@ -185,6 +197,8 @@ class Engine:
         except PusherError as exc:
             failed = _failed(sync, exc)
             outcome.status, outcome.exit_code, outcome.message = failed.status, failed.exit_code, failed.message
+        finally:
+            cleanup(self.wh, diff)
         counts = {"audience_size": plan.audience_size if plan else None,
                   "ledger_size": self.ledger.member_count(sync.name), "rejected": outcome.rejected,
                   "skipped": plan.skipped if plan else 0, **outcome.sent}
@@ -205,6 +219,8 @@ class Engine:
         self.ledger.record_batch(run_id, sync.name, outcome.batches, op, sent, acknowledged, rejected,
                                  replaces_rows=replaces_rows)
         outcome.rejected += len(rejected)
+        if op == "retire":
+            return
         key = {"remove": "removes", "add": "adds", "replace": "adds", "update": "updates", "event": "events"}[op]
         outcome.sent[key] += len(acknowledged)
 
@@ -220,18 +236,27 @@ class Engine:
         if plan.ledger_size == 0 and plan.adds:
             if destination.supports_replace:
                 replace_first = True
-            else:
-                self._reconcile(run_id, sync, plan, diff, destination, ref, outcome)
+            elif self._reconcile(run_id, sync, plan, diff, destination, ref, outcome):
+                # The ledger now holds the adopted members: diff again so they are not re-added.
+                cleanup(self.wh, diff)
+                plan, diff = make_plan(self.wh, sync, self.limits(sync.destination), samples=False, env=self.env)
+                plan.batch_size = max(1, min(plan.batch_size, destination.max_members_per_request))
         done = 0
         for rows in self.wh.stream(*diff.removes(), size=plan.batch_size):
-            members = [Member(key, email, phone) for key, email, phone in rows]
-            result = destination.remove_members(ref, members)
-            by_key = {m.key: m for m in members}
-            rejected = {key: (reason, fingerprint_of(by_key[key].email_sha256, by_key[key].phone_sha256))
-                        for key, reason in result.rejected.items() if key in by_key}
-            self._record(run_id, sync, outcome, "remove", len(members),
-                         [Acknowledged(key) for key in result.accepted if key in by_key], rejected)
-            done += len(members)
+            retire = [Acknowledged(key, email, phone) for key, email, phone, send in rows if not send]
+            if retire:
+                # The hash stays on a hash-keyed list for another member: no request, ledger only.
+                self._record(run_id, sync, outcome, "retire", 0, retire, {})
+            members = [Member(key, email, phone) for key, email, phone, send in rows if send]
+            if members:
+                result = destination.remove_members(ref, members)
+                by_key = {m.key: m for m in members}
+                rejected = {key: (reason, fingerprint_of(by_key[key].email_sha256, by_key[key].phone_sha256))
+                            for key, reason in result.rejected.items() if key in by_key}
+                acknowledged = [Acknowledged(key, by_key[key].email_sha256, by_key[key].phone_sha256)
+                                for key in result.accepted if key in by_key]
+                self._record(run_id, sync, outcome, "remove", len(members), acknowledged, rejected)
+            done += len(rows)
             self._tick(sync.name, plan, done)
         for rows in self.wh.stream(*diff.adds(), size=plan.batch_size):
             members = [Member(key, email, phone) for key, email, phone, _ in rows]
@@ -248,12 +273,13 @@ class Engine:
             self._tick(sync.name, plan, done)
 
     def _reconcile(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
-                   destination: Destination, ref: ListRef, outcome: SyncOutcome) -> None:
+                   destination: Destination, ref: ListRef, outcome: SyncOutcome) -> bool:
         """Empty ledger, destination that can list its members: remove the strangers (guarded)
-        and adopt the members already there, instead of a blind wipe or duplicate adds."""
+        and adopt the members already there, instead of a blind wipe or duplicate adds.
+        False when the destination cannot list its members (nothing done)."""
         keys = destination.list_members(ref)
         if keys is None:
-            return
+            return False
         staging = table("reconcile")
         self.wh.execute(f"create table if not exists {staging} (sync varchar, member_key varchar)")
         self.wh.execute(f"delete from {staging} where sync = ?", (sync.name,))
@@ -288,6 +314,7 @@ class Engine:
             self.ledger.record_batch(run_id, sync.name, 0, "adopt", len(rows),
                                      [Acknowledged(*row) for row in rows], {}, replaces_rows=False)
         self.wh.execute(f"delete from {staging} where sync = ?", (sync.name,))
+        return True
 
     def _deliver_people(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
                         destination: Destination, outcome: SyncOutcome) -> None:

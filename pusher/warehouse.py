@@ -204,6 +204,27 @@ class Warehouse:
             parts.append(f"coalesce(cast(length({value}) as varchar) || ':' || {value}, 'N')")
         return "md5(" + " || '|' || ".join(parts or ["''"]) + ")"
 
+    def fingerprint_sql(self, expressions: Sequence[str]) -> str:
+        """A 64-bit integer fingerprint of several values (NULLs included), computed in the
+        warehouse: the diff compares these integers instead of 64-character strings.
+
+        DuckDB: hash(a, b, ...). PostgreSQL would use e.g. hashtextextended(...) over a
+        length-prefixed concatenation. A collision (two different rows, same 64 bits, odds
+        about 2^-64 per changed row) would make a changed member look unchanged, so that one
+        change would not be sent until the row changes again; nothing wrong is ever sent.
+        Ledger rows store the value, so if a warehouse upgrade changed the function, every
+        row would look changed once (resent idempotently); Ledger.refresh_fingerprints()
+        recomputes them from the stored strings."""
+        return "hash(" + ", ".join(expressions) + ")"
+
+    def is_base_table(self, relation_parts: Sequence[str]) -> bool:
+        """Tables have a rowid (used to fetch changed rows back cheaply); views do not."""
+        database, schema, name = relation_parts
+        row = self.fetchone(
+            "select table_type from information_schema.tables "
+            "where table_catalog = ? and table_schema = ? and table_name = ?", (database, schema, name))
+        return bool(row and row[0] == "BASE TABLE")
+
     def is_sha256_hex_sql(self, expression: str) -> str:
         # ltrim of every hex digit leaves nothing: several times cheaper than a regex here.
         return f"(length({expression}) = 64 and ltrim({expression}, '0123456789abcdef') = '')"

@@ -20,7 +20,7 @@ AUDIENCE = 20_000
 
 
 def _pusher(project, *args: str) -> subprocess.Popen:
-    env = {**os.environ, **project.env, "PUSHER_BATCH_SIZE": "250", "PUSHER_FILE_DELAY_MS": "8",
+    env = {**os.environ, **project.env, "PUSHER_BATCH_SIZE": "250", "PUSHER_FILE_DELAY_MS": "25",
            "DBT_PROFILES_DIR": str(project.root)}
     env.pop("DBT_TARGET", None)
     return subprocess.Popen([sys.executable, "-m", "pusher", "sync", "--select", "sync_cart", "--json",
@@ -42,7 +42,8 @@ def _churn(project, rng: random.Random) -> None:
 def _run_killed(project, rng: random.Random) -> bool:
     """True when the kill landed while the pusher was still running."""
     process = _pusher(project)
-    time.sleep(rng.uniform(0.4, 2.5))     # imports take ~0.5 s; a full sync takes a few seconds
+    # Start-up takes ~0.4 s; a first sync (80 batches x 25 ms) ~2.5 s, a churn run ~1 s.
+    time.sleep(rng.uniform(0.4, 1.8))
     process.send_signal(signal.SIGKILL)
     process.communicate()
     return process.returncode == -signal.SIGKILL
