@@ -241,6 +241,16 @@ class Engine:
                 cleanup(self.wh, diff)
                 plan, diff = make_plan(self.wh, sync, self.limits(sync.destination), samples=False, env=self.env)
                 plan.batch_size = max(1, min(plan.batch_size, destination.max_members_per_request))
+                try:
+                    if plan.has_changes:  # no work table exists when the re-plan found nothing left to do
+                        self._send_audience(run_id, sync, plan, diff, destination, ref, outcome, False)
+                finally:
+                    cleanup(self.wh, diff)
+                return
+        self._send_audience(run_id, sync, plan, diff, destination, ref, outcome, replace_first)
+
+    def _send_audience(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
+                       destination: Destination, ref: ListRef, outcome: SyncOutcome, replace_first: bool) -> None:
         done = 0
         for rows in self.wh.stream(*diff.removes(), size=plan.batch_size):
             retire = [Acknowledged(key, email, phone) for key, email, phone, send in rows if not send]

@@ -44,8 +44,10 @@ def demo_env(cio_url: str, msads_url: str) -> dict[str, str]:
         "MSADS_ACCOUNT_ID": "2000",
         "MSADS_ACCEPT_TERMS": "true",
         "MSADS_BULK_URL": msads_url,
+        "MSADS_CAMPAIGN_URL": msads_url,
         "MSADS_TOKEN_URL": f"{msads_url}/common/oauth2/v2.0/token",
         "MSADS_TOKEN_FILE": ".pusher/demo/msads-refresh-token",
+        "MSADS_REQUESTS_PER_SECOND": "50",  # the emulator does not throttle; Microsoft does (default 2)
         "MSADS_POLL_SECONDS": "0.2",
     })
     return env

@@ -1,0 +1,238 @@
+"""The whole loop: the demo warehouse built by dbt, `pusher` as a real process, both emulators
+over real HTTP on loopback. Each test works on its own copy of the session's demo warehouse."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from pusher.config import load_project
+from pusher.emulators import customerio, microsoft_ads
+from pusher.emulators.compare import compare_all, fetch_states, total_requests
+from pusher.emulators.options import EmulatorOptions
+from pusher.emulators.server import running
+from pusher.warehouse import Warehouse, load_profile
+from tests.conftest import DEMO_AS_OF, REPO, run_dbt
+
+PUSHER = Path(sys.executable).parent / "pusher"
+
+# Distinctive credentials, so a leak anywhere is found by a plain substring scan.
+SECRETS = {
+    "CUSTOMERIO_API_KEY": "cio-track-key-7f3a9c21e5",
+    "CUSTOMERIO_APP_API_KEY": "cio-app-key-b81d4e0c77",
+    "MSADS_DEVELOPER_TOKEN": "msads-devtoken-55ab91c3",
+    "MSADS_REFRESH_TOKEN": "msads-refresh-0c4f2d8e19",
+    "MSADS_CLIENT_SECRET": "msads-client-secret-9e7a",
+}
+
+
+@dataclass
+class Stack:
+    root: Path
+    env: dict[str, str]
+    cio_url: str
+    msads_url: str
+    outputs: list[str] = field(default_factory=list)
+
+    def pusher(self, *arguments: str, ok=(0,)) -> dict:
+        completed = subprocess.run([str(PUSHER), *arguments, "--json"], cwd=REPO, env=self.env,
+                                   capture_output=True, text=True, timeout=300)
+        self.outputs += [completed.stdout, completed.stderr]
+        assert completed.returncode in ok, completed.stdout[-3000:] + completed.stderr[-3000:]
+        return json.loads(completed.stdout)
+
+    def requests(self) -> int:
+        return total_requests(self.cio_url) + total_requests(self.msads_url)
+
+    def comparisons(self):
+        project = load_project(REPO, Path(self.env["DBT_TARGET_PATH"]))
+        wh = Warehouse.connect(load_profile(REPO, env=self.env))
+        try:
+            return compare_all(project, wh, fetch_states(self.cio_url, self.msads_url))
+        finally:
+            wh.close()
+
+    def assert_destinations_equal_warehouse(self) -> None:
+        differing = [(c.sync, c.missing[:3], c.extra[:3], c.differing[:3]) for c in self.comparisons() if not c.equal]
+        assert not differing, differing
+
+
+@pytest.fixture
+def stack_factory(tmp_path, demo_warehouse, monkeypatch):
+    """Start both emulators (with the given fault options) and point the pusher at a warehouse copy."""
+    assert not demo_warehouse.build.not_passing(), demo_warehouse.build.not_passing()
+    with ExitStack() as stack:
+        def make(options: EmulatorOptions = EmulatorOptions(), *, extra_env: dict[str, str] | None = None) -> Stack:
+            database = tmp_path / demo_warehouse.database.name  # the file name is the catalog name in the manifest
+            shutil.copy(demo_warehouse.database, database)
+            target = tmp_path / "target"
+            shutil.copytree(demo_warehouse.workdir / "target", target)
+            monkeypatch.setenv("MSADS_EMULATOR_REFRESH_TOKEN", SECRETS["MSADS_REFRESH_TOKEN"])
+            monkeypatch.setenv("MSADS_EMULATOR_DEVELOPER_TOKEN", SECRETS["MSADS_DEVELOPER_TOKEN"])
+            monkeypatch.setenv("MSADS_EMULATOR_TERMS_ACCEPTED", "true")
+            cio_app = customerio.create_app(options, env={
+                "CUSTOMERIO_EMULATOR_SITE_ID": "site-e2e",
+                "CUSTOMERIO_EMULATOR_API_KEY": SECRETS["CUSTOMERIO_API_KEY"],
+                "CUSTOMERIO_EMULATOR_APP_API_KEY": SECRETS["CUSTOMERIO_APP_API_KEY"]})
+            cio_url = stack.enter_context(running(cio_app))
+            msads_url = stack.enter_context(running(microsoft_ads.create_app(options)))
+            env = {
+                **os.environ,
+                "PUSHER_AS_OF": DEMO_AS_OF,
+                "PUSHER_DUCKDB_PATH": str(database),
+                "DBT_TARGET_PATH": str(target),
+                "CUSTOMERIO_SITE_ID": "site-e2e",
+                "CUSTOMERIO_TRACK_URL": cio_url,
+                "CUSTOMERIO_APP_URL": cio_url,
+                "CUSTOMERIO_RETRY_BASE_DELAY": "0.01",
+                "CUSTOMERIO_MAX_ATTEMPTS": "8",
+                "MSADS_CLIENT_ID": "demo-client",
+                "MSADS_CUSTOMER_ID": "1000",
+                "MSADS_ACCOUNT_ID": "2000",
+                "MSADS_ACCEPT_TERMS": "true",
+                "MSADS_BULK_URL": msads_url,
+                "MSADS_CAMPAIGN_URL": msads_url,
+                "MSADS_TOKEN_URL": f"{msads_url}/common/oauth2/v2.0/token",
+                "MSADS_TOKEN_FILE": str(tmp_path / "msads-token"),
+                "MSADS_REQUESTS_PER_SECOND": "50",  # the emulator does not throttle; Microsoft does (default 2)
+                "MSADS_POLL_SECONDS": "0.02",
+                "MSADS_THROTTLE_MAX_WAIT_SECONDS": "0.05",
+                "MSADS_RATE_WAIT_SECONDS": "0.05",
+                **SECRETS,
+                **(extra_env or {}),
+            }
+            return Stack(tmp_path, env, cio_url, msads_url)
+
+        yield make
+
+
+def test_after_a_sync_every_destination_equals_the_warehouse_and_a_rerun_sends_nothing(stack_factory):
+    stack = stack_factory()
+    report = stack.pusher("sync")
+    assert report["exit_code"] == 0
+    sent = {item["sync"]: item["sent"] for item in report["syncs"]}
+    assert sent["cio_people"]["updates"] > 300 and sent["cio_events"]["events"] > 100
+    stack.assert_destinations_equal_warehouse()
+
+    before = stack.requests()
+    again = stack.pusher("sync")
+    assert stack.requests() == before, "a no-change rerun must not send a single request"
+    assert all(item["requests"] == 0 for item in again["syncs"])
+
+
+def _cart_abandoner(database: Path) -> tuple[str, str]:
+    with duckdb.connect(str(database), read_only=True) as conn:
+        return conn.execute("select customer_id, email_sha256 from aud_cart_abandon_1_3d "
+                            "where email_sha256 is not null order by customer_id limit 1").fetchone()
+
+
+def test_a_source_change_sends_only_the_difference(stack_factory):
+    stack = stack_factory()
+    stack.pusher("sync")
+    database = Path(stack.env["PUSHER_DUCKDB_PATH"])
+    customer_id, email_hash = _cart_abandoner(database)
+
+    # The cart abandoner buys (a new raw export row, one hour before as-of), and dbt rebuilds.
+    with duckdb.connect(str(database)) as conn:
+        conn.execute("""insert into raw_store__orders
+            select 'O-E2E-1', ?, null, timestamp '2026-11-20 11:00:00', 'paid', 80.00, 'USD',
+                   timestamp '2026-11-20 11:30:00'""", [customer_id])
+    rebuild = run_dbt(stack.root, "build", "--exclude", "resource_type:seed", database=database, target="target")
+    assert not rebuild.not_passing(), rebuild.output()
+
+    plan = {item["sync"]: item["plan"] for item in stack.pusher("plan")["syncs"]}
+    assert plan["cio_segment_cart_abandon_1_3d"]["removes"] == 1
+    assert plan["msads_list_cart_abandon_1_3d"]["removes"] == 1
+    assert plan["cio_segment_suppress_recent_purchasers_0_7d"]["adds"] == 1
+    assert plan["cio_people"]["updates"] == 1, "only the buyer's attributes changed"
+    changed = sum(p["adds"] + p["removes"] + p["updates"] for p in plan.values())
+    assert changed <= 8, plan
+
+    before = stack.requests()
+    report = stack.pusher("sync")
+    stack.assert_destinations_equal_warehouse()
+    requests = sum(item["requests"] for item in report["syncs"])
+    assert 0 < requests <= 20 and stack.requests() - before >= requests
+    update = next(item for item in report["syncs"] if item["sync"] == "cio_people")
+    assert update["sent"]["updates"] == 1
+
+    state = fetch_states(stack.cio_url, stack.msads_url)
+    cart_list = next(item for item in state["microsoft_ads"]["lists"] if item["name"].startswith("MSADS__Cart_Abandon_1-3d"))
+    assert email_hash not in cart_list["members"]
+    assert state["customerio"]["people"][customer_id]["attributes"]["order_count"] >= 1
+
+
+def test_sync_converges_under_injected_429_and_5xx(stack_factory):
+    stack = stack_factory(EmulatorOptions(fail_rate=0.2, rate_limit=200, seed=7))
+    codes = []
+    for _ in range(4):  # a run that gives up on a destination exits 6; the next one resumes
+        report = stack.pusher("sync", ok=(0, 3, 6))
+        codes.append(report["exit_code"])
+        if report["exit_code"] == 0:
+            break
+    assert codes[-1] == 0, codes
+    stack.assert_destinations_equal_warehouse()
+    injected = 0
+    for url in (stack.cio_url, stack.msads_url):
+        for statuses in httpx.get(f"{url}/_emulator/stats").json()["requests"].values():
+            injected += sum(count for status, count in statuses.items() if not str(status).startswith("2"))
+    assert injected >= 10, "the emulators must really have failed some requests for this test to mean anything"
+
+
+def test_secrets_never_reach_output_errors_or_state(stack_factory):
+    stack = stack_factory()
+    stack.pusher("sync")
+    stack.pusher("plan")
+    stack.pusher("status")
+    stack.pusher("history")
+    # Wrong credentials: the errors must name what to fix without echoing any secret.
+    wrong = dict(stack.env, CUSTOMERIO_API_KEY="cio-wrong-key-3e8d11", MSADS_REFRESH_TOKEN="msads-wrong-refresh-77")
+    Path(stack.env["MSADS_TOKEN_FILE"]).unlink(missing_ok=True)
+    with duckdb.connect(stack.env["PUSHER_DUCKDB_PATH"]) as conn:
+        conn.execute("update cio_people set first_name = 'Changed' where customer_id = (select min(customer_id) from cio_people)")
+    failing = subprocess.run([str(PUSHER), "sync", "--json", "--force"], cwd=REPO, env=wrong,
+                             capture_output=True, text=True, timeout=300)
+    assert failing.returncode == 5, failing.stdout[-2000:] + failing.stderr[-2000:]
+    stack.outputs += [failing.stdout, failing.stderr]
+
+    with duckdb.connect(stack.env["PUSHER_DUCKDB_PATH"], read_only=True) as conn:
+        tables = [row[0] for row in conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'pusher_ledger'").fetchall()]
+        assert tables
+        ledger_dump = "\n".join(str(conn.execute(f'select * from pusher_ledger."{name}"').fetchall()) for name in tables)
+    scanned = "\n".join(stack.outputs) + ledger_dump
+    for secret in [*SECRETS.values(), "cio-wrong-key-3e8d11", "msads-wrong-refresh-77"]:
+        assert secret not in scanned, f"a credential leaked into output, errors or the ledger: {secret[:6]}…"
+
+
+def test_a_lost_ledger_reconciles_without_duplicates_or_stale_members(stack_factory):
+    stack = stack_factory()
+    stack.pusher("sync")
+    database = Path(stack.env["PUSHER_DUCKDB_PATH"])
+    customer_id, email_hash = _cart_abandoner(database)
+    with duckdb.connect(str(database)) as conn:
+        conn.execute("drop schema pusher_ledger cascade")
+        # While the ledger is gone the audience changes: the member must leave both destinations.
+        conn.execute("delete from aud_cart_abandon_1_3d where customer_id = ?", [customer_id])
+
+    stack.pusher("sync")
+    stack.assert_destinations_equal_warehouse()
+    state = fetch_states(stack.cio_url, stack.msads_url)
+    segment_names = [segment["name"] for segment in state["customerio"]["segments"].values()]
+    list_names = [item["name"] for item in state["microsoft_ads"]["lists"]]
+    assert len(segment_names) == len(set(segment_names)), "a lost ledger must not create duplicate segments"
+    assert len(list_names) == len(set(list_names)), "a lost ledger must not create duplicate lists"
+    segment = next(s for s in state["customerio"]["segments"].values() if s["name"].startswith("CIO__Cart_Abandon_1-3d"))
+    assert customer_id not in segment["members"]
+    cart_list = next(item for item in state["microsoft_ads"]["lists"] if item["name"].startswith("MSADS__Cart_Abandon_1-3d"))
+    assert email_hash not in cart_list["members"]
