@@ -39,6 +39,8 @@ TABLES = {
     "rejections": """(sync varchar, member_key varchar, op varchar, fingerprint varchar,
                       reason varchar, attempts integer, last_run_id varchar, last_at timestamp)""",
     "lists": """(sync varchar, list_name varchar, external_id varchar, recorded_at timestamp)""",
+    # The engine version that computed the stored fingerprints (its hash is only stable within one).
+    "settings": """(name varchar, value varchar)""",
 }
 
 
@@ -96,6 +98,16 @@ class Ledger:
         if columns and "fingerprint" not in columns:
             self.wh.execute(f"alter table {table('members')} add column fingerprint ubigint")
             self.refresh_fingerprints()
+        # A warehouse upgrade may change its hash function: recompute the stored fingerprints
+        # once, instead of every member looking changed and being sent again.
+        engine = str(self.wh.fetchone("select version()")[0])
+        stamped = self.wh.fetchone(f"select value from {table('settings')} where name = 'fingerprint_engine'")
+        if stamped is None or stamped[0] != engine:
+            with self.wh.transaction():
+                if stamped is not None:
+                    self.refresh_fingerprints()
+                self.wh.execute(f"delete from {table('settings')} where name = 'fingerprint_engine'")
+                self.wh.execute(f"insert into {table('settings')} values ('fingerprint_engine', ?)", (engine,))
 
     def refresh_fingerprints(self) -> None:
         """Recompute stored fingerprints from the stored values (after a migration, or if the
@@ -103,6 +115,9 @@ class Ledger:
         expression = _stored_fingerprint_sql(self.wh)
         self.wh.execute(f"update {table('members')} set fingerprint = {expression} "
                         f"where fingerprint is distinct from {expression}")
+        pending = audience_fingerprint_sql(self.wh)
+        self.wh.execute(f"update {table('pending_removals')} set fingerprint = {pending} "
+                        f"where fingerprint is distinct from {pending}")
 
     # -- runs ----------------------------------------------------------------------------
     def start_run(self, run_id: str, command: str) -> None:

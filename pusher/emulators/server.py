@@ -8,8 +8,6 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-import uvicorn
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -18,12 +16,16 @@ def free_port() -> int:
 
 
 def serve_forever(app, host: str, port: int) -> None:
+    import uvicorn  # imported here so `pusher sync` does not pay for the server at start-up
+
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @contextmanager
 def running(app, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
     """Serve `app` on loopback in a thread; yields its base URL and stops it afterwards."""
+    import uvicorn
+
     port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -191,6 +191,17 @@ def test_old_ledger_gets_fingerprints(project):
     assert project.ledger() == project.audience()
 
 
+def test_a_new_engine_version_refreshes_fingerprints_instead_of_resending(project):
+    project.set_audience_range(0, 10)
+    run(project, FileDestination(project.out))
+    # As if the ledger had been written by another engine version whose hash differed.
+    project.sql(f"update {table('settings')} set value = 'older engine' where name = 'fingerprint_engine'")
+    project.sql(f"update {table('members')} set fingerprint = fingerprint + 1")
+    report = run(project, FileDestination(project.out))
+    assert report.exit_code == EXIT_OK and report.outcomes[0].requests == 0
+    assert project.ledger() == project.audience()
+
+
 def test_refused_model_leaves_no_work_table(project):
     project.set_audience([member(1), ("c000002", "NOT-A-HASH", None)])
     assert run(project, FileDestination(project.out)).exit_code == EXIT_CONFIG_ERROR
