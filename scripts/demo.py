@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from pusher.emulators.server import free_port
+from pusher.emulators.settings import emulator_env
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -26,31 +27,12 @@ DEMO_ANCHOR = "2026-11-20 12:00:00"  # the demo world's "now"; its seeds are wri
 
 
 def demo_env(cio_url: str, msads_url: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
+    return {
+        **os.environ,
         "PUSHER_AS_OF": DEMO_ANCHOR,
-        "PUSHER_DUCKDB_PATH": env.get("PUSHER_DUCKDB_PATH", "warehouse/retention.duckdb"),
-        # Customer.io emulator (default demo credentials of the emulator)
-        "CUSTOMERIO_SITE_ID": "demo-site",
-        "CUSTOMERIO_API_KEY": "demo-key",
-        "CUSTOMERIO_APP_API_KEY": "demo-app-key",
-        "CUSTOMERIO_TRACK_URL": cio_url,
-        "CUSTOMERIO_APP_URL": cio_url,
-        # Microsoft Advertising emulator
-        "MSADS_DEVELOPER_TOKEN": "demo-developer-token",
-        "MSADS_CLIENT_ID": "demo-client",
-        "MSADS_REFRESH_TOKEN": "demo-refresh-token",
-        "MSADS_CUSTOMER_ID": "1000",
-        "MSADS_ACCOUNT_ID": "2000",
-        "MSADS_ACCEPT_TERMS": "true",
-        "MSADS_BULK_URL": msads_url,
-        "MSADS_CAMPAIGN_URL": msads_url,
-        "MSADS_TOKEN_URL": f"{msads_url}/common/oauth2/v2.0/token",
-        "MSADS_TOKEN_FILE": ".pusher/demo/msads-refresh-token",
-        "MSADS_REQUESTS_PER_SECOND": "50",  # the emulator does not throttle; Microsoft does (default 2)
-        "MSADS_POLL_SECONDS": "0.2",
-    })
-    return env
+        "PUSHER_DUCKDB_PATH": os.environ.get("PUSHER_DUCKDB_PATH", "warehouse/retention.duckdb"),
+        **emulator_env(cio_url, msads_url, token_file=".pusher/demo/msads-refresh-token"),
+    }
 
 
 def start_emulator(stack: ExitStack, name: str, env: dict[str, str]) -> str:

@@ -21,6 +21,7 @@ from pusher.emulators import customerio, microsoft_ads
 from pusher.emulators.compare import compare_all, fetch_states, total_requests
 from pusher.emulators.options import EmulatorOptions
 from pusher.emulators.server import running
+from pusher.emulators.settings import emulator_env
 from pusher.warehouse import Warehouse, load_profile
 from tests.conftest import DEMO_AS_OF, REPO, run_dbt
 
@@ -72,7 +73,7 @@ def stack_factory(tmp_path, demo_warehouse, monkeypatch):
     """Start both emulators (with the given fault options) and point the pusher at a warehouse copy."""
     assert not demo_warehouse.build.not_passing(), demo_warehouse.build.not_passing()
     with ExitStack() as stack:
-        def make(options: EmulatorOptions = EmulatorOptions(), *, extra_env: dict[str, str] | None = None) -> Stack:
+        def make(options: EmulatorOptions = EmulatorOptions()) -> Stack:
             database = tmp_path / demo_warehouse.database.name  # the file name is the catalog name in the manifest
             shutil.copy(demo_warehouse.database, database)
             target = tmp_path / "target"
@@ -91,25 +92,13 @@ def stack_factory(tmp_path, demo_warehouse, monkeypatch):
                 "PUSHER_AS_OF": DEMO_AS_OF,
                 "PUSHER_DUCKDB_PATH": str(database),
                 "DBT_TARGET_PATH": str(target),
-                "CUSTOMERIO_SITE_ID": "site-e2e",
-                "CUSTOMERIO_TRACK_URL": cio_url,
-                "CUSTOMERIO_APP_URL": cio_url,
+                **emulator_env(cio_url, msads_url, str(tmp_path / "msads-token"),
+                               credentials={"CUSTOMERIO_SITE_ID": "site-e2e", **SECRETS}),
                 "CUSTOMERIO_RETRY_BASE_DELAY": "0.01",
                 "CUSTOMERIO_MAX_ATTEMPTS": "8",
-                "MSADS_CLIENT_ID": "demo-client",
-                "MSADS_CUSTOMER_ID": "1000",
-                "MSADS_ACCOUNT_ID": "2000",
-                "MSADS_ACCEPT_TERMS": "true",
-                "MSADS_BULK_URL": msads_url,
-                "MSADS_CAMPAIGN_URL": msads_url,
-                "MSADS_TOKEN_URL": f"{msads_url}/common/oauth2/v2.0/token",
-                "MSADS_TOKEN_FILE": str(tmp_path / "msads-token"),
-                "MSADS_REQUESTS_PER_SECOND": "50",  # the emulator does not throttle; Microsoft does (default 2)
                 "MSADS_POLL_SECONDS": "0.02",
                 "MSADS_THROTTLE_MAX_WAIT_SECONDS": "0.05",
                 "MSADS_RATE_WAIT_SECONDS": "0.05",
-                **SECRETS,
-                **(extra_env or {}),
             }
             return Stack(tmp_path, env, cio_url, msads_url)
 
