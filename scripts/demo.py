@@ -51,7 +51,8 @@ def start_emulator(stack: ExitStack, name: str, env: dict[str, str]) -> str:
 
 
 def run(step: str, args: list[str], env: dict[str, str], ok_codes=(0,)) -> subprocess.CompletedProcess:
-    print(f"\n==> {step}: {' '.join(args)}", flush=True)
+    shown = [Path(args[0]).name, *args[1:]]
+    print(f"\n==> {step}: {' '.join(shown)}", flush=True)
     result = subprocess.run(args, cwd=ROOT, env=env)
     if result.returncode not in ok_codes:
         raise SystemExit(f"{step} failed with exit code {result.returncode}")
