@@ -7,7 +7,6 @@ Each run starts from a fresh warehouse file and fresh emulators, so it can be re
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
