@@ -30,3 +30,43 @@
     cast({{ "'" ~ exclusivity_group ~ "'" if exclusivity_group else 'null' }} as {{ dbt.type_string() }}) as exclusivity_group,
     cast(entered_at as {{ dbt.type_timestamp() }}) as entered_at
 {%- endmacro %}
+
+{#- The four cart-recovery audiences differ only in their window and cart value tier, so they
+    share this body: carts abandoned in `window` ('0_1d' | '1_3d') with `value_tier`
+    ('standard' | 'high'), no order since, not a recent purchaser, treatment-eligible.
+    A member enters when its cart reaches the window's lower bound. -#}
+{% macro cart_abandon_audience(audience_name, list_name, window, value_tier) -%}
+{%- set lower_bound_index = {'0_1d': 0, '1_3d': 1}[window] -%}
+with
+
+profile as (select * from {{ ref('customer_profile') }}),
+carts as (select * from {{ ref('int_carts_abandoned') }}),
+
+members_selected as (
+    select
+        profile.customer_id,
+        profile.email_sha256,
+        profile.phone_sha256,
+        {% if lower_bound_index == 0 -%}
+        carts.carted_at as entered_at
+        {%- else -%}
+        {{ dbt.dateadd('day', var('cart_window_days')[lower_bound_index], 'carts.carted_at') }} as entered_at
+        {%- endif %}
+    from carts
+    inner join profile
+        on carts.customer_id = profile.customer_id
+    where carts.cart_window = '{{ window }}'
+        and carts.cart_value_tier = '{{ value_tier }}'
+        and not carts.has_ordered_since
+        and not profile.is_recent_purchaser
+        and profile.is_treatment_eligible
+),
+
+final as (
+    select
+        {{ audience_columns(audience_name, list_name, 'cart_recovery') | indent(8) }}
+    from members_selected
+)
+
+select * from final
+{%- endmacro %}
