@@ -1,11 +1,14 @@
 """Benchmark: `pusher plan` on a 10M-member audience with 1% churn, and a no-change `pusher sync`.
 
 Targets (from the issue): plan <= 3 s and <= 1 GB peak RSS; no-change sync <= 2 s.
-Builds two DuckDB projects under the system temp dir (cached between runs; --rebuild to redo):
+Builds DuckDB projects under the system temp dir (cached between runs; --rebuild to redo):
   churn/     audience of 10M; ledger of 10M of which 50k have left, 50k joined, 10k changed email
   nochange/  audience of 10M equal to its ledger
-Each command runs in a fresh subprocess (`python -m pusher ...`), timed wall-clock, with
-peak RSS from wait4(). Prints the figures and how they compare with the targets.
+each twice: as dbt builds audiences (with the member_fingerprint column) and, suffixed
+_computed, without it (the pusher hashes the three identifier strings itself), so the two
+are compared in the same run. Each command runs in a fresh subprocess (`python -m pusher
+...`), timed wall-clock, with peak RSS from wait4(). Prints the figures and how they compare
+with the targets.
 
     .venv/bin/python benchmarks/bench_plan.py [--members 10000000] [--runs 5] [--rebuild]
 """
@@ -26,10 +29,10 @@ import duckdb
 
 TARGETS = {"plan_seconds": 3.0, "plan_rss_mb": 1024.0, "nochange_sync_seconds": 2.0}
 LIST = "FILE__Bench_Audience__None"
-LEDGER_VERSION = 2          # members.fingerprint (integer diff); older cached files are rebuilt
+LEDGER_VERSION = 3          # signed fingerprints + member_fingerprint column; older cached files are rebuilt
 # The engine before the integer fingerprints (string joins), measured by its author on this
-# machine while busy; printed next to the new figures (the old code path no longer exists).
-OLD = {"plan_seconds": (40.0, 48.0), "nochange_sync_seconds": (24.0, 36.0), "plan_rss_mb": (707.0, 707.0)}
+# machine while busy; printed for the record (that code path no longer exists).
+STRING_JOINS = {"plan_seconds": "40-48", "nochange_sync_seconds": "24-36"}
 
 
 def write_project(root: Path) -> None:
@@ -49,7 +52,7 @@ def write_project(root: Path) -> None:
     (root / "target" / "manifest.json").write_text(json.dumps(manifest))
 
 
-def build(root: Path, members: int, churn: bool) -> None:
+def build(root: Path, members: int, churn: bool, model_fingerprint: bool) -> None:
     """Audience and ledger made in SQL (a Python loop would take minutes)."""
     from pusher.ledger import Ledger
     from pusher.warehouse import Warehouse
@@ -68,6 +71,10 @@ def build(root: Path, members: int, churn: bool) -> None:
                cast(null as varchar) as phone_sha256, 'aud_bench' as audience_name, 'Bench' as list_name,
                cast(null as varchar) as exclusivity_group, timestamp '2024-01-01' as entered_at
         from range(?, ?) t(i)""", (leave + changed, leave, members + join))
+    if model_fingerprint:          # what macros/member_fingerprint.sql adds to every dbt-built audience
+        wh.execute("create or replace table aud_bench as select *, "
+                   "cast(hash(customer_id, email_sha256, phone_sha256) >> 1 as bigint) as member_fingerprint "
+                   "from aud_bench")
     wh.execute("""insert into pusher_ledger.members
         select 'sync_bench', 'c' || lpad(cast(i as varchar), 9, '0'),
                sha256('user' || cast(i as varchar) || '@example.com'), null, null, null, 'bench', now(), null
@@ -75,16 +82,19 @@ def build(root: Path, members: int, churn: bool) -> None:
     Ledger(wh).refresh_fingerprints()      # the same expression the pusher writes
     wh.execute("checkpoint")
     wh.close()
-    (root / "built").write_text(json.dumps({"members": members, "churn": churn, "ledger": LEDGER_VERSION}))
+    (root / "built").write_text(json.dumps(wanted(members, churn, model_fingerprint)))
 
 
-def ensure(root: Path, members: int, churn: bool, rebuild: bool) -> None:
+def wanted(members: int, churn: bool, model_fingerprint: bool) -> dict:
+    return {"members": members, "churn": churn, "model_fingerprint": model_fingerprint, "ledger": LEDGER_VERSION}
+
+
+def ensure(root: Path, members: int, churn: bool, model_fingerprint: bool, rebuild: bool) -> None:
     marker = root / "built"
-    wanted = {"members": members, "churn": churn, "ledger": LEDGER_VERSION}
-    if not rebuild and marker.exists() and json.loads(marker.read_text()) == wanted:
+    if not rebuild and marker.exists() and json.loads(marker.read_text()) == wanted(members, churn, model_fingerprint):
         return
     started = time.perf_counter()
-    build(root, members, churn)
+    build(root, members, churn, model_fingerprint)
     print(f"built {root.name} ({members:,} members) in {time.perf_counter() - started:.1f}s", file=sys.stderr)
 
 
@@ -148,33 +158,57 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "pusher-bench")
     options = parser.parse_args()
 
-    churn_root, same_root = options.dir / "churn", options.dir / "nochange"
-    ensure(churn_root, options.members, True, options.rebuild)
-    ensure(same_root, options.members, False, options.rebuild)
+    roots = {}
+    for churn in (True, False):
+        for model_fingerprint in (True, False):
+            name = ("churn" if churn else "nochange") + ("" if model_fingerprint else "_computed")
+            roots[name] = options.dir / name
+            ensure(roots[name], options.members, churn, model_fingerprint, options.rebuild)
 
-    plan = measure(churn_root, options.runs, "plan")
-    inner = plan_in_process(churn_root, options.runs)
-    nochange = measure(same_root, options.runs, "sync")
-    counts = plan["output"]["syncs"][0]["plan"]
-    sync_out = nochange["output"]["syncs"][0]
-    assert sync_out["requests"] == 0 and sync_out["status"] == "ok", sync_out
+    # Interleaved, so that both variants see the same machine load.
+    plan, plan_computed, nochange, nochange_computed = [], [], [], []
+    for _ in range(options.runs):
+        plan.append(measure(roots["churn"], 1, "plan"))
+        plan_computed.append(measure(roots["churn_computed"], 1, "plan"))
+        nochange.append(measure(roots["nochange"], 1, "sync"))
+        nochange_computed.append(measure(roots["nochange_computed"], 1, "sync"))
+    inner = plan_in_process(roots["churn"], options.runs)
+    counts = plan[0]["output"]["syncs"][0]["plan"]
+    same = ("audience_size", "ledger_size", "adds", "removes", "identifier_changes", "departures")
+    assert all(counts[k] == plan_computed[0]["output"]["syncs"][0]["plan"][k] for k in same), "variants disagree"
+    for result in nochange + nochange_computed:
+        sync_out = result["output"]["syncs"][0]
+        assert sync_out["requests"] == 0 and sync_out["status"] == "ok", sync_out
 
-    figures = {"plan_seconds": plan["median_seconds"], "plan_rss_mb": plan["peak_rss_mb"],
-               "nochange_sync_seconds": nochange["median_seconds"]}
+    def median(results: list[dict]) -> float:
+        return statistics.median(r["median_seconds"] for r in results)
+
+    def spread(results: list[dict]) -> str:
+        times = [r["median_seconds"] for r in results]
+        return f"[{min(times):.2f}-{max(times):.2f}]"
+
+    figures = {"plan_seconds": median(plan), "plan_rss_mb": max(r["peak_rss_mb"] for r in plan),
+               "nochange_sync_seconds": median(nochange)}
     print(f"machine: {os.cpu_count()} cpus, python {sys.version.split()[0]}, duckdb {duckdb.__version__}")
     print(f"audience {counts['audience_size']:,}, ledger {counts['ledger_size']:,}: "
           f"+{counts['adds']:,} -{counts['removes']:,} ({counts['identifier_changes']:,} email changes)")
-    print(f"pusher plan (whole process, median of {options.runs}): {plan['median_seconds']:.2f}s "
-          f"[{plan['min_seconds']:.2f}-{plan['max_seconds']:.2f}], peak RSS {plan['peak_rss_mb']:.0f} MB")
-    print(f"plan alone, in process (median): {inner:.2f}s")
-    print(f"no-change pusher sync (whole process, median of {options.runs}): {nochange['median_seconds']:.2f}s, "
-          f"peak RSS {nochange['peak_rss_mb']:.0f} MB, {sync_out['requests']} requests")
+    print(f"pusher plan, whole process, median of {options.runs}:")
+    print(f"  member_fingerprint from dbt: {median(plan):.2f}s {spread(plan)}, "
+          f"peak RSS {figures['plan_rss_mb']:.0f} MB")
+    print(f"  computed by the pusher:      {median(plan_computed):.2f}s {spread(plan_computed)}, "
+          f"peak RSS {max(r['peak_rss_mb'] for r in plan_computed):.0f} MB "
+          f"(x{median(plan_computed) / median(plan):.2f} of the former)")
+    print(f"  plan alone, in process (member_fingerprint from dbt): {inner:.2f}s")
+    print(f"no-change pusher sync, whole process, median of {options.runs} (0 requests):")
+    print(f"  member_fingerprint from dbt: {median(nochange):.2f}s {spread(nochange)}, "
+          f"peak RSS {max(r['peak_rss_mb'] for r in nochange):.0f} MB")
+    print(f"  computed by the pusher:      {median(nochange_computed):.2f}s {spread(nochange_computed)} "
+          f"(x{median(nochange_computed) / median(nochange):.2f} of the former)")
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
     for name, target in TARGETS.items():
         verdict = "ok" if figures[name] <= target else "OVER TARGET"
-        low, high = OLD[name]
-        print(f"  {name}: {figures[name]:.2f} (target <= {target:g}) {verdict}; before: {low:g}-{high:g} "
-              f"(x{low / figures[name]:.0f}-{high / figures[name]:.0f})")
+        before = f"; with string joins: {STRING_JOINS[name]}" if name in STRING_JOINS else ""
+        print(f"  {name}: {figures[name]:.2f} (target <= {target:g}) {verdict}{before}")
 
 
 if __name__ == "__main__":

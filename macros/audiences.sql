@@ -20,7 +20,7 @@
 {%- endmacro %}
 
 {#- The audience data contract's columns, in order, from a CTE holding customer_id,
-    email_sha256, phone_sha256 and entered_at. -#}
+    email_sha256, phone_sha256 and entered_at. member_fingerprint is what the pusher diffs on. -#}
 {% macro audience_columns(audience_name, list_name, exclusivity_group=none) -%}
     cast(customer_id as {{ dbt.type_string() }}) as customer_id,
     cast(email_sha256 as {{ dbt.type_string() }}) as email_sha256,
@@ -28,7 +28,11 @@
     cast('{{ audience_name }}' as {{ dbt.type_string() }}) as audience_name,
     cast('{{ list_name }}' as {{ dbt.type_string() }}) as list_name,
     cast({{ "'" ~ exclusivity_group ~ "'" if exclusivity_group else 'null' }} as {{ dbt.type_string() }}) as exclusivity_group,
-    cast(entered_at as {{ dbt.type_timestamp() }}) as entered_at
+    cast(entered_at as {{ dbt.type_timestamp() }}) as entered_at,
+    {{ member_fingerprint(
+        'cast(customer_id as ' ~ dbt.type_string() ~ ')',
+        'cast(email_sha256 as ' ~ dbt.type_string() ~ ')',
+        'cast(phone_sha256 as ' ~ dbt.type_string() ~ ')') }} as member_fingerprint
 {%- endmacro %}
 
 {#- The four cart-recovery audiences differ only in their window and cart value tier, so they

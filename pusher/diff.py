@@ -3,9 +3,11 @@
 Audience syncs compare the model (the snapshot) with the ledger (what the destination
 acknowledged) by one 64-bit integer per row, the fingerprint of (key, email_sha256,
 phone_sha256) (pusher.ledger.audience_fingerprint_sql): never by the 64-character strings.
-  1. the snapshot's fingerprints go to a temp table; an order-independent aggregate of them
-     (count, bit_xor) equal to the ledger's (integer columns only) means no change at all: the
-     common case ends here, without a join;
+Audience models built with macros/member_fingerprint.sql carry it as the column
+`member_fingerprint`, so the pusher reads 8 bytes per member; models without it (or whose
+values disagree with the pusher's, see fingerprint_check) have it computed here, slower.
+  1. an order-independent aggregate of the snapshot's fingerprints (count, bit_xor) equal to
+     the ledger's means no change at all: the common case ends here, without a join;
   2. otherwise one full outer join on the fingerprints finds the rows on one side only, and
      only those rows (about 1%) are fetched back with their strings (by rowid) into a work
      table: counts, samples and the send batches all read that small table.
@@ -27,8 +29,9 @@ from pusher.warehouse import Warehouse, qualified, quote_ident
 
 Query = tuple[str, list[Any]]
 KEY = {"audience": "customer_id", "people": "customer_id", "events": "event_id"}
-SNAPSHOT = "pusher_snapshot"      # temp: (r = rowid, fingerprint) of every snapshot row
 FP_DIFF = "pusher_fp_diff"        # temp: fingerprints found on one side only
+FINGERPRINT_COLUMN = "member_fingerprint"   # audience models: see macros/member_fingerprint.sql
+FINGERPRINT_SAMPLE_ROWS = 2048
 EVENT_FIXED = ("event_id", "customer_id", "event_name", "occurred_at")
 
 
@@ -40,6 +43,7 @@ class DiffSql:
     sync: SyncDefinition
     required: str = "key"
     attribute_columns: tuple[str, ...] = ()   # people: every column but customer_id; events: the data columns
+    stored_fingerprint: bool = False          # audiences: read the model's member_fingerprint column
 
     @property
     def relation(self) -> str:
@@ -55,32 +59,47 @@ class DiffSql:
     def _where_required(self, alias: str) -> str:
         return "" if self.required == "key" else f"{alias}.{quote_ident(self.required)} is not null"
 
-    def snapshot_fingerprint(self, alias: str) -> str:
+    def computed_fingerprint(self, alias: str) -> str:
         return audience_fingerprint_sql(self.wh, f"cast({alias}.customer_id as varchar)", f"{alias}.email_sha256",
                                         f"{alias}.phone_sha256")
 
-    def stage_snapshot(self, by_rowid: bool) -> Query:
-        where = self._where_required("s")
-        rowid = "s.rowid" if by_rowid else "cast(null as bigint)"
-        return (f"create or replace temp table {SNAPSHOT} as select {rowid} as r, "
-                f"{self.snapshot_fingerprint('s')} as fingerprint from {self.relation} as s"
-                f"{' where ' + where if where else ''}"), []
+    def snapshot_fingerprint(self, alias: str) -> str:
+        if self.stored_fingerprint:
+            return f"{alias}.{FINGERPRINT_COLUMN}"
+        return self.computed_fingerprint(alias)
+
+    def fingerprint_check(self) -> Query:
+        """Rows whose stored member_fingerprint is NULL (anywhere) or differs from the pusher's
+        own (among the first rows): a model built by another engine version, or not with the
+        macro. A few thousand rows suffice, as such a difference is the same for every row;
+        the rows to add are all checked again in work_validation."""
+        stored, computed = f"s.{FINGERPRINT_COLUMN}", self.computed_fingerprint("s")
+        return (f"select (select count(*) from {self.relation} where {FINGERPRINT_COLUMN} is null), "
+                f"(select count(*) from (select * from {self.relation} limit {FINGERPRINT_SAMPLE_ROWS}) as s "
+                f"where {stored} is distinct from {computed})"), []
 
     def snapshot_aggregate(self) -> Query:
-        """count and bit_xor: order-independent; with a ledger unique per key, equal values mean
-        equal sets (a duplicate or NULL key, or any changed row, changes them, but for a
-        ~2^-64 chance). Also the model's row count, for rows skipped for lack of an identifier."""
-        return (f"select count(*), bit_xor(fingerprint), (select count(*) from {self.relation}) "
-                f"from {SNAPSHOT}"), []
+        """count and bit_xor of the rows to sync: order-independent; with a ledger unique per
+        key, equal values mean equal sets (a duplicate or NULL key, or any changed row, changes
+        them, but for a ~2^-63 chance). Also the model's row count, for rows skipped for lack
+        of an identifier."""
+        fingerprint = self.snapshot_fingerprint("s")
+        where = self._where_required("s")
+        only = f" filter (where {where})" if where else ""
+        return (f"select count(*){only}, bit_xor({fingerprint}){only}, count(*) "
+                f"from {self.relation} as s"), []
 
     def ledger_aggregate(self) -> Query:
         return (f"select count(*), bit_xor(fingerprint), (select count(*) from {table('pending_removals')} "
                 f"where sync = ?) from {table('members')} where sync = ?"), [self.sync.name, self.sync.name]
 
-    def stage_fingerprint_diff(self) -> Query:
+    def stage_fingerprint_diff(self, by_rowid: bool) -> Query:
+        where = self._where_required("s")
+        rowid = "s.rowid" if by_rowid else "cast(null as bigint)"
         return (f"create or replace temp table {FP_DIFF} as "
-                "select s.r, s.fingerprint as snapshot_fp, l.fingerprint as ledger_fp "
-                f"from {SNAPSHOT} as s full outer join "
+                "select s.r, s.fingerprint as snapshot_fp, l.fingerprint as ledger_fp from "
+                f"(select {rowid} as r, {self.snapshot_fingerprint('s')} as fingerprint from {self.relation} as s"
+                f"{' where ' + where if where else ''}) as s full outer join "
                 f"(select fingerprint from {table('members')} where sync = ?) as l on s.fingerprint = l.fingerprint "
                 "where s.fingerprint is null or l.fingerprint is null"), [self.sync.name]
 
@@ -122,7 +141,8 @@ class DiffSql:
             select member_key, email_sha256, phone_sha256, fingerprint, true as pending
             from {table('pending_removals')} as p where sync = ?
               and fingerprint not in (  -- probe the snapshot with the few pending rows, not the reverse
-                  select s.fingerprint from {SNAPSHOT} as s where s.fingerprint in
+                  select {self.snapshot_fingerprint('s')} from {self.relation} as s where
+                      {self.snapshot_fingerprint('s')} in
                       (select fingerprint from {table('pending_removals')} where sync = ?))
         ), exhausted as (
             select member_key, op, fingerprint from {table('rejections')} where sync = ? and attempts >= ?
@@ -155,11 +175,18 @@ class DiffSql:
         for column in ("email_sha256", "phone_sha256"):
             checks.append(f"count(*) filter (where {column} is not null and not "
                           f"{self.wh.is_sha256_hex_sql(column)}) as bad_{column}")
+        # Stored fingerprints of the rows to add must be the pusher's own: the ledger keeps the
+        # latter, so a differing one would make the row look changed on every run.
+        checks.append(f"count(*) filter (where fingerprint is distinct from {audience_fingerprint_sql(self.wh)})"
+                      if self.stored_fingerprint else "0")
         return f"select {', '.join(checks)} from {self.work} where op = 'add'", []
 
     def work_example(self, problem: str) -> Query:
         if problem == "null_keys":
             return f"select null, email_sha256 from {self.work} where op = 'add' and member_key is null limit 1", []
+        if problem == "bad_member_fingerprint":
+            return (f"select member_key, fingerprint from {self.work} where op = 'add' and fingerprint is distinct "
+                    f"from {audience_fingerprint_sql(self.wh)} order by member_key limit 1"), []
         column = problem[4:]
         return (f"select member_key, {column} from {self.work} where op = 'add' and {column} is not null and not "
                 f"{self.wh.is_sha256_hex_sql(column)} order by member_key limit 1"), []
@@ -191,8 +218,7 @@ class DiffSql:
             from {self.work}"""), []
 
     def cleanup(self) -> list[str]:
-        return [f"drop table if exists {self.work}", f"drop table if exists {SNAPSHOT}",
-                f"drop table if exists {FP_DIFF}"]
+        return [f"drop table if exists {self.work}", f"drop table if exists {FP_DIFF}"]
 
     def _people_ctes(self) -> Query:
         columns = ", ".join(f"src.{quote_ident(column)}" for column in self.attribute_columns)

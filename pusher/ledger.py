@@ -30,12 +30,12 @@ TABLES = {
     # is the warehouse's 64-bit hash of what was sent (see audience_fingerprint_sql).
     "members": """(sync varchar, member_key varchar, email_sha256 varchar, phone_sha256 varchar,
                    payload_hash varchar, payload_json varchar, acknowledged_run_id varchar,
-                   acknowledged_at timestamp, fingerprint ubigint)""",
+                   acknowledged_at timestamp, fingerprint bigint)""",
     # Identifiers a member had before a newer add was acknowledged, whose removal is not
     # acknowledged yet (rejected, or the run died in between): still on the destination, so
     # they stay here, and in every plan's removes, until a remove of them is acknowledged.
     "pending_removals": """(sync varchar, member_key varchar, email_sha256 varchar, phone_sha256 varchar,
-                            fingerprint ubigint, superseded_run_id varchar, superseded_at timestamp)""",
+                            fingerprint bigint, superseded_run_id varchar, superseded_at timestamp)""",
     "rejections": """(sync varchar, member_key varchar, op varchar, fingerprint varchar,
                       reason varchar, attempts integer, last_run_id varchar, last_at timestamp)""",
     "lists": """(sync varchar, list_name varchar, external_id varchar, recorded_at timestamp)""",
@@ -93,10 +93,17 @@ class Ledger:
         self.wh.execute(f"create schema if not exists {qualified(SCHEMA)}")
         for name, columns in TABLES.items():
             self.wh.execute(f"create table if not exists {table(name)} {columns}")
-        # Ledgers written before fingerprints existed: add the column and fill it once.
-        columns = self.wh.columns((self.wh.database, SCHEMA, "members")) if self.wh.database else []
-        if columns and "fingerprint" not in columns:
-            self.wh.execute(f"alter table {table('members')} add column fingerprint ubigint")
+        # Ledgers written before fingerprints existed, or with unsigned ones: (re)make the
+        # column and fill it once.
+        stale = False
+        for name in ("members", "pending_removals"):
+            kind = self.wh.column_types((self.wh.database, SCHEMA, name)).get("fingerprint")
+            if kind != "BIGINT":
+                if kind is not None:
+                    self.wh.execute(f"alter table {table(name)} drop column fingerprint")
+                self.wh.execute(f"alter table {table(name)} add column fingerprint bigint")
+                stale = True
+        if stale:
             self.refresh_fingerprints()
         # A warehouse upgrade may change its hash function: recompute the stored fingerprints
         # once, instead of every member looking changed and being sent again.
@@ -222,7 +229,7 @@ class Ledger:
     def _stage(self, rows: Sequence[Acknowledged]) -> None:
         """The batch as a temp table `pusher_acked`, fingerprints computed by the warehouse."""
         self.wh.execute("create or replace temp table pusher_acked (member_key varchar, email_sha256 varchar, "
-                        "phone_sha256 varchar, payload_hash varchar, payload_json varchar, fingerprint ubigint)")
+                        "phone_sha256 varchar, payload_hash varchar, payload_json varchar, fingerprint bigint)")
         self.wh.execute(
             "insert into pusher_acked select *, " + _stored_fingerprint_sql(self.wh) + " from (select "
             + ", ".join(f"unnest(cast(? as varchar[])) as {name}" for name in

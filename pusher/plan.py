@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
 from pusher.config import SyncDefinition
-from pusher.diff import EVENT_FIXED, DiffSql
+from pusher.diff import EVENT_FIXED, FINGERPRINT_COLUMN, DiffSql
 from pusher.errors import InputError
 from pusher.warehouse import Warehouse
 
@@ -24,6 +24,7 @@ PROBLEMS = {
     "duplicate_keys": "a duplicate {key}",
     "bad_email_sha256": "an email_sha256 that is not 64 lowercase hex characters",
     "bad_phone_sha256": "a phone_sha256 that is not 64 lowercase hex characters",
+    "bad_member_fingerprint": "a member_fingerprint that is not the member_fingerprint() macro's value",
     "null_customer_id": "a NULL customer_id",
     "null_event_name": "a NULL event_name",
     "null_occurred_at": "a NULL occurred_at",
@@ -145,6 +146,7 @@ def make_plan(wh: Warehouse, sync: SyncDefinition, limits: DestinationLimits, *,
     plan = SyncPlan(sync=sync.name, kind=sync.kind, destination=sync.destination, list_name=sync.list_name,
                     batch_size=batch_size_for(sync, limits, env))
     if sync.kind == "audience":
+        diff = with_stored_fingerprint(wh, diff, plan)
         try:
             plan_audience(wh, diff, plan)
         except Exception:
@@ -195,6 +197,21 @@ def _raise_problem(diff: DiffSql, problem: str, count: int, example: tuple | Non
                      "for this sync")
 
 
+def with_stored_fingerprint(wh: Warehouse, diff: DiffSql, plan: SyncPlan) -> DiffSql:
+    """Use the model's member_fingerprint column when it has one that agrees with the pusher's."""
+    if FINGERPRINT_COLUMN not in wh.column_types(diff.sync.relation):
+        return diff
+    stored = replace(diff, stored_fingerprint=True)
+    nulls, differing = (int(value) for value in wh.fetchone(*stored.fingerprint_check()))
+    if not nulls and not differing:
+        return stored
+    why = f"{nulls} are NULL" if nulls else f"{differing} of the first rows differ from the pusher's"
+    plan.warnings.append(f"{diff.sync.model}.{FINGERPRINT_COLUMN} is not usable ({why}: built by another "
+                         "engine version, or not with the member_fingerprint() macro?); the pusher computes the "
+                         "fingerprints itself, which is slower. Rebuild the model with `dbt build`.")
+    return diff
+
+
 def plan_audience(wh: Warehouse, diff: DiffSql, plan: SyncPlan) -> None:
     """Counts of an audience sync; on the slow path, leaves diff.work filled for delivery.
 
@@ -202,18 +219,17 @@ def plan_audience(wh: Warehouse, diff: DiffSql, plan: SyncPlan) -> None:
     the aggregates differ (the ledger has neither), so such a snapshot always takes the slow
     path, where the rows to add are checked (a bad hash in a row equal to its ledger row was
     never sent by us, as the ledger only holds rows that passed these checks when added)."""
-    by_rowid = wh.is_base_table(diff.sync.relation)
-    wh.execute(*diff.stage_snapshot(by_rowid))
     snapshot_rows, snapshot_xor, model_rows = wh.fetchone(*diff.snapshot_aggregate())
     ledger_rows, ledger_xor, pending = wh.fetchone(*diff.ledger_aggregate())
     plan.audience_size, plan.ledger_size = int(snapshot_rows), int(ledger_rows)
     plan.skipped = int(model_rows) - int(snapshot_rows)
     if (snapshot_rows, snapshot_xor) == (ledger_rows, ledger_xor) and not pending:
         return                                          # the common case: nothing changed
-    wh.execute(*diff.stage_fingerprint_diff())
+    by_rowid = wh.is_base_table(diff.sync.relation)
+    wh.execute(*diff.stage_fingerprint_diff(by_rowid))
     wh.execute(*diff.build_work(by_rowid))
     row = wh.fetchone(*diff.work_validation())
-    for problem, count in zip(("null_keys", "bad_email_sha256", "bad_phone_sha256"), row):
+    for problem, count in zip(("null_keys", "bad_email_sha256", "bad_phone_sha256", "bad_member_fingerprint"), row):
         if count:
             _raise_problem(diff, problem, int(count), wh.fetchone(*diff.work_example(problem)))
     duplicate = wh.fetchone(*diff.duplicate_in_work())

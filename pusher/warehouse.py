@@ -163,6 +163,15 @@ class Warehouse:
         finally:
             cursor.close()
 
+    def column_types(self, relation_parts: Sequence[str]) -> dict[str, str]:
+        """Lower-cased column name -> upper-cased type name."""
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(f"select * from {qualified(*relation_parts)} limit 0")
+            return {column[0].lower(): str(column[1]).upper() for column in cursor.description}
+        finally:
+            cursor.close()
+
     def relation_exists(self, relation_parts: Sequence[str]) -> bool:
         database, schema, name = relation_parts
         row = self.fetchone(
@@ -205,17 +214,17 @@ class Warehouse:
         return "md5(" + " || '|' || ".join(parts or ["''"]) + ")"
 
     def fingerprint_sql(self, expressions: Sequence[str]) -> str:
-        """A 64-bit integer fingerprint of several values (NULLs included), computed in the
-        warehouse: the diff compares these integers instead of 64-character strings.
+        """A signed 64-bit integer fingerprint of several values (NULLs included), computed
+        in the warehouse: the diff compares these integers instead of 64-character strings.
+        dbt computes the same value in each audience model (macros/member_fingerprint.sql);
+        the two must stay equal (tests/warehouse checks them on the demo warehouse).
 
-        DuckDB: hash(a, b, ...). PostgreSQL would use e.g. hashtextextended(...) over a
-        length-prefixed concatenation. A collision (two different rows, same 64 bits, odds
-        about 2^-64 per changed row) would make a changed member look unchanged, so that one
-        change would not be sent until the row changes again; nothing wrong is ever sent.
-        Ledger rows store the value, so if a warehouse upgrade changed the function, every
-        row would look changed once (resent idempotently); Ledger.refresh_fingerprints()
-        recomputes them from the stored strings."""
-        return "hash(" + ", ".join(expressions) + ")"
+        DuckDB: hash(a, b, ...), less one bit so that it is a BIGINT as on other engines. A
+        collision (two different rows, same 63 bits, odds about 2^-63 per changed row) would
+        make a changed member look unchanged, so that one change would not be sent until the
+        row changes again; nothing wrong is ever sent. Ledger rows store the value, and
+        Ledger.ensure() recomputes them from the stored strings if the engine changes."""
+        return "cast(hash(" + ", ".join(expressions) + ") >> 1 as bigint)"
 
     def is_base_table(self, relation_parts: Sequence[str]) -> bool:
         """Tables have a rowid (used to fetch changed rows back cheaply); views do not."""

@@ -36,8 +36,14 @@ SYNCS = {
 }
 
 
+AUDIENCE_COLUMNS = "customer_id, email_sha256, phone_sha256, audience_name, list_name, exclusivity_group, entered_at"
+# What macros/member_fingerprint.sql writes into each audience model on DuckDB.
+MODEL_FINGERPRINT = ("member_fingerprint bigint generated always as "
+                     "(cast(hash(customer_id, email_sha256, phone_sha256) >> 1 as bigint)) virtual")
+
+
 class Project:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, model_fingerprint: bool = False):
         self.root = root
         self.db = root / f"{DB}.duckdb"
         self.out = root / "destination"
@@ -50,7 +56,8 @@ class Project:
         self.write_manifest()
         with duckdb.connect(str(self.db)) as conn:
             conn.execute("create table aud_cart (customer_id varchar, email_sha256 varchar, phone_sha256 varchar, "
-                         "audience_name varchar, list_name varchar, exclusivity_group varchar, entered_at timestamp)")
+                         "audience_name varchar, list_name varchar, exclusivity_group varchar, entered_at timestamp"
+                         f"{', ' + MODEL_FINGERPRINT if model_fingerprint else ''})")
             conn.execute("create table cio_people (customer_id varchar, email varchar, first_name varchar, "
                          "loyalty_points integer, vip boolean, last_order_at timestamp)")
             conn.execute("create table cio_events (event_id varchar, customer_id varchar, event_name varchar, "
@@ -89,13 +96,13 @@ class Project:
         with duckdb.connect(str(self.db)) as conn:
             conn.execute("delete from aud_cart")
             if rows:
-                conn.executemany("insert into aud_cart values (?, ?, ?, 'aud_cart', 'Cart', null, "
+                conn.executemany(f"insert into aud_cart ({AUDIENCE_COLUMNS}) values (?, ?, ?, 'aud_cart', 'Cart', null, "
                                  "timestamp '2024-01-01')", [list(r) for r in rows])
 
     def set_audience_range(self, start: int, stop: int) -> None:
         """Members c{start}..c{stop-1} with the default email, in SQL (fast for big audiences)."""
         self.sql("delete from aud_cart")
-        self.sql("insert into aud_cart select 'c' || lpad(cast(i as varchar), 6, '0'), "
+        self.sql(f"insert into aud_cart ({AUDIENCE_COLUMNS}) select 'c' || lpad(cast(i as varchar), 6, '0'), "
                  "sha256('user' || cast(i as varchar) || '@example.com'), null, 'aud_cart', 'Cart', null, "
                  "timestamp '2024-01-01' from range(?, ?) t(i)", [start, stop])
 
@@ -143,6 +150,8 @@ class Project:
             wh.close()
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    return Project(tmp_path)
+@pytest.fixture(params=["pusher_fingerprint", "model_fingerprint"])
+def project(tmp_path: Path, request: pytest.FixtureRequest) -> Project:
+    """Each test runs twice: on an audience without member_fingerprint (the pusher computes
+    it) and on one that carries it, as dbt builds them."""
+    return Project(tmp_path, model_fingerprint=request.param == "model_fingerprint")

@@ -14,7 +14,7 @@ import pytest
 
 from pusher.destinations.file import FileDestination
 
-from .conftest import sha
+from .conftest import Project, sha
 
 AUDIENCE = 20_000
 
@@ -75,15 +75,20 @@ def crash_and_converge(project, seed: int) -> None:
     assert any(kills), "no kill landed mid-sync; the test would prove nothing"
 
 
+def seeded_project(tmp_path, seed: int) -> Project:
+    """Odd seeds: an audience carrying member_fingerprint (as dbt builds it); even: without."""
+    return Project(tmp_path, model_fingerprint=seed % 2 == 1)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sigkill_at_random_points_converges(project, seed):
-    crash_and_converge(project, seed)
+def test_sigkill_at_random_points_converges(tmp_path, seed):
+    crash_and_converge(seeded_project(tmp_path, seed), seed)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(100, 150))
-def test_sigkill_at_random_points_converges_50_seeds(project, seed):
-    crash_and_converge(project, seed)
+def test_sigkill_at_random_points_converges_50_seeds(tmp_path, seed):
+    crash_and_converge(seeded_project(tmp_path, seed), seed)
 
 
 class DiesAfterDelivery(FileDestination):

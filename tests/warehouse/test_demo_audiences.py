@@ -203,9 +203,10 @@ def test_audience_tables_match_the_data_contract(con):
     expected = [("customer_id", "VARCHAR"), ("email_sha256", "VARCHAR"), ("phone_sha256", "VARCHAR"),
                 ("audience_name", "VARCHAR"), ("list_name", "VARCHAR"), ("exclusivity_group", "VARCHAR"),
                 ("entered_at", "TIMESTAMP")]
-    for name in TREATMENT_AUDIENCES | SUPPRESSION_AUDIENCES | {"audience_membership"}:
+    for name in TREATMENT_AUDIENCES | SUPPRESSION_AUDIENCES:
         columns = [(row[0], row[1]) for row in con.execute(f"describe {name}").fetchall()]
-        assert columns == expected, name
+        assert columns == [*expected, ("member_fingerprint", "BIGINT")], name
+    assert [(row[0], row[1]) for row in con.execute("describe audience_membership").fetchall()] == expected
     bad_hashes = con.execute("""
         select count(*) from audience_membership
         where not regexp_full_match(email_sha256, '[0-9a-f]{64}')
@@ -221,3 +222,17 @@ def test_cio_events_have_deterministic_ids(con):
     """).fetchall()
     order_id = con.execute("select order_id from int_orders__state where customer_id = 'C9090'").fetchone()[0]
     assert rows == [(sha256(f"store:{order_id}"), "order_placed")]
+
+
+def test_member_fingerprint_from_dbt_equals_the_pushers(con):
+    """The member_fingerprint() macro and the pusher's own expression agree on every row of
+    every audience, so the pusher can diff on the column dbt wrote."""
+    from pusher.ledger import audience_fingerprint_sql
+    from pusher.warehouse import Warehouse
+
+    computed = audience_fingerprint_sql(Warehouse(con), "customer_id", "email_sha256", "phone_sha256")
+    for audience in TREATMENT_AUDIENCES | SUPPRESSION_AUDIENCES:
+        rows, differing, null_fingerprints = con.execute(
+            f"select count(*), count(*) filter (where member_fingerprint is distinct from {computed}), "
+            f"count(*) - count(member_fingerprint) from {audience}").fetchone()
+        assert rows and not differing and not null_fingerprints, (audience, rows, differing, null_fingerprints)
