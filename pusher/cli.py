@@ -3,7 +3,8 @@
 Exit codes (the highest code among the selected syncs wins; 1 outranks all):
   0  success: every destination equals its model
   3  some rows were rejected by a destination (retried next run, or exhausted: see status)
-  4  a guard stopped a sync (removal share, failed dbt tests, stale sources); --force overrides
+  4  a guard stopped a sync (remove_share, failed_tests, stale_sources); --override GUARD goes past
+     one guard, --force past all
   5  configuration or input error (sync definition, profile, malformed rows); nothing sent for that sync
   6  destination unreachable (after retries); acknowledged batches are kept, rerun later
   1  unexpected error (a bug)
@@ -133,8 +134,10 @@ def plan(select: Optional[List[str]] = SELECT, project_dir: Path = PROJECT_DIR,
 @app.command()
 def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(False, "--dry-run",
          help="Plan and check guards only; send nothing."),
-         force: bool = typer.Option(False, "--force", help="Go past the guards (removal share, failed dbt tests, "
-                                    "stale sources) after you have checked why they stopped the run."),
+         override: Optional[List[str]] = typer.Option(
+             None, "--override", metavar="GUARD", help="Go past one guard (remove_share, failed_tests or "
+             "stale_sources) after you have checked why it stopped the run. Repeatable."),
+         force: bool = typer.Option(False, "--force", help="Go past every guard (as --override for each)."),
          project_dir: Path = PROJECT_DIR, profiles_dir: Optional[Path] = PROFILES_DIR,
          target: Optional[str] = TARGET, target_path: Optional[Path] = TARGET_PATH,
          as_json: bool = JSON_OUT) -> None:
@@ -142,7 +145,7 @@ def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(Fals
     with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
         syncs = project.select(select)
         bar = _Bar()
-        engine = _engine(project, wh, force=force, dry_run=dry_run, progress=bar)
+        engine = _engine(project, wh, force=force, overrides=override or (), dry_run=dry_run, progress=bar)
         try:
             with bar.progress:
                 report = engine.sync_all(syncs)

@@ -58,7 +58,8 @@ class DestinationAuthError(ConfigError):
 
 
 class GuardStopped(PusherError):
-    """A safety guard refused to run a sync; rerun with --force once you have checked why."""
+    """A safety guard refused to run a sync; rerun with --override GUARD (or --force) once you
+    have checked why."""
 
     exit_code = EXIT_GUARD_STOPPED
 

@@ -1,17 +1,21 @@
 """Safety guards: each returns a message when it would stop a sync (None otherwise).
 
 All guards read only local files and the plan, so `pusher plan` shows them too.
-Override: `pusher sync --force` (the message says so).
+Override one guard with `pusher sync --override <guard>` (the message names it), every guard
+with `--force`.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from pusher.config import SyncDefinition
+from pusher.errors import ConfigError
 from pusher.plan import SyncPlan
+
+GUARDS = ("remove_share", "failed_tests", "stale_sources")
 
 BAD_TEST_STATUSES = {"fail", "error"}
 BAD_NODE_STATUSES = {"error", "skipped"}
@@ -24,7 +28,7 @@ def remove_share(sync: SyncDefinition, plan: SyncPlan) -> str | None:
     if plan.remove_share > sync.max_remove_share:
         return (f"sync {sync.name} would remove {plan.departures} of {plan.ledger_size} members "
                 f"({plan.remove_share:.0%} > max_remove_share {sync.max_remove_share:.0%}); an empty or broken "
-                "model looks exactly like this. Check the model, then rerun with --force")
+                "model looks exactly like this. Check the model, then rerun with --override remove_share")
     return None
 
 
@@ -73,7 +77,7 @@ def failed_tests(sync: SyncDefinition, manifest: Mapping[str, Any], run_results:
         return None
     shown = "; ".join(sorted(problems)[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "")
     return (f"sync {sync.name}: model {sync.model} or an upstream node failed in the last dbt build "
-            f"(target/run_results.json): {shown}. Fix and rerun `dbt build`, or rerun with --force")
+            f"(target/run_results.json): {shown}. Fix and rerun `dbt build`, or rerun with --override failed_tests")
 
 
 def stale_sources(sync: SyncDefinition, manifest: Mapping[str, Any], sources: Mapping[str, Any] | None) -> str | None:
@@ -86,13 +90,22 @@ def stale_sources(sync: SyncDefinition, manifest: Mapping[str, Any], sources: Ma
     if not stale:
         return None
     return (f"sync {sync.name}: source(s) {', '.join(stale)} feeding {sync.model} are past their freshness "
-            "error threshold (target/sources.json); reload them and rerun, or rerun with --force")
+            "error threshold (target/sources.json); reload them and rerun, or rerun with --override stale_sources")
 
 
-def check(sync: SyncDefinition, plan: SyncPlan | None, manifest: Mapping[str, Any], target_path: Path) -> list[str]:
-    """Every guard that would stop this sync, in the order a person should read them."""
-    reasons = [failed_tests(sync, manifest, _load(target_path / "run_results.json")),
-               stale_sources(sync, manifest, _load(target_path / "sources.json"))]
+def overridden(force: bool, names: Iterable[str] = ()) -> frozenset[str]:
+    """The guards a run may go past: every one with --force, else those named by --override."""
+    unknown = sorted(set(names) - set(GUARDS))
+    if unknown:
+        raise ConfigError(f"--override {', '.join(unknown)}: no such guard; the guards are {', '.join(GUARDS)}")
+    return frozenset(GUARDS) if force else frozenset(names)
+
+
+def check(sync: SyncDefinition, plan: SyncPlan | None, manifest: Mapping[str, Any],
+          target_path: Path) -> list[tuple[str, str]]:
+    """(guard, message) for every guard that would stop this sync, in the order a person should read them."""
+    reasons = [("failed_tests", failed_tests(sync, manifest, _load(target_path / "run_results.json"))),
+               ("stale_sources", stale_sources(sync, manifest, _load(target_path / "sources.json")))]
     if plan is not None:
-        reasons.append(remove_share(sync, plan))
-    return [reason for reason in reasons if reason]
+        reasons.append(("remove_share", remove_share(sync, plan)))
+    return [(guard, message) for guard, message in reasons if message]

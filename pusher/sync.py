@@ -2,7 +2,7 @@
 writing each acknowledged batch to the ledger at once.
 
 Protocol per sync (at-least-once, idempotent, resumable after a crash at any point):
-  1. validate the model's rows and plan in SQL; a guard stops the sync unless forced;
+  1. validate the model's rows and plan in SQL; a guard stops the sync unless overridden;
   2. ensure the list exists; on a first run (empty ledger) reconcile safely:
      - destinations that support it get the first add batch with replace=True (e.g.
        Microsoft's `Replace`): the list becomes exactly our members, no duplicate, and the
@@ -24,7 +24,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from pusher import guards
 from pusher.config import Project, SyncDefinition
@@ -67,6 +67,7 @@ class SyncOutcome:
     exhausted: int = 0             # rejected max_row_attempts times: reported, no longer retried
     rejection_samples: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
+    stopped_by: list[str] = field(default_factory=list)   # guard names (see pusher.guards.GUARDS)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -98,12 +99,13 @@ STATUS_OF = {"GuardStopped": "guard_stopped", "InputError": "input_error", "Conf
 
 class Engine:
     def __init__(self, project: Project, wh: Warehouse, *, env: Mapping[str, str] | None = None,
-                 force: bool = False, dry_run: bool = False, progress: Progress | None = None,
+                 force: bool = False, overrides: Iterable[str] = (), dry_run: bool = False,
+                 progress: Progress | None = None,
                  build_destination: Callable[[str], Destination] | None = None):
         self.project = project
         self.wh = wh
         self.env = os.environ if env is None else env
-        self.force = force
+        self.overrides = guards.overridden(force, overrides)
         self.dry_run = dry_run
         self.progress = progress
         self._build = build_destination or (lambda kind: registry.build(kind, self.env))
@@ -144,7 +146,8 @@ class Engine:
             outcome = SyncOutcome(sync.name, "planned", plan=plan.to_dict(), warnings=list(plan.warnings))
             if stops:
                 outcome.status, outcome.exit_code = "guard_stopped", GuardStopped.exit_code
-                outcome.message = "\n".join(stops)
+                outcome.message = "\n".join(message for _, message in stops)
+                outcome.stopped_by = [guard for guard, _ in stops]
             outcomes.append(outcome)
         return RunReport(None, "plan", outcomes)
 
@@ -155,7 +158,7 @@ class Engine:
             report.command = "sync --dry-run"
             return report
         run_id = new_run_id()
-        self.ledger.start_run(run_id, "sync --force" if self.force else "sync")
+        self.ledger.start_run(run_id, " ".join(["sync", *(f"--override {g}" for g in sorted(self.overrides))]))
         outcomes: list[SyncOutcome] = []
         status = "failed"
         try:
@@ -177,9 +180,11 @@ class Engine:
             plan, diff, stops = self.plan(sync)
             outcome.plan = plan.to_dict()
             outcome.warnings = list(plan.warnings)
-            if stops and not self.force:
-                raise GuardStopped("\n".join(stops))
-            outcome.warnings += [f"--force: went past: {reason}" for reason in stops]
+            stopping = [(guard, message) for guard, message in stops if guard not in self.overrides]
+            if stopping:
+                outcome.stopped_by = [guard for guard, _ in stopping]
+                raise GuardStopped("\n".join(message for _, message in stopping))
+            outcome.warnings += [f"overridden ({guard}): {message}" for guard, message in stops]
             if plan.has_changes:
                 destination = self.destination(sync.destination)
                 # The instance may be configured tighter than the class the plan was made from.
@@ -307,10 +312,11 @@ class Engine:
             f"select count(*), sum(case when s.member_key is null then 1 else 0 end) from {staging} as r "
             f"left join ({snapshot}) as s on s.member_key = r.member_key where r.sync = ?", (sync.name,))
         strangers = int(strangers or 0)
-        if held and strangers / held > sync.max_remove_share and not self.force:
+        if held and strangers / held > sync.max_remove_share and "remove_share" not in self.overrides:
+            outcome.stopped_by = ["remove_share"]
             raise GuardStopped(f"sync {sync.name}: first run (empty ledger) would remove {strangers} of the {held} "
                                f"members the destination holds ({strangers / held:.0%} > max_remove_share); "
-                               "check the model, then rerun with --force")
+                               "check the model, then rerun with --override remove_share")
         stranger_sql = (f"select r.member_key from {staging} as r where r.sync = ? and not exists "
                         f"(select 1 from ({snapshot}) as s where s.member_key = r.member_key)")
         for rows in self.wh.stream(stranger_sql, (sync.name,), size=plan.batch_size):

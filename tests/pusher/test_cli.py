@@ -54,8 +54,33 @@ def test_guard_exit_code_and_dry_run(project, run):
     assert result.exit_code == 4
     assert "max_remove_share" in json.loads(result.stdout)["syncs"][0]["message"]
     result = run("sync", "-s", "sync_cart")
-    assert result.exit_code == 4 and "--force" in result.stdout and len(project.listed()) == 10
+    assert result.exit_code == 4 and "--override remove_share" in result.stdout and len(project.listed()) == 10
     assert run("sync", "-s", "sync_cart", "--force").exit_code == 0 and project.listed() == {}
+
+
+def test_override_goes_past_the_named_guard_only(project, run):
+    project.set_audience_range(0, 10)
+    assert run("sync", "-s", "sync_cart").exit_code == 0
+    project.set_audience([])
+    (project.root / "target" / "run_results.json").write_text(json.dumps({"results": [
+        {"unique_id": "test.proj.not_null_stg_store__customers_customer_id.abc", "status": "fail"}]}))
+    result = run("sync", "-s", "sync_cart", "--override", "remove_share", "--json")
+    outcome = json.loads(result.stdout)["syncs"][0]
+    assert result.exit_code == 4 and outcome["stopped_by"] == ["failed_tests"] and len(project.listed()) == 10
+    assert "--override failed_tests" in outcome["message"] and "max_remove_share" not in outcome["message"]
+    result = run("sync", "-s", "sync_cart", "--override", "remove_share", "--override", "failed_tests", "--json")
+    outcome = json.loads(result.stdout)["syncs"][0]
+    assert result.exit_code == 0 and project.listed() == {}
+    assert sorted(w.split(")")[0] for w in outcome["warnings"]) == ["overridden (failed_tests", "overridden (remove_share"]
+    history = json.loads(run("history", "--json").stdout)["runs"]
+    assert history[0]["command"] == "sync --override failed_tests --override remove_share"
+
+
+def test_unknown_override_is_a_config_error(project, run):
+    result = run("sync", "--override", "everything", "--json")
+    assert result.exit_code == 5
+    error = json.loads(result.stdout)["error"]
+    assert "everything" in error and "remove_share" in error and project.listed() == {}
 
 
 def test_missing_manifest_is_a_config_error(project, run):

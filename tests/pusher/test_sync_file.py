@@ -52,7 +52,7 @@ def test_empty_model_is_stopped_by_the_remove_guard_until_forced(project):
     report = project.sync()
     outcome = report.outcomes[0]
     assert report.exit_code == EXIT_GUARD_STOPPED
-    assert "sync_cart" in outcome.message and "40 of 40" in outcome.message and "--force" in outcome.message
+    assert "sync_cart" in outcome.message and "40 of 40" in outcome.message and "--override remove_share" in outcome.message
     assert len(project.listed()) == 40          # nothing was sent
     report = project.sync(force=True)
     assert report.exit_code == EXIT_OK and project.listed() == {} and project.ledger() == {}
