@@ -82,11 +82,11 @@ class DiffSql:
         """count and bit_xor of the rows to sync: order-independent; with a ledger unique per
         key, equal values mean equal sets (a duplicate or NULL key, or any changed row, changes
         them, but for a ~2^-63 chance). Also the model's row count, for rows skipped for lack
-        of an identifier."""
+        of an identifier, and its NULL keys (refused even on rows that would be skipped)."""
         fingerprint = self.snapshot_fingerprint("s")
         where = self._where_required("s")
         only = f" filter (where {where})" if where else ""
-        return (f"select count(*){only}, bit_xor({fingerprint}){only}, count(*) "
+        return (f"select count(*){only}, bit_xor({fingerprint}){only}, count(*), count(*) - count(s.customer_id) "
                 f"from {self.relation} as s"), []
 
     def ledger_aggregate(self) -> Query:

@@ -219,7 +219,9 @@ def plan_audience(wh: Warehouse, diff: DiffSql, plan: SyncPlan) -> None:
     the aggregates differ (the ledger has neither), so such a snapshot always takes the slow
     path, where the rows to add are checked (a bad hash in a row equal to its ledger row was
     never sent by us, as the ledger only holds rows that passed these checks when added)."""
-    snapshot_rows, snapshot_xor, model_rows = wh.fetchone(*diff.snapshot_aggregate())
+    snapshot_rows, snapshot_xor, model_rows, null_keys = wh.fetchone(*diff.snapshot_aggregate())
+    if null_keys:
+        _raise_problem(diff, "null_keys", int(null_keys), wh.fetchone(*diff.example_of("null_keys")))
     ledger_rows, ledger_xor, pending = wh.fetchone(*diff.ledger_aggregate())
     plan.audience_size, plan.ledger_size = int(snapshot_rows), int(ledger_rows)
     plan.skipped = int(model_rows) - int(snapshot_rows)

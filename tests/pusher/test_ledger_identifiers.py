@@ -207,3 +207,14 @@ def test_refused_model_leaves_no_work_table(project):
     project.set_audience([member(1), ("c000002", "NOT-A-HASH", None)])
     assert run(project, FileDestination(project.out)).exit_code == EXIT_CONFIG_ERROR
     assert project.sql("select count(*) from information_schema.tables where table_name like 'diff__%'") == [(0,)]
+
+
+def test_null_key_is_refused_even_where_the_row_would_be_skipped(project):
+    """A list keyed by the email hash skips rows without one, but a NULL key is still an error."""
+    project.set_audience_range(0, 10)
+    assert run(project, HashKeyed(project.out)).exit_code == EXIT_OK
+    sent = len(log_records(project))
+    project.sql(f"insert into aud_cart (customer_id, email_sha256, phone_sha256) values (null, null, '{sha('+15550100')}')")
+    report = run(project, HashKeyed(project.out))
+    assert report.exit_code == EXIT_CONFIG_ERROR and "NULL customer_id" in report.outcomes[0].message
+    assert len(log_records(project)) == sent
