@@ -20,7 +20,7 @@ import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO, Iterator, Mapping, Sequence
 
 from pusher.destinations.base import BatchResult, Destination, Event, ListRef, Member, PersonUpdate
 
@@ -54,8 +54,9 @@ class FileDestination(Destination):
 
     def _append(self, path: Path, record: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+        with open(path, "ab+") as handle:
+            _drop_torn_tail(handle)
+            handle.write((json.dumps(record, separators=(",", ":")) + "\n").encode())
             handle.flush()
             os.fsync(handle.fileno())
         if self.delay:
@@ -123,6 +124,27 @@ class FileDestination(Destination):
                                                   "timestamp": e.timestamp, "data": e.data}
                                                  for e in events if e.key in accepted]})
         return result
+
+
+def _drop_torn_tail(handle: BinaryIO, chunk: int = 65536) -> None:
+    """Cut a last line without its newline: a process killed mid-write left it, and it was
+    never acknowledged (the batch is resent), so the next record must not be glued to it."""
+    end = handle.seek(0, os.SEEK_END)
+    if end == 0:
+        return
+    handle.seek(end - 1)
+    if handle.read(1) == b"\n":
+        return
+    position = end
+    while position > 0:
+        start = max(0, position - chunk)
+        handle.seek(start)
+        newline = handle.read(position - start).rfind(b"\n")
+        if newline >= 0:
+            handle.truncate(start + newline + 1)
+            return
+        position = start
+    handle.truncate(0)
 
 
 def _member_json(member: Member) -> dict[str, Any]:

@@ -132,3 +132,19 @@ def test_registry_builds_the_file_destination_and_names_unknown_kinds(tmp_path):
     assert isinstance(built, FileDestination) and built.directory == tmp_path
     with pytest.raises(ConfigError, match="unknown destination"):
         registry.build("hubspot", {})
+
+
+@pytest.mark.parametrize("torn", [b'{"op":"add","members":[{"id":"c9","email', b'{"op":"add"' * 20000])
+def test_file_destination_cuts_a_torn_last_line_before_appending(tmp_path, torn):
+    """A kill mid-write leaves a line without its newline; the next record must not be glued to it."""
+    from pusher.destinations.base import ListRef, Member
+    from pusher.destinations.file import FileDestination, read_list
+
+    destination = FileDestination(tmp_path)
+    ref = ListRef("FILE__X")
+    destination.ensure_list(ref)
+    destination.add_members(ref, [Member("c1", "a" * 64)])
+    with open(tmp_path / "lists" / "FILE__X.jsonl", "ab") as handle:
+        handle.write(torn)
+    destination.add_members(ref, [Member("c2", "b" * 64)])
+    assert read_list(tmp_path, "FILE__X") == {"c1": ("a" * 64, None), "c2": ("b" * 64, None)}
