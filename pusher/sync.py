@@ -158,7 +158,8 @@ class Engine:
             report.command = "sync --dry-run"
             return report
         run_id = new_run_id()
-        self.ledger.start_run(run_id, " ".join(["sync", *(f"--override {g}" for g in sorted(self.overrides))]))
+        overrides = ["--force"] if self.overrides == set(guards.GUARDS) else [f"--override {g}" for g in sorted(self.overrides)]
+        self.ledger.start_run(run_id, " ".join(["sync", *overrides]))
         outcomes: list[SyncOutcome] = []
         status = "failed"
         try:
