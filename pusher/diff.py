@@ -44,6 +44,7 @@ class DiffSql:
     required: str = "key"
     attribute_columns: tuple[str, ...] = ()   # people: every column but customer_id; events: the data columns
     stored_fingerprint: bool = False          # audiences: read the model's member_fingerprint column
+    temporary_work: bool = False              # plan only: the work table need not outlive the connection
 
     @property
     def relation(self) -> str:
@@ -52,8 +53,11 @@ class DiffSql:
     # -- audiences: fingerprints -------------------------------------------------------------
     @property
     def work(self) -> str:
-        """The slow path's work table: only the rows that differ, with their strings. A real
-        table (not a temp one) so that the streamed batches can read it on their own cursor."""
+        """The slow path's work table: only the rows that differ, with their strings. For a
+        delivery, a real table, so that the streamed batches can read it on their own cursor;
+        for a plan alone, a temp one (no write to the database file)."""
+        if self.temporary_work:
+            return quote_ident(f"pusher_work__{self.sync.name}")
         return table(f"diff__{self.sync.name}")
 
     def _where_required(self, alias: str) -> str:
@@ -128,7 +132,7 @@ class DiffSql:
             params.append(name)
         else:
             send = "true"
-        sql = f"""create or replace table {self.work} as
+        sql = f"""create or replace {'temp ' if self.temporary_work else ''}table {self.work} as
         with adds as materialized (
             select cast(s.customer_id as varchar) as member_key, s.email_sha256, s.phone_sha256,
                    {self.snapshot_fingerprint('s')} as fingerprint

@@ -138,11 +138,12 @@ def attribute_columns(wh: Warehouse, sync: SyncDefinition) -> tuple[str, ...]:
 
 
 def make_plan(wh: Warehouse, sync: SyncDefinition, limits: DestinationLimits, *, samples: bool = True,
-              env: Mapping[str, str] | None = None) -> tuple[SyncPlan, DiffSql]:
+              env: Mapping[str, str] | None = None, for_delivery: bool = True) -> tuple[SyncPlan, DiffSql]:
     if not wh.relation_exists(sync.relation):
         raise InputError(f"sync {sync.name}: model {sync.model} ({'.'.join(sync.relation)}) is not in the "
                          "warehouse; run `dbt build` first")
-    diff = DiffSql(wh, sync, limits.required_identifier, attribute_columns(wh, sync))
+    diff = DiffSql(wh, sync, limits.required_identifier, attribute_columns(wh, sync),
+                   temporary_work=not for_delivery)
     plan = SyncPlan(sync=sync.name, kind=sync.kind, destination=sync.destination, list_name=sync.list_name,
                     batch_size=batch_size_for(sync, limits, env))
     if sync.kind == "audience":

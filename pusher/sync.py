@@ -128,8 +128,8 @@ class Engine:
             destination.close()
 
     # -- planning --------------------------------------------------------------------------
-    def plan(self, sync: SyncDefinition) -> tuple[SyncPlan, DiffSql, list[str]]:
-        plan, diff = make_plan(self.wh, sync, self.limits(sync.destination), env=self.env)
+    def plan(self, sync: SyncDefinition, for_delivery: bool = True) -> tuple[SyncPlan, DiffSql, list[tuple[str, str]]]:
+        plan, diff = make_plan(self.wh, sync, self.limits(sync.destination), env=self.env, for_delivery=for_delivery)
         return plan, diff, guards.check(sync, plan, self.project.manifest, self.project.target_path)
 
     def plan_all(self, syncs: list[SyncDefinition]) -> RunReport:
@@ -137,7 +137,7 @@ class Engine:
         for sync in syncs:
             diff = None
             try:
-                plan, diff, stops = self.plan(sync)
+                plan, diff, stops = self.plan(sync, for_delivery=False)
             except PusherError as exc:
                 outcomes.append(_failed(sync, exc))
                 continue
