@@ -140,7 +140,9 @@ class DiffSql:
         ), gone as materialized (
             select member_key, email_sha256, phone_sha256, fingerprint, false as pending
             from {table('members')} where sync = ?
-              and fingerprint in (select ledger_fp from {FP_DIFF} where ledger_fp is not null)
+              and rowid in (  -- two steps: the strings are read for the matching rows only
+                  select rowid from {table('members')} where fingerprint in
+                      (select ledger_fp from {FP_DIFF} where ledger_fp is not null))
             union all
             select member_key, email_sha256, phone_sha256, fingerprint, true as pending
             from {table('pending_removals')} as p where sync = ?
