@@ -150,6 +150,22 @@ def plan_in_process(root: Path, runs: int) -> float:
     return statistics.median(times)
 
 
+def reference_join_seconds(runs: int) -> float:
+    """How fast the machine is right now: a fixed 10M x 10M integer hash join in DuckDB (the
+    core of a plan). Shared machines vary by 1.5x from hour to hour; read the figures with it."""
+    conn = duckdb.connect()
+    conn.execute("set threads = 2")
+    conn.execute("set enable_progress_bar = false")
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        conn.execute("select count(*) from range(10000000) a(i) full outer join range(60000, 10060000) b(i) "
+                     "on a.i = b.i where a.i is null or b.i is null").fetchall()
+        times.append(time.perf_counter() - started)
+    conn.close()
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=10_000_000)
@@ -173,6 +189,7 @@ def main() -> None:
         nochange.append(measure(roots["nochange"], 1, "sync"))
         nochange_computed.append(measure(roots["nochange_computed"], 1, "sync"))
     inner = plan_in_process(roots["churn"], options.runs)
+    reference = reference_join_seconds(options.runs)
     counts = plan[0]["output"]["syncs"][0]["plan"]
     same = ("audience_size", "ledger_size", "adds", "removes", "identifier_changes", "departures")
     assert all(counts[k] == plan_computed[0]["output"]["syncs"][0]["plan"][k] for k in same), "variants disagree"
@@ -204,6 +221,7 @@ def main() -> None:
           f"peak RSS {max(r['peak_rss_mb'] for r in nochange):.0f} MB")
     print(f"  computed by the pusher:      {median(nochange_computed):.2f}s {spread(nochange_computed)} "
           f"(x{median(nochange_computed) / median(nochange):.2f} of the former)")
+    print(f"reference 10M x 10M integer join in DuckDB (machine speed now): {reference:.2f}s")
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
     for name, target in TARGETS.items():
         verdict = "ok" if figures[name] <= target else "OVER TARGET"
