@@ -29,7 +29,7 @@ from pusher.warehouse import Warehouse, qualified, quote_ident
 
 Query = tuple[str, list[Any]]
 KEY = {"audience": "customer_id", "people": "customer_id", "events": "event_id"}
-FP_DIFF = "pusher_fp_diff"        # temp: fingerprints found on one side only
+FP_DIFF = qualified("temp", "main", "pusher_fp_diff")   # fingerprints found on one side only
 FINGERPRINT_COLUMN = "member_fingerprint"   # audience models: see macros/member_fingerprint.sql
 FINGERPRINT_SAMPLE_ROWS = 2048
 EVENT_FIXED = ("event_id", "customer_id", "event_name", "occurred_at")
@@ -57,7 +57,7 @@ class DiffSql:
         delivery, a real table, so that the streamed batches can read it on their own cursor;
         for a plan alone, a temp one (no write to the database file)."""
         if self.temporary_work:
-            return quote_ident(f"pusher_work__{self.sync.name}")
+            return qualified("temp", "main", f"pusher_work__{self.sync.name}")
         return table(f"diff__{self.sync.name}")
 
     def _where_required(self, alias: str) -> str:
