@@ -122,8 +122,7 @@ def validate_rows(wh: Warehouse, diff: DiffSql) -> dict[str, int]:
     return counts
 
 
-def attribute_columns(wh: Warehouse, sync: SyncDefinition) -> tuple[str, ...]:
-    columns = wh.columns(sync.relation)
+def attribute_columns(sync: SyncDefinition, columns: list[str]) -> tuple[str, ...]:
     lowered = {column.lower() for column in columns}
     fixed = {"audience": ("customer_id",), "people": ("customer_id",), "events": EVENT_FIXED}[sync.kind]
     missing = [column for column in fixed if column not in lowered]
@@ -142,12 +141,13 @@ def make_plan(wh: Warehouse, sync: SyncDefinition, limits: DestinationLimits, *,
     if not wh.relation_exists(sync.relation):
         raise InputError(f"sync {sync.name}: model {sync.model} ({'.'.join(sync.relation)}) is not in the "
                          "warehouse; run `dbt build` first")
-    diff = DiffSql(wh, sync, limits.required_identifier, attribute_columns(wh, sync),
+    columns = wh.columns(sync.relation)
+    diff = DiffSql(wh, sync, limits.required_identifier, attribute_columns(sync, columns),
                    temporary_work=not for_delivery)
     plan = SyncPlan(sync=sync.name, kind=sync.kind, destination=sync.destination, list_name=sync.list_name,
                     batch_size=batch_size_for(sync, limits, env))
     if sync.kind == "audience":
-        diff = with_stored_fingerprint(wh, diff, plan)
+        diff = with_stored_fingerprint(wh, diff, plan, columns)
         try:
             plan_audience(wh, diff, plan)
         except Exception:
@@ -198,9 +198,9 @@ def _raise_problem(diff: DiffSql, problem: str, count: int, example: tuple | Non
                      "for this sync")
 
 
-def with_stored_fingerprint(wh: Warehouse, diff: DiffSql, plan: SyncPlan) -> DiffSql:
+def with_stored_fingerprint(wh: Warehouse, diff: DiffSql, plan: SyncPlan, columns: list[str]) -> DiffSql:
     """Use the model's member_fingerprint column when it has one that agrees with the pusher's."""
-    if FINGERPRINT_COLUMN not in wh.column_types(diff.sync.relation):
+    if FINGERPRINT_COLUMN not in {column.lower() for column in columns}:
         return diff
     stored = replace(diff, stored_fingerprint=True)
     nulls, differing = (int(value) for value in wh.fetchone(*stored.fingerprint_check()))

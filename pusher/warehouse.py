@@ -155,22 +155,17 @@ class Warehouse:
         finally:
             cursor.close()
 
-    def columns(self, relation_parts: Sequence[str]) -> list[str]:
+    def column_types(self, relation_parts: Sequence[str]) -> dict[str, str]:
+        """Column name -> upper-cased type name, in the relation's order."""
         cursor = self._conn.cursor()
         try:
             cursor.execute(f"select * from {qualified(*relation_parts)} limit 0")
-            return [column[0] for column in cursor.description]
+            return {column[0]: str(column[1]).upper() for column in cursor.description}
         finally:
             cursor.close()
 
-    def column_types(self, relation_parts: Sequence[str]) -> dict[str, str]:
-        """Lower-cased column name -> upper-cased type name."""
-        cursor = self._conn.cursor()
-        try:
-            cursor.execute(f"select * from {qualified(*relation_parts)} limit 0")
-            return {column[0].lower(): str(column[1]).upper() for column in cursor.description}
-        finally:
-            cursor.close()
+    def columns(self, relation_parts: Sequence[str]) -> list[str]:
+        return list(self.column_types(relation_parts))
 
     def relation_exists(self, relation_parts: Sequence[str]) -> bool:
         database, schema, name = relation_parts

@@ -119,17 +119,20 @@ def test_after_a_sync_every_destination_equals_the_warehouse_and_a_rerun_sends_n
     assert all(item["requests"] == 0 for item in again["syncs"])
 
 
-def _cart_abandoner(database: Path) -> tuple[str, str]:
-    with duckdb.connect(str(database), read_only=True) as conn:
-        return conn.execute("select customer_id, email_sha256 from aud_cart_abandon_1_3d "
-                            "where email_sha256 is not null order by customer_id limit 1").fetchone()
-
-
-def test_a_source_change_sends_only_the_difference(stack_factory):
+def _synced_with_a_cart_abandoner(stack_factory):
+    """A stack after a first full sync, its warehouse, and one cart abandoner's id and email hash."""
     stack = stack_factory()
     stack.pusher("sync")
     database = Path(stack.env["PUSHER_DUCKDB_PATH"])
-    customer_id, email_hash = _cart_abandoner(database)
+    with duckdb.connect(str(database), read_only=True) as conn:
+        customer_id, email_hash = conn.execute(
+            "select customer_id, email_sha256 from aud_cart_abandon_1_3d "
+            "where email_sha256 is not null order by customer_id limit 1").fetchone()
+    return stack, database, customer_id, email_hash
+
+
+def test_a_source_change_sends_only_the_difference(stack_factory):
+    stack, database, customer_id, email_hash = _synced_with_a_cart_abandoner(stack_factory)
 
     # The cart abandoner buys (a new raw export row, one hour before as-of), and dbt rebuilds.
     with duckdb.connect(str(database)) as conn:
@@ -205,10 +208,7 @@ def test_secrets_never_reach_output_errors_or_state(stack_factory):
 
 
 def test_a_lost_ledger_reconciles_without_duplicates_or_stale_members(stack_factory):
-    stack = stack_factory()
-    stack.pusher("sync")
-    database = Path(stack.env["PUSHER_DUCKDB_PATH"])
-    customer_id, email_hash = _cart_abandoner(database)
+    stack, database, customer_id, email_hash = _synced_with_a_cart_abandoner(stack_factory)
     with duckdb.connect(str(database)) as conn:
         conn.execute("drop schema pusher_ledger cascade")
         # While the ledger is gone the audience changes: the member must leave both destinations.
