@@ -27,7 +27,9 @@ the lookup, or an audience of another type holds the name): DestinationRequestEr
 Settings (environment): required MSADS_DEVELOPER_TOKEN, MSADS_CLIENT_ID, MSADS_REFRESH_TOKEN,
 MSADS_CUSTOMER_ID, MSADS_ACCOUNT_ID; optional MSADS_CLIENT_SECRET, MSADS_BULK_URL,
 MSADS_CAMPAIGN_URL and MSADS_TOKEN_URL (base URLs: sandbox, emulator), MSADS_TOKEN_FILE
-(rotated refresh token, default .pusher/msads-refresh-token), MSADS_ACCEPT_TERMS (false), MSADS_LIST_SCOPE
+(rotated refresh token, default .pusher/msads-refresh-token), MSADS_ACCEPT_TERMS (unset: the `Accept Customer Match Term` cell stays empty, which
+means the terms the account accepted in the UI; true/false are sent as given, and False makes
+the upload fail with 8003, per the Customer List record docs), MSADS_LIST_SCOPE
 (Customer | Account: the docs disagree), MSADS_MEMBERSHIP_DURATION (days 1-180 or -1 for
 never; default 30, the documented default), MSADS_MAX_ROWS_PER_FILE (100000, at most the
 4,000,000-row file limit minus the two non-item rows), MSADS_POLL_SECONDS (5, growing to
@@ -152,7 +154,7 @@ class MicrosoftAdsDestination(Destination):
                  account_id: str, client_secret: str | None = None, bulk_url: str = DEFAULT_BULK_URL,
                  campaign_url: str | None = None,
                  token_url: str = DEFAULT_TOKEN_URL, token_file: Path = Path(".pusher/msads-refresh-token"),
-                 accept_terms: bool = False, list_scope: str = "Customer",
+                 accept_terms: bool | None = None, list_scope: str = "Customer",
                  membership_duration: int | None = 30, max_rows_per_file: int = 100_000,
                  poll_seconds: float = 5.0, poll_max_seconds: float = 60.0, poll_timeout_seconds: float = 3600.0,
                  throttle_max_wait_seconds: float = 900.0, rate_wait_seconds: float = 60.0,
@@ -195,9 +197,9 @@ class MicrosoftAdsDestination(Destination):
         for name in ("MSADS_CUSTOMER_ID", "MSADS_ACCOUNT_ID"):
             if not env[name].strip().isdigit():
                 raise ConfigError(f"{name} must be the numeric id shown in the Microsoft Advertising UI")
-        accept = env.get("MSADS_ACCEPT_TERMS", "false").strip().lower()
-        if accept not in ("true", "false", "1", "0", "yes", "no"):
-            raise ConfigError(f"MSADS_ACCEPT_TERMS={accept!r} must be true or false")
+        accept = env.get("MSADS_ACCEPT_TERMS", "").strip().lower()
+        if accept not in ("", "true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"MSADS_ACCEPT_TERMS={accept!r} must be true, false or unset")
         scope = env.get("MSADS_LIST_SCOPE", "Customer").strip() or "Customer"
         if scope not in SCOPES:
             raise ConfigError(f"MSADS_LIST_SCOPE={scope!r} must be one of {', '.join(SCOPES)}")
@@ -215,7 +217,7 @@ class MicrosoftAdsDestination(Destination):
             campaign_url=env.get("MSADS_CAMPAIGN_URL", "").strip() or None,
             token_url=env.get("MSADS_TOKEN_URL", "").strip() or DEFAULT_TOKEN_URL,
             token_file=Path(env.get("MSADS_TOKEN_FILE", "").strip() or ".pusher/msads-refresh-token"),
-            accept_terms=accept in ("true", "1", "yes"),
+            accept_terms=None if not accept else accept in ("true", "1", "yes"),
             list_scope=scope,
             membership_duration=duration,
             max_rows_per_file=_int_setting(env, "MSADS_MAX_ROWS_PER_FILE", 100_000, low=1,

@@ -58,7 +58,7 @@ class ListRow:
     audience: str = ""                # list name: required on create, optional on update
     action_type: str = "Add"          # Add | Remove | Replace
     scope: str = "Customer"
-    accept_terms: bool = False
+    accept_terms: bool | None = None  # None = empty: use the terms accepted in the UI; False fails (8003)
     membership_duration: int | None = None   # days; None = the service default (30); -1 = never
 
 
@@ -83,6 +83,11 @@ def item_client_id(position: int) -> str:
     return f"i{position}"
 
 
+def terms_value(accept: bool | None) -> str:
+    """The `Accept Customer Match Term` cell: empty unless the user said true or false."""
+    return "" if accept is None else ("True" if accept else "False")
+
+
 def build_rows(list_row: ListRow, hashes: Sequence[str]) -> list[dict[str, str]]:
     """The records of one upload (without header/format rows), as column -> value."""
     if list_row.action_type not in ACTION_TYPES:
@@ -91,7 +96,7 @@ def build_rows(list_row: ListRow, hashes: Sequence[str]) -> list[dict[str, str]]
     rows = [{
         "Type": LIST_TYPE, "Status": "Active", "Id": list_row.list_id, "Client Id": "list",
         "Scope": list_row.scope, "Audience": list_row.audience, "Action Type": list_row.action_type,
-        "Accept Customer Match Term": "True" if list_row.accept_terms else "False",
+        "Accept Customer Match Term": terms_value(list_row.accept_terms),
         "Membership Duration": "" if duration is None else str(duration),
     }]
     for position, value in enumerate(hashes):

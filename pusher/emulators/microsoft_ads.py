@@ -19,9 +19,13 @@ It enforces the contract in contracts/microsoft-ads.md ("What the emulator enfor
 - Rows are validated into a result file (a ZIP, record rows followed by `<Type> Error` rows):
   Customer List Item without its parent list row in the file / unknown list (8000), sub type
   (8002), Text not 64 lowercase hex, e.g. a raw email (8004), empty Text (8006), action type
-  (8001), terms not accepted (8003; accepted once a row says True, or with
-  MSADS_EMULATOR_TERMS_ACCEPTED=true as if accepted in the UI), audience name missing or
-  over 128 characters, duplicate audience name (DuplicateAudienceName).
+  (8001), terms (8003): `Accept Customer Match Term` False = the terms explicitly rejected,
+  the record fails; empty = the terms the account accepted in the UI apply (the account's
+  UI acceptance is MSADS_EMULATOR_TERMS_ACCEPTED, default true; false = never accepted, so
+  only True passes, and is remembered); True = accepted (Customer List record:
+  https://learn.microsoft.com/en-us/advertising/bulk-service/customer-list, field
+  "Accept Customer Match Term"), audience name missing or over 128 characters, duplicate
+  audience name (DuplicateAudienceName).
 - Campaign Management `POST /CampaignManagement/v13/Audiences/QueryByIds` (GetAudiencesByIds,
   REST): same four headers (no AccountId in the body, so only CustomerAccountId is checked
   against the user's account); `Type` is required (a space- or comma-separated string of
@@ -127,7 +131,7 @@ class MicrosoftAdsEmulator:
         # Durable state (saved to options.state_file when given).
         self.lists: dict[str, dict] = {}
         self.next_list_id = 700000001
-        self.terms_accepted = _env("MSADS_EMULATOR_TERMS_ACCEPTED", "false").lower() in ("1", "true", "yes")
+        self.terms_accepted = _env("MSADS_EMULATOR_TERMS_ACCEPTED", "true").lower() in ("1", "true", "yes")
         self.refresh_tokens = {_env("MSADS_EMULATOR_REFRESH_TOKEN", "demo-refresh-token")}
         # Volatile state.
         self.access_tokens: dict[str, float] = {}
@@ -424,12 +428,16 @@ class MicrosoftAdsEmulator:
     def _list_row(self, record: dict, pending: dict) -> tuple[list[tuple[int, str]], str | None]:
         row_id = record.get("Id", "").strip()
         action = record.get("Action Type", "").strip()
-        terms = record.get("Accept Customer Match Term", "").strip().lower() == "true"
-        if not (self.terms_accepted or terms):
+        terms = record.get("Accept Customer Match Term", "").strip().lower()
+        if terms == "false":
+            return [(8003, "The Customer Match terms were rejected (Accept Customer Match Term=False).")], None
+        if terms not in ("", "true"):
+            return [(8003, "Accept Customer Match Term must be True, False or empty.")], None
+        if not (self.terms_accepted or terms == "true"):
             return [(8003, "Accept the Customer Match terms (Accept Customer Match Term=True or in the UI).")], None
         if action and action not in ACTION_TYPES:
             return [(8001, f"Action Type must be one of {', '.join(ACTION_TYPES)}.")], None
-        if terms:
+        if terms == "true":
             self.terms_accepted = True
         if not row_id or row_id.startswith("-"):          # create
             name = record.get("Audience", "")

@@ -44,7 +44,7 @@ def destination_env(base: str, tmp_path: Path, **extra: str) -> dict[str, str]:
         "MSADS_DEVELOPER_TOKEN": "demo-developer-token", "MSADS_CLIENT_ID": "demo-client",
         "MSADS_REFRESH_TOKEN": "demo-refresh-token", "MSADS_CUSTOMER_ID": "1000", "MSADS_ACCOUNT_ID": "2000",
         "MSADS_BULK_URL": base, "MSADS_TOKEN_URL": base, "MSADS_TOKEN_FILE": str(tmp_path / "msads-token"),
-        "MSADS_ACCEPT_TERMS": "true", "MSADS_POLL_SECONDS": "0.01", "MSADS_REQUESTS_PER_SECOND": "1000",
+        "MSADS_POLL_SECONDS": "0.01", "MSADS_REQUESTS_PER_SECOND": "1000",
         "MSADS_THROTTLE_MAX_WAIT_SECONDS": "0.01", "MSADS_RATE_WAIT_SECONDS": "0.01",
     }
     env.update(extra)

@@ -152,10 +152,19 @@ def test_customer_list_ids_named_skips_nulls_other_types_and_near_names():
     assert customer_list_ids_named(None, NAME) == []
 
 
-def test_terms_not_accepted_surface_8003(emulator, make_destination):
+def test_terms_rejected_by_the_user_surface_8003(emulator, make_destination):
     dest = make_destination(emulator, MSADS_ACCEPT_TERMS="false")
     with pytest.raises(DestinationRequestError, match="8003"):
         dest.ensure_list(ListRef(NAME))
+
+
+def test_terms_cell_is_empty_by_default_and_true_when_set(emulator, make_destination, tmp_path):
+    default = make_destination(emulator)
+    assert default.accept_terms is None
+    ref = made_list(emulator, default)        # empty cell: the UI's acceptance applies
+    default.add_members(ref, members(2))
+    assert len(emulator.members_of(ref.external_id)) == 2
+    assert make_destination(emulator, MSADS_ACCEPT_TERMS="true").accept_terms is True
 
 
 def test_2500_members_in_files_of_1000(emulator, make_destination):

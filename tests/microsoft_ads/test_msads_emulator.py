@@ -261,23 +261,32 @@ def test_list_row_rules(emulator):
     assert [item["name"] for item in emulator.state()["lists"]] == ["MSADS__Taken"]
 
 
-def test_terms_must_be_accepted(emulator):
+def test_terms_rejected_with_false_fail_with_8003_even_when_accepted_in_the_ui(emulator):
     access = access_token(emulator.base)
-    answer, records = run_file(emulator.base, access, build_upload(ListRow("-1", "MSADS__Terms"), [sha("a@b.c")]))
+    answer, records = run_file(emulator.base, access,
+                               build_upload(ListRow("-1", "MSADS__Terms", accept_terms=False), [sha("a@b.c")]))
     assert answer["RequestStatus"] == "CompletedWithErrors"
     assert errors_by_client_id(records) == {"list": "8003", "i0": "8000"}
     assert emulator.state()["lists"] == []
+
+
+def test_empty_terms_use_the_terms_accepted_in_the_ui(emulator):
+    access = access_token(emulator.base)
+    upload_bytes = build_upload(ListRow("-1", "MSADS__UI"), [])
+    assert build_rows(ListRow("-1", "MSADS__UI"), [])[0]["Accept Customer Match Term"] == ""
+    answer, records = run_file(emulator.base, access, upload_bytes)
+    assert answer["RequestStatus"] == "Completed" and int(records[0]["Id"]) > 0
+
+
+def test_terms_never_accepted_in_the_ui_need_true_once(start_emulator):
+    emulator = start_emulator(env={"MSADS_EMULATOR_TERMS_ACCEPTED": "false"})
+    access = access_token(emulator.base)
+    answer, records = run_file(emulator.base, access, build_upload(ListRow("-1", "MSADS__Terms"), [sha("a@b.c")]))
+    assert errors_by_client_id(records) == {"list": "8003", "i0": "8000"}
     # Once accepted in a file, later files need not say it again (as after accepting in the UI).
     create_list(emulator.base, access, "MSADS__Accepted")
     answer, _ = run_file(emulator.base, access, build_upload(ListRow("-1", "MSADS__Later"), []))
     assert answer["RequestStatus"] == "Completed"
-
-
-def test_terms_accepted_in_the_ui(start_emulator):
-    emulator = start_emulator(env={"MSADS_EMULATOR_TERMS_ACCEPTED": "true"})
-    access = access_token(emulator.base)
-    answer, records = run_file(emulator.base, access, build_upload(ListRow("-1", "MSADS__UI"), []))
-    assert answer["RequestStatus"] == "Completed" and int(records[0]["Id"]) > 0
 
 
 # ---- list semantics ------------------------------------------------------------------------
