@@ -38,6 +38,7 @@ TARGET = typer.Option(None, "--target", "-t", help="dbt target (default: DBT_TAR
 TARGET_PATH = typer.Option(None, "--target-path", envvar="DBT_TARGET_PATH",
                            help="dbt's target directory holding manifest.json (default: <project>/target).")
 JSON_OUT = typer.Option(False, "--json", help="Print one JSON document on stdout (logs and progress go to stderr).")
+VERBOSE = typer.Option(False, "--verbose", "-v", help="Also show sample rows (emails and phones masked) and details.")
 
 
 def _err(text: str) -> None:
@@ -84,32 +85,13 @@ class _Bar:
         self.progress.update(self.tasks[sync], completed=done)
 
 
-def _print_report(report, as_json: bool) -> None:
+def _print_report(report, as_json: bool, verbose: bool = False) -> None:
     if as_json:
         typer.echo(json.dumps(report.to_dict(), default=str, indent=2))
         return
-    for outcome in report.outcomes:
-        plan = outcome.plan or {}
-        if outcome.status in ("planned", "guard_stopped") and plan and report.command != "sync":
-            line = (f"{outcome.sync}: +{plan['adds']} -{plan['removes']} ~{plan['updates']} events {plan['events']}"
-                    f" (audience {plan['audience_size']}, acknowledged {plan['ledger_size']},"
-                    f" ~{plan['estimated_requests']} requests, ~{plan['estimated_seconds']}s)")
-        elif report.command == "sync" and outcome.exit_code in (0, 3):
-            sent = outcome.sent
-            line = (f"{outcome.sync}: sent +{sent['adds']} -{sent['removes']} ~{sent['updates']} "
-                    f"events {sent['events']} in {outcome.requests} requests")
-        else:
-            line = f"{outcome.sync}: {outcome.status}"
-        typer.echo(f"[{outcome.status}] {line}")
-        for warning in outcome.warnings:
-            typer.echo(f"    warning: {warning}")
-        if outcome.message:
-            typer.echo("    " + outcome.message.replace("\n", "\n    "))
-        for name, rows in (plan.get("samples") or {}).items():
-            for row in rows[:3]:
-                typer.echo(f"    sample {name}: {json.dumps(row, default=str)}")
-    if not report.outcomes:
-        typer.echo("no syncs selected (define exposures with meta.pusher)")
+    from pusher.tables import print_run
+
+    print_run(report, verbose)
 
 
 def _engine(project, wh, **kwargs):
@@ -121,13 +103,13 @@ def _engine(project, wh, **kwargs):
 @app.command()
 def plan(select: Optional[List[str]] = SELECT, project_dir: Path = PROJECT_DIR,
          profiles_dir: Optional[Path] = PROFILES_DIR, target: Optional[str] = TARGET,
-         target_path: Optional[Path] = TARGET_PATH, as_json: bool = JSON_OUT) -> None:
+         target_path: Optional[Path] = TARGET_PATH, as_json: bool = JSON_OUT, verbose: bool = VERBOSE) -> None:
     """Show per sync the adds, removes, attribute updates, samples and cost; sends nothing."""
     with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
         syncs = project.select(select)
         engine = _engine(project, wh)
         report = engine.plan_all(syncs)
-    _print_report(report, as_json)
+    _print_report(report, as_json, verbose)
     raise typer.Exit(report.exit_code)
 
 
@@ -140,7 +122,7 @@ def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(Fals
          force: bool = typer.Option(False, "--force", help="Go past every guard (as --override for each)."),
          project_dir: Path = PROJECT_DIR, profiles_dir: Optional[Path] = PROFILES_DIR,
          target: Optional[str] = TARGET, target_path: Optional[Path] = TARGET_PATH,
-         as_json: bool = JSON_OUT) -> None:
+         as_json: bool = JSON_OUT, verbose: bool = VERBOSE) -> None:
     """Make each destination equal to its model: removes first, then adds/updates, batch by batch."""
     with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
         syncs = project.select(select)
@@ -151,32 +133,25 @@ def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(Fals
                 report = engine.sync_all(syncs)
         finally:
             engine.close()
-    _print_report(report, as_json)
+    _print_report(report, as_json, verbose)
     raise typer.Exit(report.exit_code)
 
 
 @app.command()
 def status(select: Optional[List[str]] = SELECT, project_dir: Path = PROJECT_DIR,
            profiles_dir: Optional[Path] = PROFILES_DIR, target: Optional[str] = TARGET,
-           target_path: Optional[Path] = TARGET_PATH, as_json: bool = JSON_OUT) -> None:
+           target_path: Optional[Path] = TARGET_PATH, as_json: bool = JSON_OUT, verbose: bool = VERBOSE) -> None:
     """Per sync: last successful sync, audience and destination size, rejected rows, freshness."""
     from pusher import status as status_module
     from pusher.errors import EXIT_OK, EXIT_ROWS_REJECTED
+    from pusher.tables import print_status
 
     with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
         rows = status_module.status(project, wh, project.select(select))
     if as_json:
         typer.echo(json.dumps({"syncs": rows}, default=str, indent=2))
-    for row in rows if not as_json else []:
-        typer.echo(f"{row['sync']} ({row['destination']} {row['kind']} {row['list_name'] or ''}): "
-                   f"last success {row['last_success_at'] or 'never'}, last run {row['last_run_status'] or '-'}, "
-                   f"audience {row['audience_size']}, destination {row['destination_size']}, "
-                   f"rejected {row['rejected_pending']} pending / {row['rejected_exhausted']} exhausted")
-        for rejection in row["rejections"][:5]:
-            typer.echo(f"    rejected {rejection['op']} {rejection['member_key']} x{rejection['attempts']}: "
-                       f"{rejection['reason']}")
-        for source in row["sources"]:
-            typer.echo(f"    source {source['source']}: {source['status']} (loaded {source['max_loaded_at']})")
+    else:
+        print_status(rows, verbose)
     raise typer.Exit(EXIT_ROWS_REJECTED if any(r["rejected_exhausted"] for r in rows) else EXIT_OK)
 
 

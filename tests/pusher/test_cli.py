@@ -54,7 +54,7 @@ def test_guard_exit_code_and_dry_run(project, run):
     assert result.exit_code == 4
     assert "max_remove_share" in json.loads(result.stdout)["syncs"][0]["message"]
     result = run("sync", "-s", "sync_cart")
-    assert result.exit_code == 4 and "--override remove_share" in result.stdout and len(project.listed()) == 10
+    assert result.exit_code == 4 and "--override remove_share" in result.stderr and len(project.listed()) == 10
     assert run("sync", "-s", "sync_cart", "--force").exit_code == 0 and project.listed() == {}
 
 
