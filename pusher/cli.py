@@ -13,10 +13,11 @@ Exit codes (the highest code among the selected syncs wins; 1 outranks all):
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 import typer
 
@@ -47,7 +48,8 @@ def _err(text: str) -> None:
 
 @contextmanager
 def _session(project_dir: Path, profiles_dir: Optional[Path], target: Optional[str],
-             target_path: Optional[Path], as_json: bool) -> Iterator[tuple[Any, Any]]:
+             target_path: Optional[Path], as_json: bool,
+             on_error: Optional[Callable[[PusherError], None]] = None) -> Iterator[tuple[Any, Any]]:
     """Load the sync definitions and open the warehouse; turn a PusherError into its exit code."""
     from pusher.config import load_project
     from pusher.warehouse import Warehouse, load_profile
@@ -61,6 +63,8 @@ def _session(project_dir: Path, profiles_dir: Optional[Path], target: Optional[s
         if as_json:
             typer.echo(json.dumps({"error": str(exc), "exit_code": exc.exit_code}))
         _err(f"error: {exc}")
+        if on_error:
+            on_error(exc)
         raise typer.Exit(exc.exit_code)
     finally:
         if wh is not None:
@@ -124,15 +128,30 @@ def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(Fals
          target: Optional[str] = TARGET, target_path: Optional[Path] = TARGET_PATH,
          as_json: bool = JSON_OUT, verbose: bool = VERBOSE) -> None:
     """Make each destination equal to its model: removes first, then adds/updates, batch by batch."""
-    with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
+    from pusher import alerts
+
+    def alert_failure(exc: BaseException) -> None:
+        if not dry_run:
+            alerts.notify_failure(str(exc) if isinstance(exc, PusherError) else type(exc).__name__,
+                                  getattr(exc, "exit_code", 1), os.environ, log=_err)
+
+    with _session(project_dir, profiles_dir, target, target_path, as_json, on_error=alert_failure) as (project, wh):
+        alerts.Thresholds.from_env(os.environ)   # a bad setting stops before anything is sent
+        alerts.webhooks(os.environ)              # registers the webhook URLs as secrets
         syncs = project.select(select)
         bar = _Bar()
         engine = _engine(project, wh, force=force, overrides=override or (), dry_run=dry_run, progress=bar)
         try:
             with bar.progress:
                 report = engine.sync_all(syncs)
+        except Exception as exc:
+            if not isinstance(exc, PusherError):
+                alert_failure(exc)
+            raise
         finally:
             engine.close()
+        if not dry_run:
+            alerts.notify(report, project, wh, syncs, os.environ, log=_err)
     _print_report(report, as_json, verbose)
     raise typer.Exit(report.exit_code)
 

@@ -33,6 +33,9 @@ def _source_freshness(project: Project, model_id: str) -> list[dict[str, Any]]:
             for r in results if r.get("unique_id") in lineage]
 
 
+source_freshness = _source_freshness   # public name, for alerts
+
+
 def status(project: Project, wh: Warehouse, syncs) -> list[dict[str, Any]]:
     ledger = Ledger(wh)
     ledger.ensure()
