@@ -343,11 +343,13 @@ class Engine:
             for key, payload_hash, acknowledged_json, in_ledger, *values in rows:
                 current = wire_row(diff.attribute_columns, values)
                 ack = Acknowledged(key, payload_hash=payload_hash, payload_json=payload_json(current))
-                changes = changed_attributes(current, json.loads(acknowledged_json) if acknowledged_json else None)
+                previous = json.loads(acknowledged_json) if acknowledged_json else None
+                changes = changed_attributes(current, previous)
                 if in_ledger and not changes:
                     unchanged.append(ack)    # same values, only the hash's text changed: nothing to send
                     continue
-                updates.append(PersonUpdate(key, changes, is_new=not in_ledger))
+                held = frozenset(name for name, value in (previous or {}).items() if value is not None)
+                updates.append(PersonUpdate(key, changes, is_new=not in_ledger, held=held))
                 pending[key] = ack
             result = destination.upsert_people(updates) if updates else None
             accepted = [pending[key] for key in (result.accepted if result else []) if key in pending]

@@ -38,6 +38,8 @@ class PersonUpdate:
     key: str                        # customer_id, the Customer.io `id`
     attributes: dict[str, Any]      # only the changed ones; datetimes already Unix seconds
     is_new: bool                    # never acknowledged before: may create the profile
+    held: frozenset[str] = frozenset()  # attribute names acknowledged before with a value (the ledger):
+                                        # what the destination already holds, for per-person limits
 
 
 @dataclass(frozen=True)

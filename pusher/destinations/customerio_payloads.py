@@ -1,7 +1,10 @@
 """Pure Customer.io payload logic: v2 batch ops, local limit checks, request packing, error bodies.
 
-No I/O here, so every rule is testable without a server. Limits follow the Track API contract
-(contracts/customerio.md); where the docs leave "KB" ambiguous we stay under both readings.
+No I/O here, so every rule is testable without a server. Limits follow the Track API reference's
+"Customer limits" (https://docs.customer.io/api/track/): 150-byte ids and attribute names,
+1000-byte values, at most 300 attributes per identify call *and per person across calls* (so an
+update is checked against what the ledger says the person already holds); where the docs leave
+"KB" ambiguous we stay under both readings.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ MAX_EVENT_DATA_BYTES = 100_000
 MAX_OP_BYTES = 32_000            # documented "32 KB": under both 32,000 and 32,768
 MAX_REQUEST_BYTES = 500_000      # documented "500 KB": under both 500,000 and 512,000
 RESERVED_ATTRIBUTES = frozenset({"_update", "_timestamp"})
+NOT_HELD = frozenset({"_update", "_timestamp", "id"})   # sent, but not attributes a person holds
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BATCH_OPEN, _BATCH_CLOSE = b'{"batch":[', b"]}"
@@ -83,6 +87,20 @@ def _scalar_problem(name: str, value: Any) -> str | None:
     return f"attribute {name!r} is a {type(value).__name__}; send a string, number, boolean or null"
 
 
+def attributes_after(held: Iterable[str], changes: dict[str, Any]) -> set[str]:
+    """The attribute names a person holds once `changes` apply: held ones, plus new non-null ones,
+    minus those cleared with null."""
+    after = set(held) - NOT_HELD
+    for name, value in changes.items():
+        if name in NOT_HELD:
+            continue
+        if value is None:
+            after.discard(name)
+        else:
+            after.add(name)
+    return after
+
+
 def person_problem(update: PersonUpdate) -> str | None:
     """Why Customer.io would surely refuse this identify, or None. Checked before sending."""
     problem = id_problem("customer id", update.key)
@@ -91,6 +109,12 @@ def person_problem(update: PersonUpdate) -> str | None:
     names = [name for name in update.attributes if name not in RESERVED_ATTRIBUTES]
     if len(names) > MAX_ATTRIBUTES:
         return f"{len(names)} attributes in one update; Customer.io accepts at most {MAX_ATTRIBUTES}"
+    holding = len(attributes_after(update.held, update.attributes))
+    if holding > MAX_ATTRIBUTES and holding > len(set(update.held) - NOT_HELD):
+        return (f"person {update.key} would hold {holding} attributes in Customer.io, which keeps at most "
+                f"{MAX_ATTRIBUTES} per person across calls ({len(update.held)} acknowledged before); nothing "
+                "was sent for this person. Remove attribute columns from the people model, or delete "
+                "attributes it no longer sends from the profiles in Customer.io, then rerun")
     for name in names:
         value = update.attributes[name]
         name_size = len(str(name).encode("utf-8"))

@@ -8,6 +8,19 @@ Credentials it accepts (environment, read when the app is created):
   CUSTOMERIO_EMULATOR_API_KEY      Track API Basic-auth password  (default "demo-key")
   CUSTOMERIO_EMULATOR_APP_API_KEY  App API Bearer token           (default "demo-app-key")
 
+Sources (every rule below comes from one of them):
+  [limits]  Track API reference, "Customer limits" / "Object and relationship limits" / "v2 API Limits"
+            (https://docs.customer.io/api/track/, OpenAPI https://docs.customer.io/files/journeys-track.json)
+  [errors]  "Invalid API requests" (https://docs.customer.io/journeys/invalid-api-requests): the 400
+            messages, e.g. "cannot identify more than 300 attributes in one request"
+  [sdk]     official Python SDK customerio/customerio-python (customerio/track.py, client_base.py)
+
+Per-person attribute cap [limits: "Unique attributes | 300 | Max number of attributes allowed per
+person or Identify call"]: an identify that would leave a person holding more than 300 attributes
+(counted across calls: held ones, plus new non-null ones, minus those it clears with null) is refused
+whole, 400 on v1 and a 207 entry on v2. Only the per-request message is documented; the per-person one
+is worded after it ("cannot hold more than 300 attributes per person ...").
+
 It enforces what contracts/customerio.md lists: auth (401), every size limit (400 with a
 Customer.io-shaped body, both `meta.error` and `meta.errors` shapes), 1..1000 ids and a valid
 `id_type` per segment call, an integer, existing, manual segment, event dedupe by `id`, `_update`
@@ -56,6 +69,8 @@ ID_LIMIT = 150
 ATTRIBUTE_NAME_LIMIT = 150
 ATTRIBUTE_VALUE_LIMIT = 1000
 ATTRIBUTES_PER_CALL = 300
+ATTRIBUTES_PER_PERSON = 300
+NOT_HELD = frozenset({"_update", "_timestamp", "id"})   # request keys that are not stored attributes
 EVENT_NAME_LIMIT = 100
 EVENT_DATA_LIMIT = 100_000
 BATCH_REQUEST_LIMIT = 500 * 1024
@@ -105,7 +120,8 @@ def attribute_errors(attributes: Any) -> list[str]:
     errors = []
     names = [name for name in attributes if name not in ("_update", "_timestamp")]
     if len(names) > ATTRIBUTES_PER_CALL:
-        errors.append(f"too many attributes: {len(names)} (limit {ATTRIBUTES_PER_CALL} per call)")
+        errors.append(f"cannot identify more than {ATTRIBUTES_PER_CALL} attributes in one request "
+                      f"(got {len(names)})")
     for name, value in attributes.items():
         if name == "_update":
             if not isinstance(value, bool):
@@ -124,6 +140,22 @@ def attribute_errors(attributes: Any) -> list[str]:
         elif _size(value) > ATTRIBUTE_VALUE_LIMIT:
             errors.append(f"attribute {name!r} value is {_size(value)} bytes; the limit is {ATTRIBUTE_VALUE_LIMIT}")
     return errors
+
+
+def held_attributes_error(held: set[str], attributes: dict[str, Any]) -> str | None:
+    """The per-person cap: the attributes a person would hold after this identify, across calls."""
+    after = set(held)
+    for name, value in attributes.items():
+        if name in NOT_HELD:
+            continue
+        if value is None:
+            after.discard(name)
+        else:
+            after.add(name)
+    if len(after) > ATTRIBUTES_PER_PERSON and len(after) > len(held):
+        return (f"cannot hold more than {ATTRIBUTES_PER_PERSON} attributes per person: this identify would "
+                f"leave {len(after)} (the person holds {len(held)})")
+    return None
 
 
 def event_errors(name: Any, data: Any, timestamp: Any, event_id: Any) -> list[tuple[str, str]]:
@@ -203,14 +235,21 @@ class Workspace:
         self.people[cio_id] = person
         return person
 
-    def identify(self, kind: str, value: str, attributes: dict[str, Any]) -> bool:
+    def identify(self, kind: str, value: str, attributes: dict[str, Any]) -> str | None:
+        """Apply one identify; returns why it was refused (the person would exceed a limit) or None."""
         person = self.find(kind, value)
         if person is None:
             if attributes.get("_update") is True:
-                return False  # `_update`: never create; a miss is not an error
+                return None  # `_update`: never create; a miss is not an error
+            problem = held_attributes_error({"email"} if kind == "email" else set(), attributes)
+            if problem:
+                return problem
             person = self._create(kind, value)
             if person is None:
-                return False
+                return None
+        problem = held_attributes_error(set(person["attributes"]), attributes)
+        if problem:
+            return problem  # refused whole: nothing of this identify is applied
         new_id = attributes.get("id")
         if person["id"] is None and new_id is not None and str(new_id) not in self.by_id:
             person["id"] = str(new_id)
@@ -222,7 +261,7 @@ class Workspace:
                 person["attributes"].pop(name, None)
             else:
                 person["attributes"][name] = attribute
-        return True
+        return None
 
     def track(self, kind: str, value: str, name: str, data: dict | None, timestamp: Any,
               event_id: str | None) -> str:
@@ -499,9 +538,9 @@ class CustomerIoEmulator(Starlette):
             if errors:
                 return _meta_errors(400, errors)
             with self._lock:
-                self.workspace.identify(kind, value, body)
+                problem = self.workspace.identify(kind, value, body)
                 self._save()
-            return JSONResponse({})
+            return _meta_errors(400, [problem]) if problem else JSONResponse({})
         if method == "POST" and len(parts) == 2 and parts[1] == "events":
             problem = identifier_error("identifier", parts[0])
             if problem:
@@ -587,15 +626,19 @@ class CustomerIoEmulator(Starlette):
                     "message": f"action {action!r}: the emulator implements identify, event, delete"}
         return None
 
-    def _apply_op(self, op: dict[str, Any]) -> None:
+    def _apply_op(self, op: dict[str, Any]) -> dict[str, str] | None:
+        """Apply a valid op; returns an error entry when the workspace refuses it (a per-person limit)."""
         kind, value = next(iter(op["identifiers"].items()))
         value = str(value)
         if op["action"] == "identify":
-            self.workspace.identify(kind, value, op.get("attributes") or {})
+            problem = self.workspace.identify(kind, value, op.get("attributes") or {})
+            if problem:
+                return {"reason": "invalid", "field": "attributes", "message": problem}
         elif op["action"] == "event":
             self.workspace.track(kind, value, op["name"], op.get("attributes"), op.get("timestamp"), op.get("id"))
         else:
             self.workspace.delete(kind, value)
+        return None
 
     async def batch(self, request: Request) -> Response:
         raw = await request.body()
@@ -610,11 +653,9 @@ class CustomerIoEmulator(Starlette):
         errors = []
         with self._lock:
             for index, op in enumerate(ops):
-                problem = self._op_error(op)
+                problem = self._op_error(op) or self._apply_op(op)
                 if problem:
                     errors.append({"batch_index": index, **problem})
-                else:
-                    self._apply_op(op)
             self._save()
         return JSONResponse({"errors": errors}, status_code=207) if errors else JSONResponse({})
 
@@ -629,9 +670,9 @@ class CustomerIoEmulator(Starlette):
         if problem:
             return JSONResponse({"errors": [problem]}, status_code=400)
         with self._lock:
-            self._apply_op(op)
+            refused = self._apply_op(op)
             self._save()
-        return JSONResponse({})
+        return JSONResponse({"errors": [refused]}, status_code=400) if refused else JSONResponse({})
 
     # ----- App API: segments --------------------------------------------------------------------------
 

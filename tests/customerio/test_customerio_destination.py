@@ -311,3 +311,20 @@ def test_class_attributes_match_the_interface():
         "customerio", "CIO", 1000, "key")
     assert CustomerIoDestination.supports_people and CustomerIoDestination.supports_events
     assert not CustomerIoDestination.supports_replace
+
+
+# ----- the per-person attribute cap -------------------------------------------------------------------
+
+def test_a_person_who_would_hold_over_300_attributes_is_refused_and_the_batch_goes_on(emulator, make_destination):
+    destination = make_destination(emulator)
+    held = frozenset(f"a{i}" for i in range(250))
+    result = destination.upsert_people([
+        PersonUpdate("over", {f"b{i}": i for i in range(51)}, is_new=False, held=held),        # 301
+        PersonUpdate("at-cap", {f"b{i}": i for i in range(50)}, is_new=True, held=held),       # 300
+        PersonUpdate("clears", {"a0": None, **{f"b{i}": i for i in range(51)}}, is_new=True, held=held),  # 300
+    ])
+    assert sorted(result.accepted) == ["at-cap", "clears"]
+    reason = result.rejected["over"]
+    assert "person over would hold 301 attributes" in reason and "300 per person" in reason
+    assert "Remove attribute columns" in reason
+    assert emulator.count(BATCH) == 1 and "over" not in people_state(emulator)

@@ -60,7 +60,7 @@ def test_credentials_come_from_the_environment():
     ({"note": "x" * 1001}, "1001 bytes"),
     ({"note": "é" * 501}, "1002 bytes"),                      # bytes, not characters
     ({"n" * 151: 1}, "151 bytes"),
-    ({f"a{i}": i for i in range(301)}, "too many attributes: 301"),
+    ({f"a{i}": i for i in range(301)}, "more than 300 attributes in one request"),
     ({"tags": ["a", "b"]}, "strings, numbers, booleans or null"),
     ({"created_at": 1_700_000_000_000}, "whole seconds"),     # milliseconds by mistake
     ({"_update": "yes"}, "_update must be a boolean"),
@@ -76,6 +76,28 @@ def test_limits_are_inclusive(emulator):
     body = {"note": "x" * 1000, "n" * 150: 1, **{f"a{i}": i for i in range(298)}}
     assert emulator.track.put("/api/v1/customers/" + "i" * 150, json=body).status_code == 200
     assert len(emulator.state()["people"]["i" * 150]["attributes"]) == 300
+
+
+def test_the_300_attribute_cap_holds_per_person_across_calls(emulator):
+    assert emulator.track.put("/api/v1/customers/u1", json={f"a{i}": i for i in range(200)}).status_code == 200
+    over = emulator.track.put("/api/v1/customers/u1", json={f"b{i}": i for i in range(101)})
+    assert over.status_code == 400
+    assert "cannot hold more than 300 attributes per person" in error_text(over)
+    assert len(emulator.state()["people"]["u1"]["attributes"]) == 200        # refused whole
+    batch = emulator.track.post("/api/v2/batch", json={"batch": [
+        identify_op("u1", **{f"b{i}": i for i in range(101)}),
+        identify_op("u2", **{f"b{i}": i for i in range(101)}),
+    ]})
+    assert batch.status_code == 207
+    assert [(e["batch_index"], e["field"]) for e in batch.json()["errors"]] == [(0, "attributes")]
+    assert "per person" in batch.json()["errors"][0]["message"]
+    # Clearing makes room: 200 held - 1 cleared + 101 new = 300, inside the cap.
+    fits = {"a0": None, **{f"b{i}": i for i in range(101)}}
+    assert emulator.track.put("/api/v1/customers/u1", json=fits).status_code == 200
+    assert len(emulator.state()["people"]["u1"]["attributes"]) == 300
+    assert emulator.track.put("/api/v1/customers/u1", json={"a1": 5}).status_code == 200   # an update, not a new one
+    entity = emulator.track.post("/api/v2/entity", json=identify_op("u1", extra=1))
+    assert entity.status_code == 400 and "per person" in entity.json()["errors"][0]["message"]
 
 
 def test_identifier_over_150_bytes_is_refused(emulator):

@@ -112,3 +112,12 @@ def test_partial_rejections_map_batch_index_and_skip_garbage():
     assert partial_rejections(body, ["a", "b", "c"]) == {
         2: "invalid: too big (field attributes); invalid: also this"}
     assert partial_rejections({}, ["a"]) == {} and partial_rejections(None, ["a"]) == {}
+
+
+def test_attributes_after_counts_held_plus_new_minus_cleared():
+    from pusher.destinations.customerio_payloads import attributes_after
+
+    held = {"email", "plan", "city", "id"}
+    assert attributes_after(held, {"plan": "pro", "tier": "gold", "city": None, "_update": True}) == {
+        "email", "plan", "tier"}
+    assert attributes_after((), {"id": "c1", "a": None}) == set()
