@@ -7,6 +7,7 @@ Exit codes (the highest code among the selected syncs wins; 1 outranks all):
      one guard, --force past all
   5  configuration or input error (sync definition, profile, malformed rows); nothing sent for that sync
   6  destination unreachable (after retries); acknowledged batches are kept, rerun later
+  7  `pusher status --check` only: a sync has not succeeded within twice its cadence
   1  unexpected error (a bug)
 """
 
@@ -25,7 +26,8 @@ from pusher.emulators.cli import app as emulate_app
 from pusher.errors import PusherError
 
 EXIT_CODES_HELP = ("Exit codes: 0 success · 3 rows rejected · 4 guard stopped · 5 config/input error · "
-                   "6 destination unreachable · 1 unexpected error. With several syncs, the highest wins.")
+                   "6 destination unreachable · 1 unexpected error · 7 late for its cadence (status --check). "
+                   "With several syncs, the highest wins.")
 
 app = typer.Typer(help="Keep marketing destinations exactly in step with warehouse audiences.\n\n" + EXIT_CODES_HELP,
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -57,6 +59,8 @@ def _session(project_dir: Path, profiles_dir: Optional[Path], target: Optional[s
     wh = None
     try:
         project = load_project(project_dir, target_path)
+        for warning in project.warnings:
+            _err(f"warning: {warning}")
         wh = Warehouse.connect(load_profile(project_dir, profiles_dir, target))
         yield project, wh
     except PusherError as exc:
@@ -124,6 +128,8 @@ def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(Fals
              None, "--override", metavar="GUARD", help="Go past one guard (remove_share, failed_tests or "
              "stale_sources) after you have checked why it stopped the run. Repeatable."),
          force: bool = typer.Option(False, "--force", help="Go past every guard (as --override for each)."),
+         due: bool = typer.Option(False, "--due", help="Only the syncs whose cadence (meta.pusher.cadence) has "
+                                  "elapsed since their last success; syncs without a cadence always run."),
          project_dir: Path = PROJECT_DIR, profiles_dir: Optional[Path] = PROFILES_DIR,
          target: Optional[str] = TARGET, target_path: Optional[Path] = TARGET_PATH,
          as_json: bool = JSON_OUT, verbose: bool = VERBOSE) -> None:
@@ -139,6 +145,8 @@ def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(Fals
         alerts.Thresholds.from_env(os.environ)   # a bad setting stops before anything is sent
         alerts.webhooks(os.environ)              # registers the webhook URLs as secrets
         syncs = project.select(select)
+        if due:
+            syncs = _due_only(wh, syncs, as_json)
         bar = _Bar()
         engine = _engine(project, wh, force=force, overrides=override or (), dry_run=dry_run, progress=bar)
         try:
@@ -156,13 +164,35 @@ def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(Fals
     raise typer.Exit(report.exit_code)
 
 
+def _due_only(wh, syncs, as_json: bool):
+    """The syncs whose cadence has elapsed; the others are named on stderr, and the run ends if none is due."""
+    from pusher import cadence
+    from pusher.ledger import Ledger, utcnow
+
+    Ledger(wh).ensure()
+    last, now = cadence.last_successes(wh, syncs), utcnow()
+    chosen = [sync for sync in syncs if cadence.is_due(sync.cadence_seconds, last[sync.name], now)]
+    for sync in syncs:
+        if sync not in chosen:
+            _err(f"{sync.name}: not due (cadence {sync.cadence}, next in "
+                 f"{cadence.describe(max(60, cadence.next_due_in(sync.cadence_seconds, last[sync.name], now)))})")
+    if not chosen:
+        if as_json:
+            typer.echo(json.dumps({"run_id": None, "command": "sync --due", "exit_code": 0, "syncs": []}))
+        _err("no sync is due")
+        raise typer.Exit(0)
+    return chosen
+
+
 @app.command()
 def status(select: Optional[List[str]] = SELECT, project_dir: Path = PROJECT_DIR,
            profiles_dir: Optional[Path] = PROFILES_DIR, target: Optional[str] = TARGET,
-           target_path: Optional[Path] = TARGET_PATH, as_json: bool = JSON_OUT, verbose: bool = VERBOSE) -> None:
+           target_path: Optional[Path] = TARGET_PATH, as_json: bool = JSON_OUT, verbose: bool = VERBOSE,
+           check: bool = typer.Option(False, "--check", help="Exit 7 when any sync has not succeeded within twice its "
+                                      "cadence (for cron or CI health checks).")) -> None:
     """Per sync: last successful sync, audience and destination size, rejected rows, freshness."""
     from pusher import status as status_module
-    from pusher.errors import EXIT_OK, EXIT_ROWS_REJECTED
+    from pusher.errors import EXIT_OK, EXIT_ROWS_REJECTED, EXIT_SYNC_LATE
     from pusher.tables import print_status
 
     with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
@@ -171,6 +201,10 @@ def status(select: Optional[List[str]] = SELECT, project_dir: Path = PROJECT_DIR
         typer.echo(json.dumps({"syncs": rows}, default=str, indent=2))
     else:
         print_status(rows, verbose)
+    late = [row["sync"] for row in rows if row["late"]]
+    if check and late:
+        _err(f"late for their cadence: {', '.join(late)}")
+        raise typer.Exit(EXIT_SYNC_LATE)
     raise typer.Exit(EXIT_ROWS_REJECTED if any(r["rejected_exhausted"] for r in rows) else EXIT_OK)
 
 

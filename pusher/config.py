@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from pusher import cadence
 from pusher.errors import ConfigError
 
 DESTINATION_PREFIXES = {"customerio": "CIO", "microsoft_ads": "MSADS", "file": "FILE"}
@@ -27,7 +28,7 @@ LIST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
 SYNC_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_LIST_NAME = 128
 KNOWN_FIELDS = {"destination", "kind", "list_name", "max_remove_share", "min_audience_size",
-                "max_row_attempts", "batch_size"}
+                "max_row_attempts", "batch_size", "cadence"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class SyncDefinition:
     min_audience_size: int = 0
     max_row_attempts: int = 5
     batch_size: int | None = None
+    cadence: str | None = None          # e.g. 15m, 1h, 1d (pusher.cadence)
+    cadence_seconds: int | None = None
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Project:
     target_path: Path
     syncs: list[SyncDefinition]
     manifest: dict[str, Any] = field(repr=False)
+    warnings: list[str] = field(default_factory=list)   # shown, not fatal (e.g. a cadence too slow)
 
     @property
     def parent_map(self) -> dict[str, list[str]]:
@@ -124,6 +128,8 @@ def validate_pusher_meta(sync: str, meta: Any) -> dict[str, Any]:
         "min_audience_size": _number(sync, meta, "min_audience_size", 0, int, 0, 10**9),
         "max_row_attempts": _number(sync, meta, "max_row_attempts", 5, int, 1, 1000),
         "batch_size": _number(sync, meta, "batch_size", None, int, 1, 100_000),
+        "cadence": meta.get("cadence"),
+        "cadence_seconds": cadence.parse(sync, meta.get("cadence")),
     }
 
 
@@ -179,5 +185,6 @@ def load_project(project_dir: Path, target_path: Path | None = None,
         manifest = json.loads(manifest_file.read_text())
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{manifest_file} is not valid JSON ({exc}); rerun `dbt parse`") from exc
-    return Project(project_dir=project_dir, target_path=resolved,
-                   syncs=syncs_from_manifest(manifest), manifest=manifest)
+    syncs = syncs_from_manifest(manifest)
+    return Project(project_dir=project_dir, target_path=resolved, syncs=syncs, manifest=manifest,
+                   warnings=cadence.window_warnings(syncs))

@@ -2,7 +2,8 @@
 
 Exit codes (documented in the README):
   0 success · 3 some rows rejected · 4 a guard stopped the run ·
-  5 configuration or input error · 6 destination unreachable · 1 unexpected bug
+  5 configuration or input error · 6 destination unreachable · 1 unexpected bug ·
+  7 (`pusher status --check` only) a sync is late for its cadence
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ EXIT_ROWS_REJECTED = 3
 EXIT_GUARD_STOPPED = 4
 EXIT_CONFIG_ERROR = 5
 EXIT_DESTINATION_UNREACHABLE = 6
+EXIT_SYNC_LATE = 7              # `pusher status --check`: a sync has not succeeded within its cadence
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()

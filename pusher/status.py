@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+from pusher import cadence
 from pusher.config import Project
 from pusher.guards import ancestors
 from pusher.ledger import Ledger, table, utcnow
@@ -65,7 +66,18 @@ def status(project: Project, wh: Warehouse, syncs) -> list[dict[str, Any]]:
             "rejections": ledger.rejections(sync.name, limit=10),
             "sources": _source_freshness(project, sync.model_id),
         })
+    _add_cadence(wh, syncs, out)
     return out
+
+
+def _add_cadence(wh: Warehouse, syncs, rows: list[dict[str, Any]]) -> None:
+    """cadence, due and late per sync (rules in pusher.cadence)."""
+    last = cadence.last_successes(wh, syncs)
+    now = utcnow()
+    for sync, row in zip(syncs, rows):
+        row["cadence"] = sync.cadence
+        row["due"] = cadence.is_due(sync.cadence_seconds, last[sync.name], now)
+        row["late"] = cadence.is_late(sync.cadence_seconds, last[sync.name], now)
 
 
 def history(wh: Warehouse, limit: int = 20, run_id: str | None = None) -> list[dict[str, Any]]:

@@ -107,7 +107,7 @@ def print_status(rows: list[dict[str, Any]], verbose: bool = False, out: Console
     table = Table(title=f"pusher status at {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for name, justify in (("sync", "left"), ("destination", "left"), ("list / kind", "left"),
-                          ("last success", "right"), ("last run", "left"), ("audience", "right"),
+                          ("cadence", "right"), ("last success", "right"), ("last run", "left"), ("audience", "right"),
                           ("destination size", "right"), ("rejected", "right"), ("sources", "left")):
         table.add_column(name, justify=justify)
     for row in rows:
@@ -116,7 +116,9 @@ def print_status(rows: list[dict[str, Any]], verbose: bool = False, out: Console
                      "pass" if sources else "-")
         rejected = f"{row['rejected_pending']} / {row['rejected_exhausted']}"
         table.add_row(row["sync"], row["destination"], row["list_name"] or row["kind"],
-                      age(row["seconds_since_success"]) + (" ago" if row["seconds_since_success"] is not None else ""),
+                      row.get("cadence") or "-",
+                      Text(age(row["seconds_since_success"]) + (" ago" if row["seconds_since_success"] is not None else "")
+                           + (" LATE" if row.get("late") else ""), style="red" if row.get("late") else ""),
                       _status(row["last_run_status"]), _num(row["audience_size"]), _num(row["destination_size"]),
                       Text(rejected, style="yellow" if row["rejected_exhausted"] else ""),
                       Text(worst, style={"pass": "green", "warn": "yellow"}.get(worst, "red" if worst != "-" else "")))

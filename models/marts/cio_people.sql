@@ -1,5 +1,8 @@
 -- One row per person for Customer.io identify calls: a stable id (customer_id), the email and
 -- flat attributes. Every column but customer_id becomes a person attribute.
+-- last_synced_at: the oldest last export of the sources that decide is_data_fresh (var
+-- freshness_window_hours), cut to the day so a person is re-sent at most once a day for it.
+{%- set fresh_sources = var('freshness_window_hours').keys() | list %}
 
 with
 
@@ -28,7 +31,9 @@ final as (
         last_order_at,
         subscription_status_updated_at,
         vip_tier_updated_at,
-        loyalty_points_updated_at
+        loyalty_points_updated_at,
+        cast({{ dbt.date_trunc('day', 'least(' ~ (fresh_sources | map('string') | join('_last_synced_at, ')) ~ '_last_synced_at)') }}
+            as {{ dbt.type_timestamp() }}) as last_synced_at
     from profile
     where email is not null
 )
