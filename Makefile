@@ -3,8 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+ENGINES_STAMP := $(VENV)/.installed-engines
 
-.PHONY: demo test test-slow install clean
+.PHONY: demo test test-slow test-engines install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,15 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+# The models on a throwaway PostgreSQL server and a local Spark session, compared with DuckDB.
+# Needs PostgreSQL's server binaries (Debian: apt-get install postgresql) and Java 17.
+$(ENGINES_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,engines]'
+	touch $(ENGINES_STAMP)
+
+test-engines: $(ENGINES_STAMP)
+	$(BIN)/python -m pytest -m engines tests/engines
 
 clean:
 	rm -rf $(VENV) target logs warehouse data/generated .pusher
