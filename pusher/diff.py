@@ -45,6 +45,7 @@ class DiffSql:
     attribute_columns: tuple[str, ...] = ()   # people: every column but customer_id; events: the data columns
     stored_fingerprint: bool = False          # audiences: read the model's member_fingerprint column
     temporary_work: bool = False              # plan only: the work table need not outlive the connection
+    json_columns: tuple[str, ...] = ()         # JSON-typed attribute columns: their text is parsed before sending
 
     @property
     def relation(self) -> str:
@@ -374,8 +375,15 @@ def changed_attributes(current: Mapping[str, Any], acknowledged: Mapping[str, An
     return changes
 
 
-def wire_row(columns: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
-    return {column: to_wire(value) for column, value in zip(columns, values)}
+def wire_row(columns: Sequence[str], values: Sequence[Any], json_columns: Sequence[str] = ()) -> dict[str, Any]:
+    """Wire values of one row. STRUCT/LIST/MAP values arrive as dicts and lists already; a JSON
+    column arrives as its text, so it is parsed into the nested value it holds."""
+    row = {}
+    for column, value in zip(columns, values):
+        if column in json_columns and isinstance(value, str):
+            value = json.loads(value)
+        row[column] = to_wire(value)
+    return row
 
 
 def payload_json(attributes: Mapping[str, Any]) -> str:

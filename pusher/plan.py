@@ -141,9 +141,11 @@ def make_plan(wh: Warehouse, sync: SyncDefinition, limits: DestinationLimits, *,
     if not wh.relation_exists(sync.relation):
         raise InputError(f"sync {sync.name}: model {sync.model} ({'.'.join(sync.relation)}) is not in the "
                          "warehouse; run `dbt build` first")
-    columns = wh.columns(sync.relation)
-    diff = DiffSql(wh, sync, limits.required_identifier, attribute_columns(sync, columns),
-                   temporary_work=not for_delivery)
+    types = wh.column_types(sync.relation)
+    columns = list(types)
+    attributes = attribute_columns(sync, columns)
+    diff = DiffSql(wh, sync, limits.required_identifier, attributes, temporary_work=not for_delivery,
+                   json_columns=tuple(column for column in attributes if types[column] == "JSON"))
     plan = SyncPlan(sync=sync.name, kind=sync.kind, destination=sync.destination, list_name=sync.list_name,
                     batch_size=batch_size_for(sync, limits, env))
     if sync.kind == "audience":
@@ -280,7 +282,7 @@ def sample_rows(wh: Warehouse, diff: DiffSql) -> dict[str, list[dict[str, Any]]]
 
         out = []
         for row in wh.fetchall(*diff.people_updates(SAMPLE_ROWS)):
-            current = wire_row(diff.attribute_columns, row[4:])
+            current = wire_row(diff.attribute_columns, row[4:], diff.json_columns)
             previous = json.loads(row[2]) if row[2] else None
             out.append({"customer_id": row[0], "is_new": not row[3],
                         "attributes": changed_attributes(current, previous)})

@@ -341,7 +341,7 @@ class Engine:
             pending: dict[str, Acknowledged] = {}
             unchanged: list[Acknowledged] = []
             for key, payload_hash, acknowledged_json, in_ledger, *values in rows:
-                current = wire_row(diff.attribute_columns, values)
+                current = wire_row(diff.attribute_columns, values, diff.json_columns)
                 ack = Acknowledged(key, payload_hash=payload_hash, payload_json=payload_json(current))
                 previous = json.loads(acknowledged_json) if acknowledged_json else None
                 changes = changed_attributes(current, previous)
@@ -365,7 +365,7 @@ class Engine:
         for rows in self.wh.stream(*diff.new_events(), size=plan.batch_size):
             events = []
             for key, customer_id, name, occurred_at, *values in rows:
-                data = {k: v for k, v in wire_row(diff.attribute_columns, values).items() if v is not None}
+                data = {k: v for k, v in wire_row(diff.attribute_columns, values, diff.json_columns).items() if v is not None}
                 events.append(Event(key, customer_id, name, unix_seconds(occurred_at), data))
             result = destination.send_events(events)
             keys = {event.key for event in events}

@@ -2,7 +2,8 @@
 
 No I/O here, so every rule is testable without a server. Limits follow the Track API reference's
 "Customer limits" (https://docs.customer.io/api/track/): 150-byte ids and attribute names,
-1000-byte values, at most 300 attributes per identify call *and per person across calls* (so an
+1000-byte values (a nested object or array counted as its compact JSON, the safe reading of a
+limit the docs state per value), at most 300 attributes per identify call *and per person across calls* (so an
 update is checked against what the ledger says the person already holds); where the docs leave
 "KB" ambiguous we stay under both readings.
 """
@@ -79,12 +80,24 @@ def id_problem(what: str, value: str) -> str | None:
     return None
 
 
-def _scalar_problem(name: str, value: Any) -> str | None:
+def _value_problem(name: str, value: Any) -> str | None:
+    """Strings, numbers, booleans, null, and objects/arrays of them (Customer.io takes nested JSON
+    attribute values: https://docs.customer.io/journeys/json-in-segments)."""
     if value is None or isinstance(value, (str, bool, int)):
         return None
     if isinstance(value, float):
-        return None if math.isfinite(value) else f"attribute {name!r} is {value}, not a finite number"
-    return f"attribute {name!r} is a {type(value).__name__}; send a string, number, boolean or null"
+        return None if math.isfinite(value) else f"attribute {name!r} holds {value}, not a finite number"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"attribute {name!r} has a non-string key {key!r}"
+            problem = _value_problem(name, item)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list):
+        return next((problem for item in value if (problem := _value_problem(name, item))), None)
+    return f"attribute {name!r} is a {type(value).__name__}; send a string, number, boolean, object, array or null"
 
 
 def attributes_after(held: Iterable[str], changes: dict[str, Any]) -> set[str]:
@@ -120,13 +133,14 @@ def person_problem(update: PersonUpdate) -> str | None:
         name_size = len(str(name).encode("utf-8"))
         if not name_size or name_size > MAX_ATTRIBUTE_NAME_BYTES:
             return f"attribute name {name!r} is {name_size} bytes; allowed 1..{MAX_ATTRIBUTE_NAME_BYTES}"
-        problem = _scalar_problem(name, value)
+        problem = _value_problem(name, value)
         if problem:
             return problem
         size = value_bytes(value)
         if size > MAX_ATTRIBUTE_VALUE_BYTES:
             return (f"attribute {name!r} is {size} bytes; Customer.io accepts at most "
-                    f"{MAX_ATTRIBUTE_VALUE_BYTES} per value (shorten it in the model)")
+                    f"{MAX_ATTRIBUTE_VALUE_BYTES} per value, an object or array counted as its JSON "
+                    "(shorten it in the model)")
     return None
 
 

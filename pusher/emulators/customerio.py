@@ -21,6 +21,12 @@ person or Identify call"]: an identify that would leave a person holding more th
 whole, 400 on v1 and a 207 entry on v2. Only the per-request message is documented; the per-person one
 is worded after it ("cannot hold more than 300 attributes per person ...").
 
+Nested attribute values: "Attributes and event data can contain nested (JSON) values—arrays,
+objects, and arrays of objects" (https://docs.customer.io/journeys/json-in-segments); the v1 and v2
+identify schemas take any JSON value per attribute ("additionalProperties" in the OpenAPI). The
+1000-byte value limit [limits] is applied to a nested value's compact JSON encoding: the docs do not
+say how a nested value is measured, so the emulator takes the strict reading.
+
 It enforces what contracts/customerio.md lists: auth (401), every size limit (400 with a
 Customer.io-shaped body, both `meta.error` and `meta.errors` shapes), 1..1000 ids and a valid
 `id_type` per segment call, an integer, existing, manual segment, event dedupe by `id`, `_update`
@@ -32,8 +38,7 @@ Where the public docs are silent the emulator picks, and says so here:
 - an unknown segment answers 404; a non-integer or non-manual one 400;
 - events and identify by `id` or email create the person when missing (unless `_update`);
 - `timestamp`/`created_at` must be whole Unix seconds (values >= 1e11 look like milliseconds: 400);
-- event ids must be ULIDs; attribute values must be flat (string, number, boolean, null); null
-  removes the attribute;
+- event ids must be ULIDs; null removes the attribute;
 - a v2 op over 32 KB is reported in the 207 errors; a request over 500 KB is a 400.
 - a fresh workspace holds one data-driven segment (id 1), as real workspaces do.
 
@@ -135,10 +140,9 @@ def attribute_errors(attributes: Any) -> list[str]:
                 errors.append(problem)
         elif not name or _size(name) > ATTRIBUTE_NAME_LIMIT:
             errors.append(f"attribute name {name[:40]!r} is {_size(name)} bytes; allowed 1..{ATTRIBUTE_NAME_LIMIT}")
-        elif isinstance(value, (dict, list)):
-            errors.append(f"attribute {name!r}: values must be strings, numbers, booleans or null")
         elif _size(value) > ATTRIBUTE_VALUE_LIMIT:
-            errors.append(f"attribute {name!r} value is {_size(value)} bytes; the limit is {ATTRIBUTE_VALUE_LIMIT}")
+            errors.append(f"value for attribute '{name}' cannot be longer than {ATTRIBUTE_VALUE_LIMIT} bytes "
+                          f"(got {_size(value)} bytes)")
     return errors
 
 

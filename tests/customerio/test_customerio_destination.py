@@ -64,14 +64,22 @@ def test_rows_the_api_would_surely_refuse_are_rejected_locally_and_not_sent(emul
         PersonUpdate("long-value", {"note": "x" * 1001}, is_new=True),
         PersonUpdate("many", {f"a{i}": i for i in range(301)}, is_new=True),
         PersonUpdate("i" * 151, {"a": 1}, is_new=True),
-        PersonUpdate("list", {"tags": ["a"]}, is_new=True),
+        PersonUpdate("nested", {"prefs": {"sizes": ["x" * 990]}}, is_new=True),
+        PersonUpdate("object", {"tags": ["a"], "prefs": {"sizes": ["M"], "bad": float("nan")}}, is_new=True),
     ])
     assert result.accepted == ["ok"]
-    assert set(result.rejected) == {"long-value", "many", "i" * 151, "list"}
+    assert set(result.rejected) == {"long-value", "many", "i" * 151, "nested", "object"}
+    assert "'prefs' is 1004 bytes" in result.rejected["nested"] and "not a finite number" in result.rejected["object"]
     assert "1001 bytes" in result.rejected["long-value"] and "'note'" in result.rejected["long-value"]
     assert "301 attributes" in result.rejected["many"]
     assert "151 bytes" in result.rejected["i" * 151]
     assert list(people_state(emulator)) == ["ok"]
+
+
+def test_nested_values_land_as_sent(emulator, make_destination):
+    value = {"tags": ["a", "b"], "address": {"city": "Oslo"}, "orders": [{"id": 1, "total": 9.5}]}
+    result = make_destination(emulator).upsert_people([PersonUpdate("c1", {"profile": value}, is_new=True)])
+    assert result.accepted == ["c1"] and people_state(emulator) == {"c1": {"profile": value}}
 
 
 def test_a_207_rejection_is_recorded_against_the_right_key(emulator, make_destination):

@@ -61,7 +61,7 @@ def test_credentials_come_from_the_environment():
     ({"note": "é" * 501}, "1002 bytes"),                      # bytes, not characters
     ({"n" * 151: 1}, "151 bytes"),
     ({f"a{i}": i for i in range(301)}, "more than 300 attributes in one request"),
-    ({"tags": ["a", "b"]}, "strings, numbers, booleans or null"),
+    ({"prefs": {"sizes": ["x" * 990]}}, "value for attribute 'prefs' cannot be longer than 1000 bytes"),
     ({"created_at": 1_700_000_000_000}, "whole seconds"),     # milliseconds by mistake
     ({"_update": "yes"}, "_update must be a boolean"),
 ])
@@ -76,6 +76,17 @@ def test_limits_are_inclusive(emulator):
     body = {"note": "x" * 1000, "n" * 150: 1, **{f"a{i}": i for i in range(298)}}
     assert emulator.track.put("/api/v1/customers/" + "i" * 150, json=body).status_code == 200
     assert len(emulator.state()["people"]["i" * 150]["attributes"]) == 300
+
+
+def test_nested_values_are_accepted_up_to_1000_bytes_of_json(emulator):
+    nested = {"tags": ["a", "b"], "address": {"city": "Oslo", "zip": 150}, "orders": [{"id": 1, "total": 9.5}]}
+    assert emulator.track.put("/api/v1/customers/u1", json=nested).status_code == 200
+    at_limit = {"blob": ["x" * 996]}                                   # ["x…x"] is exactly 1000 bytes
+    batch = emulator.track.post("/api/v2/batch", json={"batch": [identify_op("u2", **at_limit),
+                                                                 identify_op("u3", blob=["x" * 997])]})
+    assert batch.status_code == 207 and [e["batch_index"] for e in batch.json()["errors"]] == [1]
+    people = emulator.state()["people"]
+    assert people["u1"]["attributes"] == nested and people["u2"]["attributes"] == at_limit and "u3" not in people
 
 
 def test_the_300_attribute_cap_holds_per_person_across_calls(emulator):

@@ -57,7 +57,9 @@ def test_event_op_shape():
     (PersonUpdate("", {"a": 1}, True), "customer id is empty"),
     (PersonUpdate("c" * 151, {"a": 1}, True), "151 bytes"),
     (PersonUpdate("c", {"a": float("nan")}, True), "not a finite number"),
-    (PersonUpdate("c", {"a": {"nested": 1}}, True), "a dict"),
+    (PersonUpdate("c", {"a": {"nested": [1, {"b": None}]}}, True), None),
+    (PersonUpdate("c", {"a": {"nested": [1.0, float("inf")]}}, True), "not a finite number"),
+    (PersonUpdate("c", {"a": {"when": object()}}, True), "object, array or null"),
 ])
 def test_person_problem(update, expected):
     problem = person_problem(update)

@@ -38,3 +38,30 @@ def test_the_per_person_cap_counts_what_earlier_runs_left_on_the_profile(people_
     people = emulator.state()["people"]
     assert len(people["full"]["attributes"]) == 260 and "b0" not in people["full"]["attributes"]
     assert len(people["sparse"]["attributes"]) == 61
+
+
+def test_struct_list_and_json_columns_go_as_nested_values_and_diff_by_value(people_project, emulator):
+    project = people_project
+    project.sql("create table cio_people (customer_id varchar, email varchar, "
+                "address struct(city varchar, zip integer), sizes varchar[], prefs json, "
+                "last_order struct(total decimal(10, 2), placed_at timestamp))")
+    project.sql("""insert into cio_people values
+        ('c1', 'a@example.com', {'city': 'Oslo', 'zip': 150}, ['M', 'L'], '{"news": true, "topics": [1, 2]}',
+         {'total': 12.50, 'placed_at': timestamp '2024-01-02 03:04:05'}),
+        ('c2', 'b@example.com', null, [], 'null', null)""")
+    assert project.sync(["people_sync"]).exit_code == EXIT_OK
+    people = emulator.state()["people"]
+    assert people["c1"]["attributes"] == {
+        "email": "a@example.com", "address": {"city": "Oslo", "zip": 150}, "sizes": ["M", "L"],
+        "prefs": {"news": True, "topics": [1, 2]}, "last_order": {"total": 12.5, "placed_at": 1704164645}}
+    assert people["c2"]["attributes"] == {"email": "b@example.com", "sizes": []}
+    assert project.sync(["people_sync"]).outcomes[0].requests == 0          # unchanged nested values: nothing
+    # Someone edits c1's address in Customer.io: only changed attributes are sent, so it stays.
+    assert emulator.track.put("/api/v1/customers/c1", json={"address": {"city": "Bergen"}}).status_code == 200
+    project.sql("""update cio_people set prefs = '{"topics": [1, 2], "news": false}' where customer_id = 'c1'""")
+    project.sql("update cio_people set sizes = ['S'] where customer_id = 'c2'")
+    report = project.sync(["people_sync"])
+    assert report.exit_code == EXIT_OK and report.outcomes[0].sent["updates"] == 2
+    people = emulator.state()["people"]
+    assert people["c1"]["attributes"]["prefs"] == {"news": False, "topics": [1, 2]}
+    assert people["c1"]["attributes"]["address"] == {"city": "Bergen"} and people["c2"]["attributes"]["sizes"] == ["S"]
