@@ -349,7 +349,8 @@ class Engine:
                     unchanged.append(ack)    # same values, only the hash's text changed: nothing to send
                     continue
                 held = frozenset(name for name, value in (previous or {}).items() if value is not None)
-                updates.append(PersonUpdate(key, changes, is_new=not in_ledger, held=held))
+                updates.append(PersonUpdate(key, changes, is_new=not in_ledger, held=held,
+                                            phone=current.get("phone")))
                 pending[key] = ack
             result = destination.upsert_people(updates) if updates else None
             accepted = [pending[key] for key in (result.accepted if result else []) if key in pending]

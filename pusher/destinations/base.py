@@ -40,6 +40,8 @@ class PersonUpdate:
     is_new: bool                    # never acknowledged before: may create the profile
     held: frozenset[str] = frozenset()  # attribute names acknowledged before with a value (the ledger):
                                         # what the destination already holds, for per-person limits
+    phone: str | None = None            # the row's current `phone` (E.164), for destinations set to
+                                        # identify people by phone; never logged
 
 
 @dataclass(frozen=True)

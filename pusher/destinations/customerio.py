@@ -6,6 +6,11 @@ Settings (environment):
   CUSTOMERIO_REGION                          us (default) | eu
   CUSTOMERIO_TRACK_URL, CUSTOMERIO_APP_URL   base URL overrides (an emulator, a proxy)
   CUSTOMERIO_RATE_LIMIT                      Track API requests per second (default 100)
+  CUSTOMERIO_IDENTIFIER                      id (default) | phone: how identify ops find a person. phone
+      is for workspaces with phone as an identifier (Track API v2 `identifiers: {phone}`, E.164;
+      https://docs.customer.io/api/track/ person_common): the people model then needs a `phone`
+      column; a new person also gets our customer_id as its `id`, since events and segment calls go
+      by id. A changed phone is rejected by name: Customer.io changes identifiers only by cio_id.
   CUSTOMERIO_MAX_ATTEMPTS, CUSTOMERIO_RETRY_BASE_DELAY, CUSTOMERIO_RETRY_MAX_DELAY   retry policy
 """
 
@@ -46,9 +51,12 @@ class CustomerIoDestination(Destination):
                  region: str = "us", track_url: str | None = None, app_url: str | None = None,
                  requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND,
                  retry: RetryPolicy | None = None, timeout: float = 30.0,
-                 max_request_bytes: int = payloads.MAX_REQUEST_BYTES):
+                 max_request_bytes: int = payloads.MAX_REQUEST_BYTES, identify_by: str = "id"):
         if region not in REGIONS:
             raise ConfigError(f"CUSTOMERIO_REGION is {region!r}; use 'us' or 'eu'")
+        if identify_by not in payloads.IDENTIFY_BY:
+            raise ConfigError(f"CUSTOMERIO_IDENTIFIER is {identify_by!r}; use 'id' or 'phone'")
+        self.identify_by = identify_by
         for secret in (api_key, app_api_key):
             register_secret(secret)
         default_track, default_app = REGIONS[region]
@@ -89,7 +97,8 @@ class CustomerIoDestination(Destination):
                    app_url=(env.get("CUSTOMERIO_APP_URL") or "").strip() or None,
                    requests_per_second=_number(env, "CUSTOMERIO_RATE_LIMIT", DEFAULT_REQUESTS_PER_SECOND,
                                                minimum=0.001),
-                   retry=retry)
+                   retry=retry,
+                   identify_by=(env.get("CUSTOMERIO_IDENTIFIER") or "id").strip().lower())
 
     # ----- audiences: manual segments -------------------------------------------------------------
 
@@ -188,7 +197,14 @@ class CustomerIoDestination(Destination):
     # ----- people and events: v2 batch ----------------------------------------------------------------
 
     def upsert_people(self, people: Sequence[PersonUpdate]) -> BatchResult:
-        return self._send_ops(people, lambda p: p.key, payloads.person_problem, payloads.identify_op, "identify")
+        def problem_of(update: PersonUpdate) -> str | None:
+            problem = payloads.person_problem(update)
+            if not problem and self.identify_by == "phone":
+                problem = payloads.phone_problem(update)
+            return problem
+
+        return self._send_ops(people, lambda p: p.key, problem_of,
+                              lambda update: payloads.identify_op(update, self.identify_by), "identify")
 
     def send_events(self, events: Sequence[Event]) -> BatchResult:
         return self._send_ops(events, lambda e: e.key, payloads.event_problem, payloads.event_op, "event")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from typing import Any, Iterable, Sequence
 
 from pusher.destinations.base import Event, PersonUpdate
@@ -57,12 +58,37 @@ def event_ulid(key: str, timestamp: int) -> str:
     return "".join(_CROCKFORD[(number >> shift) & 31] for shift in range(125, -1, -5))
 
 
-def identify_op(update: PersonUpdate) -> dict[str, Any]:
+IDENTIFY_BY = ("id", "phone")
+E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")   # "a leading + followed by up to 15 digits" (v2 identifiers.phone)
+
+
+def identify_op(update: PersonUpdate, by: str = "id") -> dict[str, Any]:
+    """A v2 identify. by="phone" (a workspace with phone as an identifier): the person is found by
+    the row's phone, and a new one is given our customer_id as its `id`, so events and segments,
+    which go by id, reach the same profile."""
     attributes = dict(update.attributes)
     if not update.is_new:
         attributes["_update"] = True  # the profile must already exist: never resurrect a deleted one
-    return {"type": "person", "identifiers": {"id": update.key}, "action": "identify",
-            "attributes": attributes}
+    if by == "phone":
+        if update.is_new:
+            attributes["id"] = update.key
+        identifiers = {"phone": update.phone}
+    else:
+        identifiers = {"id": update.key}
+    return {"type": "person", "identifiers": identifiers, "action": "identify", "attributes": attributes}
+
+
+def phone_problem(update: PersonUpdate) -> str | None:
+    """Why a person cannot be identified by phone (never quoting the phone itself)."""
+    if not update.phone:
+        return (f"person {update.key} has no phone, and CUSTOMERIO_IDENTIFIER=phone identifies people by "
+                "phone: fill the model's `phone` column (E.164) or leave such people out of the model")
+    if not E164.match(update.phone):
+        return f"person {update.key}: phone is not in E.164 format (+ and up to 15 digits); fix it in the model"
+    if not update.is_new and "phone" in update.attributes:
+        return (f"person {update.key}: phone changed, and Customer.io changes an identifier only through the "
+                "person's cio_id; change it in Customer.io (or merge the two profiles), then rerun")
+    return None
 
 
 def event_op(event: Event) -> dict[str, Any]:

@@ -3,10 +3,11 @@
 Run it with `pusher emulate customerio --port 8701` and point the pusher at it:
   CUSTOMERIO_TRACK_URL=http://127.0.0.1:8701  CUSTOMERIO_APP_URL=http://127.0.0.1:8701
 
-Credentials it accepts (environment, read when the app is created):
+Credentials and workspace settings (environment, read when the app is created):
   CUSTOMERIO_EMULATOR_SITE_ID      Track API Basic-auth user      (default "demo-site")
   CUSTOMERIO_EMULATOR_API_KEY      Track API Basic-auth password  (default "demo-key")
   CUSTOMERIO_EMULATOR_APP_API_KEY  App API Bearer token           (default "demo-app-key")
+  CUSTOMERIO_EMULATOR_PHONE_IDENTIFIER  true: the workspace has `phone` as an identifier (default off)
 
 Sources (every rule below comes from one of them):
   [limits]  Track API reference, "Customer limits" / "Object and relationship limits" / "v2 API Limits"
@@ -20,6 +21,12 @@ person or Identify call"]: an identify that would leave a person holding more th
 (counted across calls: held ones, plus new non-null ones, minus those it clears with null) is refused
 whole, 400 on v1 and a 207 entry on v2. Only the per-request message is documented; the per-person one
 is worded after it ("cannot hold more than 300 attributes per person ...").
+
+Phone identifier: a v2 op's `identifiers` may be `{"phone": ...}` only "if they're enabled as
+identifiers in your workspace settings" and in E.164, "a leading + followed by up to 15 digits"
+(OpenAPI `person_common.identifiers`); otherwise the op is refused (207 entry, field identifiers).
+On v1 paths "a phone number in the path is treated as an id" (`track_customer_id`). A person found
+or created by phone holds it as its `phone` attribute.
 
 Nested attribute values: "Attributes and event data can contain nested (JSON) values—arrays,
 objects, and arrays of objects" (https://docs.customer.io/journeys/json-in-segments); the v1 and v2
@@ -85,6 +92,7 @@ APP_API_PER_SECOND = 10.0
 MEMBERSHIP_DEFAULT_LIMIT = 1000
 MEMBERSHIP_MAX_LIMIT = 30_000
 ID_TYPES = ("id", "email", "cio_id")
+E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")   # "a leading + followed by up to 15 digits"
 _ULID = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$", re.IGNORECASE)
 _ENDPOINTS = [
     (re.compile(r"^/api/v1/customers/[^/]+/events$"), "/api/v1/customers/{identifier}/events"),
@@ -220,6 +228,8 @@ class Workspace:
             return self.people.get(self.by_id.get(value, ""))
         if kind == "cio_id":
             return self.people.get(value)
+        if kind == "phone":
+            return next((p for p in self.people.values() if p["attributes"].get("phone") == value), None)
         wanted = value.strip().lower()
         for person in self.people.values():
             if str(person["attributes"].get("email", "")).lower() == wanted:
@@ -235,7 +245,7 @@ class Workspace:
         if kind == "id":
             self.by_id[value] = cio_id
         else:
-            person["attributes"]["email"] = value
+            person["attributes"][kind] = value   # email or phone
         self.people[cio_id] = person
         return person
 
@@ -245,7 +255,7 @@ class Workspace:
         if person is None:
             if attributes.get("_update") is True:
                 return None  # `_update`: never create; a miss is not an error
-            problem = held_attributes_error({"email"} if kind == "email" else set(), attributes)
+            problem = held_attributes_error({kind} if kind in ("email", "phone") else set(), attributes)
             if problem:
                 return problem
             person = self._create(kind, value)
@@ -398,8 +408,9 @@ class CustomerIoEmulator(Starlette):
     """A Starlette app whose __call__ first applies the fault knobs, rate limits and auth."""
 
     def __init__(self, options: EmulatorOptions, *, site_id: str, api_key: str, app_api_key: str,
-                 retry_after: str | None = "1"):
+                 retry_after: str | None = "1", phone_identifier: bool = False):
         self.options = options
+        self.phone_identifier = phone_identifier
         self.retry_after = retry_after
         self._basic = "Basic " + base64.b64encode(f"{site_id}:{api_key}".encode()).decode()
         self._bearer = f"Bearer {app_api_key}"
@@ -609,10 +620,15 @@ class CustomerIoEmulator(Starlette):
             return {"reason": "unsupported", "field": "type",
                     "message": f"type {op.get('type')!r}: the emulator implements person ops only"}
         identifiers = op.get("identifiers")
-        if not isinstance(identifiers, dict) or len(identifiers) != 1 or next(iter(identifiers)) not in ID_TYPES:
+        kinds = ID_TYPES + ("phone",) if self.phone_identifier else ID_TYPES
+        if not isinstance(identifiers, dict) or len(identifiers) != 1 or next(iter(identifiers)) not in kinds:
+            phone = ("" if self.phone_identifier else
+                     " (phone only when the workspace has phone as an identifier)")
             return {"reason": "invalid", "field": "identifiers",
-                    "message": "identifiers must hold exactly one of id, email, cio_id"}
+                    "message": f"identifiers must hold exactly one of {', '.join(kinds)}{phone}"}
         problem = identifier_error(next(iter(identifiers)), next(iter(identifiers.values())))
+        if not problem and "phone" in identifiers and not E164.match(str(identifiers["phone"])):
+            problem = "phone must be in E.164 format: a leading + followed by up to 15 digits"
         if problem:
             return {"reason": "invalid", "field": "identifiers", "message": problem}
         action = op.get("action")
@@ -742,4 +758,5 @@ def create_app(options: EmulatorOptions | None = None, *, retry_after: str | Non
         api_key=env.get("CUSTOMERIO_EMULATOR_API_KEY") or "demo-key",
         app_api_key=env.get("CUSTOMERIO_EMULATOR_APP_API_KEY") or "demo-app-key",
         retry_after=retry_after,
+        phone_identifier=(env.get("CUSTOMERIO_EMULATOR_PHONE_IDENTIFIER") or "").strip().lower() in ("1", "true", "yes"),
     )

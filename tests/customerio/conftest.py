@@ -19,8 +19,8 @@ from pusher.http import RetryPolicy
 def start_emulator() -> Iterator[Callable[..., Emulator]]:
     """start_emulator(rate_limit=.., fail_rate=.., ...) -> Emulator, stopped after the test."""
     with contextlib.ExitStack() as stack:
-        def start(retry_after: str | None = "1", **options) -> Emulator:
-            app = create_app(EmulatorOptions(**options), retry_after=retry_after, env={})
+        def start(retry_after: str | None = "1", env: dict[str, str] | None = None, **options) -> Emulator:
+            app = create_app(EmulatorOptions(**options), retry_after=retry_after, env=env or {})
             emulator = Emulator(stack.enter_context(running(app)))
             stack.callback(emulator.close)
             return emulator

@@ -336,3 +336,36 @@ def test_a_person_who_would_hold_over_300_attributes_is_refused_and_the_batch_go
     assert "person over would hold 301 attributes" in reason and "300 per person" in reason
     assert "Remove attribute columns" in reason
     assert emulator.count(BATCH) == 1 and "over" not in people_state(emulator)
+
+
+# ----- identifying people by phone --------------------------------------------------------------------
+
+def test_people_identified_by_phone_carry_our_id_and_bad_phones_are_named_by_customer_id(start_emulator,
+                                                                                       make_destination):
+    emulator = start_emulator(env={"CUSTOMERIO_EMULATOR_PHONE_IDENTIFIER": "true"})
+    destination = make_destination(emulator, identify_by="phone")
+    first = destination.upsert_people([
+        PersonUpdate("c1", {"plan": "pro", "phone": "+14155552671"}, is_new=True, phone="+14155552671"),
+        PersonUpdate("c2", {"plan": "pro"}, is_new=True, phone=None),
+        PersonUpdate("c3", {"plan": "pro", "phone": "555-0100"}, is_new=True, phone="555-0100"),
+    ])
+    assert first.accepted == ["c1"]
+    assert "person c2 has no phone" in first.rejected["c2"]
+    assert "person c3: phone is not in E.164" in first.rejected["c3"] and "555" not in first.rejected["c3"]
+    second = destination.upsert_people([
+        PersonUpdate("c1", {"plan": "max"}, is_new=False, phone="+14155552671"),
+        PersonUpdate("c1x", {"phone": "+14155550000"}, is_new=False, phone="+14155550000"),
+    ])
+    assert second.accepted == ["c1"] and "phone changed" in second.rejected["c1x"]
+    assert people_state(emulator) == {"c1": {"phone": "+14155552671", "plan": "max"}}
+    # Events and segments go by id: the profile made by phone has our customer_id as its id.
+    assert destination.send_events([Event("e1", "c1", "bought", 1_700_000_000)]).accepted == ["e1"]
+    assert [e["name"] for e in emulator.state()["people"]["c1"]["events"]] == ["bought"]
+
+
+def test_the_identifier_setting_is_checked(emulator):
+    from pusher.errors import ConfigError as Refused
+
+    with pytest.raises(Refused, match="CUSTOMERIO_IDENTIFIER is 'email'"):
+        CustomerIoDestination.from_env({"CUSTOMERIO_SITE_ID": SITE_ID, "CUSTOMERIO_API_KEY": API_KEY,
+                                        "CUSTOMERIO_IDENTIFIER": "email"})

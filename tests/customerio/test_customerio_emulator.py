@@ -401,3 +401,37 @@ def test_state_file_keeps_state_across_restarts(tmp_path):
     assert state["people"]["u1"]["attributes"] == {"plan": "pro"}
     assert state["segments"][str(segment["id"])]["members"] == ["u1"]
     assert again["id"] == segment["id"] + 1
+
+
+# ----- the phone identifier -------------------------------------------------------------------------------
+
+def phone_op(phone, **attributes) -> dict:
+    return {"type": "person", "identifiers": {"phone": phone}, "action": "identify", "attributes": attributes}
+
+
+def test_phone_identifiers_are_refused_unless_the_workspace_has_them(emulator):
+    response = emulator.track.post("/api/v2/batch", json={"batch": [phone_op("+14155552671", plan="pro")]})
+    assert response.status_code == 207
+    [error] = response.json()["errors"]
+    assert error["field"] == "identifiers" and "phone only when the workspace has phone" in error["message"]
+    assert emulator.state()["people"] == {}
+
+
+def test_a_phone_workspace_finds_and_creates_people_by_e164_phone(start_emulator):
+    emulator = start_emulator(env={"CUSTOMERIO_EMULATOR_PHONE_IDENTIFIER": "true"})
+    response = emulator.track.post("/api/v2/batch", json={"batch": [
+        phone_op("+14155552671", id="c1", plan="pro"),
+        phone_op("+14155552671", plan="max", _update=True),      # found by phone: updated
+        phone_op("4155552671", plan="x"),                        # not E.164
+        phone_op("+1" + "5" * 15, plan="x"),                     # 16 digits
+    ]})
+    assert response.status_code == 207
+    assert [(e["batch_index"], e["field"]) for e in response.json()["errors"]] == [(2, "identifiers"),
+                                                                                  (3, "identifiers")]
+    assert "E.164" in response.json()["errors"][0]["message"]
+    people = emulator.state()["people"]
+    assert people == {"c1": {"id": "c1", "cio_id": people["c1"]["cio_id"], "email": None, "events": [],
+                             "attributes": {"phone": "+14155552671", "plan": "max"}}}
+    # On v1 paths a phone is not an identifier: it is read as an id.
+    assert emulator.track.put("/api/v1/customers/%2B14155552671", json={"plan": "v1"}).status_code == 200
+    assert emulator.state()["people"]["+14155552671"]["attributes"] == {"plan": "v1"}

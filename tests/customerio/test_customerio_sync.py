@@ -65,3 +65,17 @@ def test_struct_list_and_json_columns_go_as_nested_values_and_diff_by_value(peop
     people = emulator.state()["people"]
     assert people["c1"]["attributes"]["prefs"] == {"news": False, "topics": [1, 2]}
     assert people["c1"]["attributes"]["address"] == {"city": "Bergen"} and people["c2"]["attributes"]["sizes"] == ["S"]
+
+
+def test_a_people_sync_can_identify_people_by_phone(tmp_path, start_emulator):
+    emulator = start_emulator(env={"CUSTOMERIO_EMULATOR_PHONE_IDENTIFIER": "true"})
+    project = CioProject(tmp_path, emulator.url, PEOPLE, env={"CUSTOMERIO_IDENTIFIER": "phone"})
+    project.sql("create table cio_people (customer_id varchar, phone varchar, plan varchar)")
+    project.sql("insert into cio_people values ('c1', '+4791234567', 'pro'), ('c2', null, 'pro')")
+    report = project.sync(["people_sync"])
+    assert report.exit_code == EXIT_ROWS_REJECTED and report.outcomes[0].sent["updates"] == 1
+    assert report.outcomes[0].rejection_samples[0]["member_key"] == "c2"
+    project.sql("update cio_people set plan = 'max'")
+    assert project.sync(["people_sync"]).outcomes[0].sent["updates"] == 1    # c1 by phone, with _update
+    assert emulator.state()["people"] == {"c1": {"id": "c1", "cio_id": "00000001", "email": None, "events": [],
+                                                 "attributes": {"phone": "+4791234567", "plan": "max"}}}
