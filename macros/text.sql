@@ -3,9 +3,11 @@
     nullif(trim(cast({{ column }} as {{ dbt.type_string() }})), '')
 {%- endmacro %}
 
-{#- Emails match across systems only after trimming and lower-casing. -#}
+{#- Emails match across systems only after cleaning (Unicode whitespace trimmed, invisible
+    characters removed, fullwidth forms folded, lower-cased); an invalid address is NULL and
+    listed in rejected_inputs (macros/inputs.sql). -#}
 {% macro normalize_email(column) -%}
-    lower({{ blank_to_null(column) }})
+    {{ valid_email(clean_identifier_text(column)) }}
 {%- endmacro %}
 
 {#- Lower-case hex SHA-256 of a string (NULL stays NULL). -#}

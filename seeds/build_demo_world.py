@@ -310,6 +310,29 @@ for n, (cid_num, status) in enumerate([(3, "requested"), (15, "received"), (27, 
 subscription("S-HEARTBEAT", "carol.late@example.com", "C9030", "cancelled", ago(6), exported=ago(hours=3),
              event_id="SE-9030-4")
 
+# ---------------------------------------------------------------- invalid and messy inputs
+# Added last so the crowd above keeps its random draws. Each is checked by
+# tests/warehouse/test_inputs.py; refused values are listed in rejected_inputs.
+# C9201: zero-width space, tab, NBSP and CR/LF around the email; '+44 (0)20' trunk prefix and an
+# extension -> VIP with the clean email's hash and '+442079460201'
+customer("C9201", "\u200b\tZoe.Zero@Example.com\u00a0\r\n", "+44 (0)20 7946 0201 ext. 23", "Zoe", "Zero",
+         country="GB")
+# C9202: fullwidth at sign; extension written 'x23' -> VIP as finn@example.com, '+14155550202'
+customer("C9202", "finn\uff20example.com", "(415) 555-0202 x23", "Finn", "Full")
+# C9203..C9205: invalid emails nulled (VIP by phone only); C9203's extension written '#23'
+customer("C9203", "not-an-email", "+1 212 555 0203 #23", "Nat", "Noemail")
+customer("C9204", "a@@b..com", "", "Abe", "Doubleat")
+customer("C9205", "nodot@localhost", "", "Nod", "Dotless")
+for cid in ("C9201", "C9202", "C9203", "C9204", "C9205"):
+    for k in range(4):
+        order(cid, "", ago(10 + 30 * k), 300.0)
+# C9206: the only order has a total of -500.00, 70 days ago: quarantined, so no negative
+# lifetime value and no win-back audience
+customer("C9206", "neg.amount@example.com", "", "Ned", "Negative")
+add("store", "orders", order_id="O-NEG-9206", customer_id="C9206", email="neg.amount@example.com",
+    ordered_at=fmt(ago(70)), financial_status="paid", total_price="-500.00", currency="USD",
+    _exported_at=fmt(ago(70, hours=-1)))
+
 for (source, table), columns in COLUMNS.items():
     path = SEEDS / source / f"raw_{source}__{table}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,16 +6,25 @@ with
 
 source as (select * from {{ source('back_in_stock', 'back_in_stock_requests') }}),
 
+-- identifiers cleaned once (macros/inputs.sql); renamed validates them
+cleaned as (
+    select
+        *,
+        {{ clean_identifier_text('email') }} as email_cleaned,
+        {{ clean_identifier_text('phone') }} as phone_cleaned
+    from source
+),
+
 renamed as (
     select
         {{ blank_to_null('request_id') }} as back_in_stock_request_id,
-        {{ normalize_email('email') }} as email,
-        {{ normalize_phone('phone') }} as phone_e164,
+        {{ valid_email('email_cleaned') }} as email,
+        {{ normalize_phone('phone_cleaned') }} as phone_e164,
         {{ blank_to_null('product_id') }} as product_id,
         {{ to_utc('requested_at', tz) }} as requested_at,
         {{ to_utc('notified_at', tz) }} as notified_at,
         cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
-    from source
+    from cleaned
 )
 
 select * from renamed

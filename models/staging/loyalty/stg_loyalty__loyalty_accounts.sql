@@ -6,15 +6,23 @@ with
 
 source as (select * from {{ source('loyalty', 'loyalty_accounts') }}),
 
+-- identifiers cleaned once (macros/inputs.sql); renamed validates them
+cleaned as (
+    select
+        *,
+        {{ clean_identifier_text('email') }} as email_cleaned
+    from source
+),
+
 renamed as (
     select
         {{ blank_to_null('account_id') }} as loyalty_account_id,
-        {{ normalize_email('email') }} as email,
+        {{ valid_email('email_cleaned') }} as email,
         lower({{ blank_to_null('vip_tier') }}) as vip_tier,
         cast(points_balance as integer) as points_balance,
         {{ to_utc('updated_at', tz) }} as updated_at,
         cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
-    from source
+    from cleaned
 )
 
 select * from renamed

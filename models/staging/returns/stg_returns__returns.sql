@@ -6,15 +6,23 @@ with
 
 source as (select * from {{ source('returns', 'returns') }}),
 
+-- identifiers cleaned once (macros/inputs.sql); renamed validates them
+cleaned as (
+    select
+        *,
+        {{ clean_identifier_text('customer_email') }} as customer_email_cleaned
+    from source
+),
+
 renamed as (
     select
         {{ blank_to_null('return_id') }} as return_id,
         {{ blank_to_null('order_id') }} as order_id,
-        {{ normalize_email('customer_email') }} as email,
+        {{ valid_email('customer_email_cleaned') }} as email,
         lower({{ blank_to_null('status') }}) as return_status,
         {{ to_utc('updated_at', tz) }} as updated_at,
         cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
-    from source
+    from cleaned
 )
 
 select * from renamed

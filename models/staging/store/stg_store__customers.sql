@@ -6,11 +6,20 @@ with
 
 source as (select * from {{ source('store', 'customers') }}),
 
+-- identifiers cleaned once (macros/inputs.sql); renamed validates them
+cleaned as (
+    select
+        *,
+        {{ clean_identifier_text('email') }} as email_cleaned,
+        {{ clean_identifier_text('phone') }} as phone_cleaned
+    from source
+),
+
 renamed as (
     select
         {{ blank_to_null('customer_id') }} as store_customer_id,
-        {{ normalize_email('email') }} as email,
-        {{ normalize_phone('phone', 'country_code') }} as phone_e164,
+        {{ valid_email('email_cleaned') }} as email,
+        {{ normalize_phone('phone_cleaned', 'country_code') }} as phone_e164,
         {{ blank_to_null('first_name') }} as first_name,
         {{ blank_to_null('last_name') }} as last_name,
         upper({{ blank_to_null('country_code') }}) as country_code,
@@ -18,7 +27,7 @@ renamed as (
         {{ to_utc('created_at', tz) }} as created_at,
         {{ to_utc('updated_at', tz) }} as updated_at,
         cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
-    from source
+    from cleaned
 )
 
 select * from renamed

@@ -14,6 +14,9 @@ renamed as (
         cast(unit_price as {{ dbt.type_numeric() }}) as unit_price,
         cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
     from source
+    -- quarantined (listed in rejected_inputs): negative prices or quantities
+    where not {{ is_negative_amount('unit_price') }}
+        and not {{ is_negative_amount('quantity') }}
 )
 
 select * from renamed

@@ -6,17 +6,27 @@ with
 
 source as (select * from {{ source('store', 'orders') }}),
 
+-- identifiers cleaned once (macros/inputs.sql); renamed validates them
+cleaned as (
+    select
+        *,
+        {{ clean_identifier_text('email') }} as email_cleaned
+    from source
+),
+
 renamed as (
     select
         {{ blank_to_null('order_id') }} as order_id,
         {{ blank_to_null('customer_id') }} as store_customer_id,
-        {{ normalize_email('email') }} as email,
+        {{ valid_email('email_cleaned') }} as email,
         lower({{ blank_to_null('financial_status') }}) as financial_status,
         upper({{ blank_to_null('currency') }}) as currency,
         cast(total_price as {{ dbt.type_numeric() }}) as total_price,
         {{ to_utc('ordered_at', tz) }} as ordered_at,
         cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
-    from source
+    from cleaned
+    -- quarantined (listed in rejected_inputs): a negative total is not an order
+    where not {{ is_negative_amount('total_price') }}
 )
 
 select * from renamed

@@ -14,6 +14,8 @@ renamed as (
         {{ to_utc('refunded_at', tz) }} as refunded_at,
         cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
     from source
+    -- quarantined (listed in rejected_inputs): a refund is a positive amount
+    where not {{ is_negative_amount('amount') }}
 )
 
 select * from renamed

@@ -6,16 +6,24 @@ with
 
 source as (select * from {{ source('subscriptions', 'subscription_events') }}),
 
+-- identifiers cleaned once (macros/inputs.sql); renamed validates them
+cleaned as (
+    select
+        *,
+        {{ clean_identifier_text('customer_email') }} as customer_email_cleaned
+    from source
+),
+
 renamed as (
     select
         {{ blank_to_null('event_id') }} as subscription_event_id,
         {{ blank_to_null('subscription_id') }} as subscription_id,
         {{ blank_to_null('store_customer_id') }} as store_customer_id,
-        {{ normalize_email('customer_email') }} as email,
+        {{ valid_email('customer_email_cleaned') }} as email,
         lower({{ blank_to_null('status') }}) as subscription_status,
         {{ to_utc('changed_at', tz) }} as changed_at,
         cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
-    from source
+    from cleaned
 )
 
 select * from renamed

@@ -6,18 +6,28 @@ with
 
 source as (select * from {{ source('web_events', 'web_events') }}),
 
+-- identifiers cleaned once (macros/inputs.sql); renamed validates them
+cleaned as (
+    select
+        *,
+        {{ clean_identifier_text('email') }} as email_cleaned
+    from source
+),
+
 renamed as (
     select
         {{ blank_to_null('event_id') }} as web_event_id,
         {{ blank_to_null('anonymous_id') }} as anonymous_id,
         {{ blank_to_null('customer_id') }} as store_customer_id,
-        {{ normalize_email('email') }} as email,
+        {{ valid_email('email_cleaned') }} as email,
         lower({{ blank_to_null('event_name') }}) as event_name,
         {{ blank_to_null('product_id') }} as product_id,
         cast(cart_value as {{ dbt.type_numeric() }}) as cart_value,
         {{ to_utc('occurred_at', tz) }} as occurred_at,
         cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
-    from source
+    from cleaned
+    -- quarantined (listed in rejected_inputs): a negative cart value
+    where not {{ is_negative_amount('cart_value') }}
 )
 
 select * from renamed
