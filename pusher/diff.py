@@ -375,6 +375,17 @@ def changed_attributes(current: Mapping[str, Any], acknowledged: Mapping[str, An
     return changes
 
 
+def state_time(*rows: Mapping[str, Any] | None) -> int | None:
+    """The state time of a people row: its latest `updated_at` / `<attr>_updated_at` value (wire
+    Unix seconds), or None when it has none. All of them, not only the changed ones, and of the
+    acknowledged row too (pass it second): the time sent for a person then never goes back, even if
+    a timestamp column turns NULL, so the destination never keeps an older value over a newer one."""
+    times = [value for row in rows for name, value in (row or {}).items()
+             if (name == "updated_at" or name.endswith("_updated_at"))
+             and isinstance(value, int) and not isinstance(value, bool)]
+    return max(times) if times else None
+
+
 def wire_row(columns: Sequence[str], values: Sequence[Any], json_columns: Sequence[str] = ()) -> dict[str, Any]:
     """Wire values of one row. STRUCT/LIST/MAP values arrive as dicts and lists already; a JSON
     column arrives as its text, so it is parsed into the nested value it holds."""

@@ -30,7 +30,7 @@ from pusher import guards
 from pusher.config import Project, SyncDefinition
 from pusher.destinations import registry
 from pusher.destinations.base import Destination, Event, ListRef, Member, PersonUpdate
-from pusher.diff import DiffSql, changed_attributes, payload_json, wire_row
+from pusher.diff import DiffSql, changed_attributes, payload_json, state_time, wire_row
 from pusher.errors import (EXIT_OK, EXIT_ROWS_REJECTED, DestinationUnavailable, GuardStopped,
                            PusherError)
 from pusher.ledger import Acknowledged, Ledger, fingerprint_of, table
@@ -350,7 +350,7 @@ class Engine:
                     continue
                 held = frozenset(name for name, value in (previous or {}).items() if value is not None)
                 updates.append(PersonUpdate(key, changes, is_new=not in_ledger, held=held,
-                                            phone=current.get("phone")))
+                                            phone=current.get("phone"), timestamp=state_time(current, previous)))
                 pending[key] = ack
             result = destination.upsert_people(updates) if updates else None
             accepted = [pending[key] for key in (result.accepted if result else []) if key in pending]

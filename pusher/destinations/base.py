@@ -42,6 +42,8 @@ class PersonUpdate:
                                         # what the destination already holds, for per-person limits
     phone: str | None = None            # the row's current `phone` (E.164), for destinations set to
                                         # identify people by phone; never logged
+    timestamp: int | None = None        # the row's state time, Unix seconds (pusher.diff.state_time):
+                                        # lets the destination keep the latest state whatever the order
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,10 @@ def identify_op(update: PersonUpdate, by: str = "id") -> dict[str, Any]:
         identifiers = {"phone": update.phone}
     else:
         identifiers = {"id": update.key}
-    return {"type": "person", "identifiers": identifiers, "action": "identify", "attributes": attributes}
+    op = {"type": "person", "identifiers": identifiers, "action": "identify", "attributes": attributes}
+    if update.timestamp is not None:
+        op["timestamp"] = int(update.timestamp)   # orders rapid updates: the latest state wins
+    return op
 
 
 def phone_problem(update: PersonUpdate) -> str | None:

@@ -28,6 +28,15 @@ identifiers in your workspace settings" and in E.164, "a leading + followed by u
 On v1 paths "a phone number in the path is treated as an id" (`track_customer_id`). A person found
 or created by phone holds it as its `phone` attribute.
 
+Op-level `timestamp` on v2 identify: "The Unix timestamp for when the attribute update occurred.
+This can be used to control the order of attribute updates when multiple requests are sent in rapid
+succession" (OpenAPI `identify_person.timestamp`). The emulator keeps, per person and attribute, the
+timestamp of the op that last set it: a timestamped op does not overwrite an attribute that a newer
+timestamped op set (its other attributes apply; equal timestamps apply, in arrival order), within a
+batch or across requests. The docs do not say how ops without a timestamp are ordered against
+timestamped ones: here they apply in arrival order and leave the stamps as they are. A timestamp that
+is not whole Unix seconds is refused (field `timestamp`).
+
 Nested attribute values: "Attributes and event data can contain nested (JSON) values—arrays,
 objects, and arrays of objects" (https://docs.customer.io/journeys/json-in-segments); the v1 and v2
 identify schemas take any JSON value per attribute ("additionalProperties" in the OpenAPI). The
@@ -249,8 +258,12 @@ class Workspace:
         self.people[cio_id] = person
         return person
 
-    def identify(self, kind: str, value: str, attributes: dict[str, Any]) -> str | None:
-        """Apply one identify; returns why it was refused (the person would exceed a limit) or None."""
+    def identify(self, kind: str, value: str, attributes: dict[str, Any],
+                 timestamp: int | None = None) -> str | None:
+        """Apply one identify; returns why it was refused (the person would exceed a limit) or None.
+
+        With an op `timestamp`, an attribute last set by a newer timestamped op keeps its value:
+        the latest state wins whatever order the ops arrive in (ties apply)."""
         person = self.find(kind, value)
         if person is None:
             if attributes.get("_update") is True:
@@ -261,6 +274,10 @@ class Workspace:
             person = self._create(kind, value)
             if person is None:
                 return None
+        stamps = person.setdefault("stamps", {})
+        if timestamp is not None:
+            attributes = {name: attribute for name, attribute in attributes.items()
+                          if name in NOT_HELD or timestamp >= stamps.get(name, timestamp)}
         problem = held_attributes_error(set(person["attributes"]), attributes)
         if problem:
             return problem  # refused whole: nothing of this identify is applied
@@ -271,6 +288,8 @@ class Workspace:
         for name, attribute in attributes.items():
             if name in ("_update", "_timestamp", "id"):
                 continue
+            if timestamp is not None:
+                stamps[name] = timestamp
             if attribute is None:
                 person["attributes"].pop(name, None)
             else:
@@ -633,6 +652,9 @@ class CustomerIoEmulator(Starlette):
             return {"reason": "invalid", "field": "identifiers", "message": problem}
         action = op.get("action")
         if action == "identify":
+            if "timestamp" in op and not _is_unix_seconds(op["timestamp"]):
+                return {"reason": "invalid", "field": "timestamp",
+                        "message": f"timestamp must be a Unix timestamp in whole seconds, got {op['timestamp']!r}"}
             errors = attribute_errors(op.get("attributes") or {})
             if errors:
                 return {"reason": "invalid", "field": "attributes", "message": "; ".join(errors)}
@@ -651,7 +673,7 @@ class CustomerIoEmulator(Starlette):
         kind, value = next(iter(op["identifiers"].items()))
         value = str(value)
         if op["action"] == "identify":
-            problem = self.workspace.identify(kind, value, op.get("attributes") or {})
+            problem = self.workspace.identify(kind, value, op.get("attributes") or {}, op.get("timestamp"))
             if problem:
                 return {"reason": "invalid", "field": "attributes", "message": problem}
         elif op["action"] == "event":

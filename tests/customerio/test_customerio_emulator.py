@@ -435,3 +435,33 @@ def test_a_phone_workspace_finds_and_creates_people_by_e164_phone(start_emulator
     # On v1 paths a phone is not an identifier: it is read as an id.
     assert emulator.track.put("/api/v1/customers/%2B14155552671", json={"plan": "v1"}).status_code == 200
     assert emulator.state()["people"]["+14155552671"]["attributes"] == {"plan": "v1"}
+
+
+# ----- op-level timestamps ------------------------------------------------------------------------------
+
+def timed(person_id: str, timestamp, **attributes) -> dict:
+    return {**identify_op(person_id, **attributes), "timestamp": timestamp}
+
+
+def test_an_older_timestamped_identify_never_overwrites_a_newer_one(emulator):
+    batch = emulator.track.post("/api/v2/batch", json={"batch": [
+        timed("u1", 1_700_000_200, plan="new", city="Oslo"),
+        timed("u1", 1_700_000_100, plan="old", tier="gold"),     # arrives later, older: plan stays
+    ]})
+    assert batch.status_code == 200
+    assert emulator.state()["people"]["u1"]["attributes"] == {"plan": "new", "city": "Oslo", "tier": "gold"}
+    later = emulator.track.post("/api/v2/batch", json={"batch": [
+        timed("u1", 1_700_000_150, city=None, plan="older"),     # across requests as well
+        timed("u1", 1_700_000_200, city="Bergen"),               # equal: applies
+    ]})
+    assert later.status_code == 200
+    assert emulator.state()["people"]["u1"]["attributes"] == {"plan": "new", "city": "Bergen", "tier": "gold"}
+    untimed = emulator.track.post("/api/v2/batch", json={"batch": [identify_op("u1", plan="untimed")]})
+    assert untimed.status_code == 200 and emulator.state()["people"]["u1"]["attributes"]["plan"] == "untimed"
+
+
+@pytest.mark.parametrize("timestamp", [1_700_000_000_000, "1700000000", 1.5, True])
+def test_an_identify_timestamp_must_be_whole_unix_seconds(emulator, timestamp):
+    response = emulator.track.post("/api/v2/batch", json={"batch": [timed("u1", timestamp, plan="x")]})
+    assert response.status_code == 207 and response.json()["errors"][0]["field"] == "timestamp"
+    assert emulator.state()["people"] == {}

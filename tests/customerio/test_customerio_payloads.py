@@ -123,3 +123,17 @@ def test_attributes_after_counts_held_plus_new_minus_cleared():
     assert attributes_after(held, {"plan": "pro", "tier": "gold", "city": None, "_update": True}) == {
         "email", "plan", "tier"}
     assert attributes_after((), {"id": "c1", "a": None}) == set()
+
+
+def test_identify_op_carries_the_row_state_time():
+    from pusher.diff import state_time
+
+    current = {"plan": "pro", "plan_updated_at": 1_700_000_100, "tier_updated_at": 1_700_000_300, "n": 5}
+    acknowledged = {"plan_updated_at": 1_700_000_100, "tier_updated_at": 1_700_000_400}
+    assert state_time(current) == 1_700_000_300
+    assert state_time(current, acknowledged) == 1_700_000_400      # never back in time
+    assert state_time({"plan": "pro", "is_updated_at": True}, None) is None
+    assert state_time({"updated_at": 1_700_000_500}) == 1_700_000_500
+    op = identify_op(PersonUpdate("c1", {"plan": "pro"}, is_new=False, timestamp=1_700_000_300))
+    assert op["timestamp"] == 1_700_000_300
+    assert "timestamp" not in identify_op(PersonUpdate("c1", {"plan": "pro"}, is_new=True))

@@ -79,3 +79,18 @@ def test_a_people_sync_can_identify_people_by_phone(tmp_path, start_emulator):
     assert project.sync(["people_sync"]).outcomes[0].sent["updates"] == 1    # c1 by phone, with _update
     assert emulator.state()["people"] == {"c1": {"id": "c1", "cio_id": "00000001", "email": None, "events": [],
                                                  "attributes": {"phone": "+4791234567", "plan": "max"}}}
+
+
+def test_identify_ops_carry_the_row_state_time_so_older_state_never_wins(people_project, emulator):
+    project = people_project
+    project.sql("create table cio_people (customer_id varchar, plan varchar, plan_updated_at timestamp)")
+    project.sql("insert into cio_people values ('c1', 'pro', timestamp '2026-11-20 10:00:00')")
+    assert project.sync(["people_sync"]).exit_code == EXIT_OK
+    # A request of older state that arrives late (say, a retry stuck in a queue) is ignored there.
+    stale = {"type": "person", "identifiers": {"id": "c1"}, "action": "identify",
+             "timestamp": 1_795_168_800 - 3600, "attributes": {"plan": "stale"}}   # an hour before the row's time
+    assert emulator.track.post("/api/v2/batch", json={"batch": [stale]}).status_code == 200
+    assert emulator.state()["people"]["c1"]["attributes"]["plan"] == "pro"
+    project.sql("update cio_people set plan = 'max', plan_updated_at = timestamp '2026-11-21 10:00:00'")
+    assert project.sync(["people_sync"]).outcomes[0].sent["updates"] == 1
+    assert emulator.state()["people"]["c1"]["attributes"]["plan"] == "max"
