@@ -93,13 +93,23 @@ class _Bar:
         self.progress.update(self.tasks[sync], completed=done)
 
 
-def _print_report(report, as_json: bool, verbose: bool = False) -> None:
+def _print_report(report, as_json: bool, verbose: bool = False, where_now: Optional[dict] = None) -> None:
+    from pusher.pii import mask
+
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), default=str, indent=2))
+        document = report.to_dict()
+        for outcome in document["syncs"]:   # sample rows carry people's emails: masked, as on the terminal
+            if (outcome.get("plan") or {}).get("samples"):
+                outcome["plan"] = {**outcome["plan"], "samples": mask(outcome["plan"]["samples"])}
+        if where_now is not None:
+            document["only"] = where_now
+        typer.echo(json.dumps(document, default=str, indent=2))
         return
-    from pusher.tables import print_run
+    from pusher.tables import print_run, print_where_now
 
     print_run(report, verbose)
+    if where_now is not None:
+        print_where_now(where_now)
 
 
 def _engine(project, wh, **kwargs):
@@ -128,13 +138,16 @@ def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(Fals
              None, "--override", metavar="GUARD", help="Go past one guard (remove_share, failed_tests or "
              "stale_sources) after you have checked why it stopped the run. Repeatable."),
          force: bool = typer.Option(False, "--force", help="Go past every guard (as --override for each)."),
+         only_keys: Optional[str] = typer.Option(
+             None, "--only", metavar="IDS", help="Controlled test sync: send only these customers' changes "
+             "(comma-separated customer ids), then show what each of them is in at every destination."),
          due: bool = typer.Option(False, "--due", help="Only the syncs whose cadence (meta.pusher.cadence) has "
                                   "elapsed since their last success; syncs without a cadence always run."),
          project_dir: Path = PROJECT_DIR, profiles_dir: Optional[Path] = PROFILES_DIR,
          target: Optional[str] = TARGET, target_path: Optional[Path] = TARGET_PATH,
          as_json: bool = JSON_OUT, verbose: bool = VERBOSE) -> None:
     """Make each destination equal to its model: removes first, then adds/updates, batch by batch."""
-    from pusher import alerts
+    from pusher import alerts, only
 
     def alert_failure(exc: BaseException) -> None:
         if not dry_run:
@@ -148,19 +161,29 @@ def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(Fals
         if due:
             syncs = _due_only(wh, syncs, as_json)
         bar = _Bar()
-        engine = _engine(project, wh, force=force, overrides=override or (), dry_run=dry_run, progress=bar)
+        keys = only.parse_keys(only_keys) if only_keys is not None else ()
+        engine = _engine(project, wh, force=force, overrides=override or (), dry_run=dry_run, progress=bar,
+                         only=keys)
+        where_now = None
         try:
             with bar.progress:
                 report = engine.sync_all(syncs)
+            if keys:
+                try:
+                    where_now = only.where_now(wh, syncs, keys, engine.destination)
+                except PusherError as exc:   # the sync itself is done and recorded
+                    _err(f"warning: could not read back where {', '.join(keys)} are now: {exc}")
         except Exception as exc:
             if not isinstance(exc, PusherError):
                 alert_failure(exc)
             raise
         finally:
+            if keys:
+                only.drop_views(wh, syncs)
             engine.close()
         if not dry_run:
             alerts.notify(report, project, wh, syncs, os.environ, log=_err)
-    _print_report(report, as_json, verbose)
+    _print_report(report, as_json, verbose, where_now)
     raise typer.Exit(report.exit_code)
 
 

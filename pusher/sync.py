@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
-from pusher import guards
+from pusher import guards, only
 from pusher.config import Project, SyncDefinition
 from pusher.destinations import registry
 from pusher.destinations.base import Destination, Event, ListRef, Member, PersonUpdate
@@ -101,13 +101,15 @@ class Engine:
     def __init__(self, project: Project, wh: Warehouse, *, env: Mapping[str, str] | None = None,
                  force: bool = False, overrides: Iterable[str] = (), dry_run: bool = False,
                  progress: Progress | None = None,
-                 build_destination: Callable[[str], Destination] | None = None):
+                 build_destination: Callable[[str], Destination] | None = None,
+                 only: tuple[str, ...] = ()):
         self.project = project
         self.wh = wh
         self.env = os.environ if env is None else env
         self.overrides = guards.overridden(force, overrides)
         self.dry_run = dry_run
         self.progress = progress
+        self.only = tuple(only)   # --only: these customers' changes alone (pusher.only)
         self._build = build_destination or (lambda kind: registry.build(kind, self.env))
         self._destinations: dict[str, Destination] = {}
         self.ledger = Ledger(wh)
@@ -129,7 +131,10 @@ class Engine:
 
     # -- planning --------------------------------------------------------------------------
     def plan(self, sync: SyncDefinition, for_delivery: bool = True) -> tuple[SyncPlan, DiffSql, list[tuple[str, str]]]:
-        plan, diff = make_plan(self.wh, sync, self.limits(sync.destination), env=self.env, for_delivery=for_delivery)
+        planned = only.sliced(self.wh, sync, self.only) if self.only else sync
+        plan, diff = make_plan(self.wh, planned, self.limits(sync.destination), env=self.env, for_delivery=for_delivery)
+        if self.only:
+            plan.warnings = [warning for warning in plan.warnings if only.PEOPLE_DEPARTED not in warning]
         return plan, diff, guards.check(sync, plan, self.project.manifest, self.project.target_path)
 
     def plan_all(self, syncs: list[SyncDefinition]) -> RunReport:
@@ -159,6 +164,7 @@ class Engine:
             return report
         run_id = new_run_id()
         overrides = ["--force"] if self.overrides == set(guards.GUARDS) else [f"--override {g}" for g in sorted(self.overrides)]
+        overrides += [f"--only {','.join(self.only)}"] if self.only else []
         self.ledger.start_run(run_id, " ".join(["sync", *overrides]))
         outcomes: list[SyncOutcome] = []
         status = "failed"
@@ -239,7 +245,7 @@ class Engine:
             self.ledger.remember_list(sync.name, name, external_id)
         ref = ListRef(name, external_id)
         replace_first = False
-        if plan.ledger_size == 0 and plan.adds:
+        if plan.ledger_size == 0 and plan.adds and not self.only:   # a slice never replaces or reconciles a list
             if destination.supports_replace:
                 replace_first = True
             elif self._reconcile(run_id, sync, plan, diff, destination, ref, outcome):

@@ -135,3 +135,19 @@ def print_status(rows: list[dict[str, Any]], verbose: bool = False, out: Console
             for source in row["sources"]:
                 out.print(f"{row['sync']}: source {source['source']}: {source['status']} "
                           f"(loaded {source['max_loaded_at']})")
+
+
+def print_where_now(where: dict[str, Any], out: Console | None = None) -> None:
+    """`sync --only`: per customer and destination, the lists it is in and its attributes (masked)."""
+    out = out or console()
+    table = Table(title="where they are now", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False)
+    for name in ("customer", "destination", "lists / segments", "attributes", "read from"):
+        table.add_column(name)
+    for customer, destinations in where.items():
+        for destination, seen in destinations.items():
+            attributes = seen.get("attributes")
+            table.add_row(customer, destination, "\n".join(seen["lists"]) or "(none)",
+                          "-" if attributes is None else json.dumps(attributes, default=str, sort_keys=True),
+                          seen["read_from"])
+    out.print(table)

@@ -194,6 +194,24 @@ class CustomerIoDestination(Destination):
             if not start or not ids:
                 return
 
+    def person_view(self, customer_id: str) -> dict[str, Any] | None:
+        """What Customer.io holds for one person: its segment names and attributes, read back through
+        the App API (GET /v1/customers/{id}/segments and /attributes?id_type=id, as customerio-node's
+        APIClient.getAttributes calls it). None when Customer.io does not know the person (404)."""
+        path = f"/v1/customers/{quote(customer_id, safe='')}"
+        found: dict[str, Any] = {}
+        for part in ("segments", "attributes"):
+            what = f"reading the {part} of one person"
+            response = self._app_send("GET", f"{path}/{part}", what=what, params={"id_type": "id"})
+            if response.status_code == 404:
+                return None
+            self._raise_for(response, what, app=True)
+            found[part] = _json(response)
+        segments = found["segments"].get("segments") or []
+        customer = found["attributes"].get("customer") or {}
+        return {"segments": sorted(str(segment.get("name")) for segment in segments),
+                "attributes": customer.get("attributes") or {}}
+
     # ----- people and events: v2 batch ----------------------------------------------------------------
 
     def upsert_people(self, people: Sequence[PersonUpdate]) -> BatchResult:

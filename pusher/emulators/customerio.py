@@ -58,6 +58,10 @@ Where the public docs are silent the emulator picks, and says so here:
 - a v2 op over 32 KB is reported in the 207 errors; a request over 500 KB is a 400.
 - a fresh workspace holds one data-driven segment (id 1), as real workspaces do.
 
+One person, App API (customerio-node APIClient.getAttributes; App API "Get a person's segments"):
+GET /v1/customers/{id}/attributes answers {"customer": {"id", "identifiers", "attributes", ...}} and
+GET /v1/customers/{id}/segments {"segments": [...]}, both with `id_type` id|email|cio_id, 404 if unknown.
+
 Inspection, never subject to auth or faults: GET /_emulator/state, GET /_emulator/stats (counts by
 endpoint and status; a dropped connection counts as `dropped`, or `dropped_after_apply` when the
 request had been applied first).
@@ -109,6 +113,8 @@ _ENDPOINTS = [
     (re.compile(r"^/api/v1/segments/[^/]+/add_customers$"), "/api/v1/segments/{segment_id}/add_customers"),
     (re.compile(r"^/api/v1/segments/[^/]+/remove_customers$"), "/api/v1/segments/{segment_id}/remove_customers"),
     (re.compile(r"^/v1/segments/[^/]+/membership$"), "/v1/segments/{segment_id}/membership"),
+    (re.compile(r"^/v1/customers/[^/]+/attributes$"), "/v1/customers/{customer_id}/attributes"),
+    (re.compile(r"^/v1/customers/[^/]+/segments$"), "/v1/customers/{customer_id}/segments"),
     (re.compile(r"^/v1/segments/[^/]+$"), "/v1/segments/{segment_id}"),
 ]
 
@@ -455,6 +461,8 @@ class CustomerIoEmulator(Starlette):
             Route("/v1/segments", self.create_segment, methods=["POST"]),
             Route("/v1/segments/{segment_id}", self.get_segment, methods=["GET"]),
             Route("/v1/segments/{segment_id}/membership", self.membership, methods=["GET"]),
+            Route("/v1/customers/{customer_id}/attributes", self.customer_attributes, methods=["GET"]),
+            Route("/v1/customers/{customer_id}/segments", self.customer_segments, methods=["GET"]),
         ])
 
     # ----- faults, limits, auth, stats ---------------------------------------------------------------
@@ -768,6 +776,35 @@ class CustomerIoEmulator(Starlette):
             "ids": [p["id"] or "" for p in page],
             "next": str(following) if following < len(members) else "",
         })
+
+    # ----- App API: one person (customerio-node APIClient.getAttributes; App API "Get a person's
+    # segments"): GET /v1/customers/{id}/attributes|segments?id_type=id|email|cio_id, 404 if unknown.
+
+    def _person_or_error(self, request: Request) -> tuple[dict[str, Any] | None, Response | None]:
+        id_type = request.query_params.get("id_type", "id")
+        if id_type not in ID_TYPES:
+            return None, _meta_error(400, f"id_type must be one of {', '.join(ID_TYPES)}")
+        person = self.workspace.find(id_type, unquote(request.path_params["customer_id"]))
+        return (person, None) if person else (None, _meta_error(404, "Customer not found"))
+
+    async def customer_attributes(self, request: Request) -> Response:
+        with self._lock:
+            person, error = self._person_or_error(request)
+            if error:
+                return error
+            return JSONResponse({"customer": {
+                "id": person["id"], "identifiers": {"id": person["id"], "email": person["attributes"].get("email"),
+                                                    "cio_id": person["cio_id"]},
+                "attributes": dict(person["attributes"]), "timestamps": {}, "unsubscribed": False, "devices": []}})
+
+    async def customer_segments(self, request: Request) -> Response:
+        with self._lock:
+            person, error = self._person_or_error(request)
+            if error:
+                return error
+            segments = [Workspace.segment_json(segment) for segment in self.workspace.segments.values()
+                        if person["cio_id"] in segment["members"]]
+        return JSONResponse({"segments": segments})
 
 
 def create_app(options: EmulatorOptions | None = None, *, retry_after: str | None = "1",

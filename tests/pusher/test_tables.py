@@ -77,3 +77,11 @@ def test_masking():
         {"email": "a***@b.io", "n": 3, "at": "2024-01-01 00:00:00"}
     digest = "a" * 64
     assert mask_text(digest) == digest
+
+
+def test_json_samples_are_masked_too(project, run):
+    _people(project, 2)
+    result = run("plan", "-s", "sync_people", "--json")
+    samples = json.loads(result.stdout)["syncs"][0]["plan"]["samples"]["updates"]
+    assert [row["attributes"]["email"] for row in samples] == ["p***@example.com"] * 2
+    assert "person0@example.com" not in result.stdout
