@@ -42,15 +42,15 @@ profile_joined as (
         coalesce(orders_summarized.gross_revenue, 0) as gross_revenue,
         coalesce(orders_summarized.refunded_amount, 0) as refunded_amount,
         coalesce(orders_summarized.lifetime_value, 0) as lifetime_value,
-        case
+        cast(case
             when orders_summarized.order_count > 0
                 then orders_summarized.gross_revenue / orders_summarized.order_count
-        end as average_order_value,
-        case
+        end as {{ type_double() }}) as average_order_value,
+        cast(case
             when orders_summarized.gross_revenue > 0
                 then orders_summarized.refunded_amount / orders_summarized.gross_revenue
             else 0
-        end as refund_share,
+        end as {{ type_double() }}) as refund_share,
         people.accepts_marketing,
         coalesce(subscriptions.subscription_status = 'active', false) as has_active_subscription,
         coalesce(returns.has_open_return, false) as has_open_return,
