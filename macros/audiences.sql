@@ -1,22 +1,14 @@
-{#- Every audience model in audience_membership. Adding an audience: add its model, then its
-    name here, then its exposures in models/marts/_exposures.yml. -#}
+{#- Every audience: the project's models named aud_*, from the dbt graph (so empty while dbt
+    parses, when the graph is not built yet), sorted by name. -#}
 {% macro audience_models() -%}
-    {{ return([
-        'aud_cart_abandon_0_1d',
-        'aud_cart_abandon_1_3d',
-        'aud_cart_abandon_high_value_0_1d',
-        'aud_cart_abandon_high_value_1_3d',
-        'aud_post_purchase_cross_sell_7_21d',
-        'aud_purchased_once_21_45d',
-        'aud_lapsed_60_90d',
-        'aud_lapsed_90_120d',
-        'aud_lapsed_120d_plus',
-        'aud_lapsed_high_aov_60d_plus',
-        'aud_vip_high_ltv',
-        'aud_suppress_recent_purchasers_0_7d',
-        'aud_suppress_open_returns',
-        'aud_suppress_no_discount',
-    ]) }}
+    {%- set audiences = [] -%}
+    {%- if execute -%}
+        {%- for node in graph.nodes.values()
+            if node.resource_type == 'model' and node.package_name == project_name and node.name.startswith('aud_') -%}
+            {%- do audiences.append(node) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{- return(audiences | sort(attribute='name')) -}}
 {%- endmacro %}
 
 {#- The audience data contract's columns, in order, from a CTE holding customer_id,

@@ -1,25 +1,25 @@
-{#- Every aud_* model is in audience_models() (so audience_membership carries it) and is read
+{#- Every audience model (named aud_*, which puts it in audience_membership) has its entry in
+    _audiences.yml (the &audience anchor tags it `audience` and enforces its contract) and is read
     by at least one exposure with a meta.pusher sync; every sync exposure reads exactly one
     model. Fails with one row per gap. Applied to audience_membership. -#}
 {% test audiences_registered(model) %}
 
 {%- set problems = [] -%}
 {%- if execute -%}
-    {%- set registered = audience_models() -%}
     {%- set synced = [] -%}
     {%- for exposure in graph.exposures.values() if exposure.meta.get('pusher') -%}
         {%- if exposure.depends_on.nodes | length != 1 -%}
             {%- do problems.append(('sync_must_read_one_model', exposure.name)) -%}
         {%- endif -%}
         {%- for node_id in exposure.depends_on.nodes -%}
-            {%- do synced.append(node_id.split('.')[-1]) -%}
+            {%- do synced.append(node_id) -%}
         {%- endfor -%}
     {%- endfor -%}
-    {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.name.startswith('aud_') -%}
-        {%- if node.name not in registered -%}
-            {%- do problems.append(('missing_from_audience_models', node.name)) -%}
+    {%- for node in audience_models() -%}
+        {%- if 'audience' not in node.tags or not node.config.contract.enforced -%}
+            {%- do problems.append(('no_audience_entry', node.name)) -%}
         {%- endif -%}
-        {%- if node.name not in synced -%}
+        {%- if node.unique_id not in synced -%}
             {%- do problems.append(('no_sync_exposure', node.name)) -%}
         {%- endif -%}
     {%- endfor -%}
@@ -27,7 +27,9 @@
 
 {%- if problems %}
     {%- for problem, name in problems %}
-select '{{ problem }}' as problem, '{{ name }}' as node_name
+select
+    '{{ problem }}' as problem,
+    '{{ name }}' as node_name
 {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 {%- else %}

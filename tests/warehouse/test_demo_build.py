@@ -37,7 +37,7 @@ def broken_run(demo_warehouse, dbt_runner, tmp_path_factory):
     """One dbt test run over deliberately broken inputs, so each custom generic test must fail:
     a member in two audiences of one group, an as_of long after every state timestamp, a
     second model claiming an attribute the loyalty system owns, an aud_ model that is
-    neither in audience_membership nor synced by an exposure, and a sync whose list name
+    without its _audiences.yml entry nor a sync exposure, and a sync whose list name
     differs from its model's."""
     workdir = tmp_path_factory.mktemp("broken")
     project = workdir / "project"
@@ -102,7 +102,7 @@ def test_single_writer_fails_when_a_second_model_claims_an_attribute(broken_run)
 def test_unregistered_audience_fails_the_registry_test(broken_run):
     results = [r for r in broken_run.results if "audiences_registered" in r["unique_id"]]
     assert len(results) == 1, broken_run.output()
-    # missing from audience_models() and without a sync exposure
+    # no entry in _audiences.yml (so no contract) and no sync exposure
     assert (results[0]["status"], results[0]["failures"]) == ("fail", 2)
 
 
