@@ -36,8 +36,8 @@ def test_every_generic_rule_was_applied(demo_warehouse):
 def broken_run(demo_warehouse, dbt_runner, tmp_path_factory):
     """One dbt test run over deliberately broken inputs, so each custom generic test must fail:
     a member in two audiences of one group, an as_of long after every state timestamp, a
-    second model claiming an attribute the loyalty system owns, an aud_ model that is
-    without its _audiences.yml entry nor a sync exposure, and a sync whose list name
+    second model claiming an attribute the loyalty system owns, an aud_ model with neither
+    its _audiences.yml entry nor a sync exposure, and a sync whose list name
     differs from its model's."""
     workdir = tmp_path_factory.mktemp("broken")
     project = workdir / "project"
