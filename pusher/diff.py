@@ -175,6 +175,24 @@ class DiffSql:
               and m.fingerprint not in (select fingerprint from {self.work} where op = 'remove')
               and m.member_key not in (select member_key from {self.work} where op = 'add')"""), [self.sync.name]
 
+    def refresh_due(self, before: Any) -> Query:
+        """Members last acknowledged before `before`: their membership expires soon (see Destination)."""
+        return (f"select count(*) from {table('members')} where sync = ? and acknowledged_at < ?"), [
+            self.sync.name, before]
+
+    def add_refreshes(self, before: Any) -> Query:
+        """Unchanged members due for a refresh, re-added as they are (op 'refresh'; after the
+        duplicate checks, which they would trip, being in the ledger on purpose)."""
+        return (f"""insert into {self.work}
+            select 'refresh', m.member_key, m.email_sha256, m.phone_sha256, m.fingerprint, false, true, false, true
+            from {table('members')} as m where m.sync = ? and m.acknowledged_at < ?
+              and m.fingerprint not in (select fingerprint from {self.work} where op = 'remove')
+              and m.member_key not in (select member_key from {self.work}
+                                       where op = 'add' and member_key is not null)"""), [self.sync.name, before]
+
+    def refresh_count(self) -> Query:
+        return f"select count(*) from {self.work} where op = 'refresh'", []
+
     def work_validation(self) -> Query:
         """Malformed rows among the rows to add (all others are in the ledger, so were checked
         when sent): NULL keys and identifiers that are not SHA-256 hex."""
@@ -314,7 +332,7 @@ class DiffSql:
     def adds(self, limit: int | None = None) -> Query:
         """Rows to add; `in_ledger` says an older row must be replaced on acknowledgement."""
         sql = (f"select member_key, email_sha256, phone_sha256, in_ledger from {self.work} "
-               "where op = 'add' and not exhausted order by member_key")
+               "where op in ('add', 'refresh') and not exhausted order by member_key")
         return (f"{sql} limit ?", [limit]) if limit is not None else (sql, [])
 
     def people_aggregate(self) -> Query:

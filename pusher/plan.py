@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from pusher.config import SyncDefinition
 from pusher.diff import EVENT_FIXED, FINGERPRINT_COLUMN, DiffSql
 from pusher.errors import InputError
+from pusher.ledger import utcnow
 from pusher.warehouse import Warehouse
 
 SAMPLE_ROWS = 5
@@ -39,11 +41,14 @@ class DestinationLimits:
     requests_per_second: float = 10.0
     required_identifier: str = "key"
     supports_replace: bool = False
+    refresh_after_days: float | None = None   # members acknowledged longer ago are re-added
 
     @classmethod
-    def of(cls, destination: Any) -> "DestinationLimits":
+    def of(cls, destination: Any, env: Mapping[str, str] | None = None) -> "DestinationLimits":
+        refresh = getattr(destination, "refresh_after_days", None)
         return cls(destination.max_members_per_request, destination.requests_per_second,
-                   destination.required_identifier, destination.supports_replace)
+                   destination.required_identifier, destination.supports_replace,
+                   refresh(os.environ if env is None else env) if refresh else None)
 
 
 @dataclass
@@ -56,6 +61,7 @@ class SyncPlan:
     ledger_size: int = 0
     adds: int = 0
     removes: int = 0
+    refreshes: int = 0                # unchanged members re-added before their membership expires
     identifier_changes: int = 0
     departures: int = 0
     pending_removals: int = 0         # older identifiers whose removal was not acknowledged yet
@@ -77,7 +83,7 @@ class SyncPlan:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.adds or self.removes or self.updates or self.events or self.retired)
+        return bool(self.adds or self.removes or self.refreshes or self.updates or self.events or self.retired)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -151,11 +157,11 @@ def make_plan(wh: Warehouse, sync: SyncDefinition, limits: DestinationLimits, *,
     if sync.kind == "audience":
         diff = with_stored_fingerprint(wh, diff, plan, columns)
         try:
-            plan_audience(wh, diff, plan)
+            plan_audience(wh, diff, plan, refresh_cutoff(limits))
         except Exception:
             cleanup(wh, diff)          # a refused model leaves no work table behind
             raise
-        ops = [plan.removes, plan.adds]
+        ops = [plan.removes, plan.adds + plan.refreshes]
     elif sync.kind == "people" and _people_unchanged(wh, diff, plan):
         ops = []
     else:
@@ -215,7 +221,14 @@ def with_stored_fingerprint(wh: Warehouse, diff: DiffSql, plan: SyncPlan, column
     return diff
 
 
-def plan_audience(wh: Warehouse, diff: DiffSql, plan: SyncPlan) -> None:
+def refresh_cutoff(limits: DestinationLimits) -> datetime | None:
+    """Members acknowledged before this (UTC, as the ledger stores it) are due for a refresh."""
+    if limits.refresh_after_days is None:
+        return None
+    return utcnow() - timedelta(days=limits.refresh_after_days)
+
+
+def plan_audience(wh: Warehouse, diff: DiffSql, plan: SyncPlan, refresh_before: datetime | None = None) -> None:
     """Counts of an audience sync; on the slow path, leaves diff.work filled for delivery.
 
     Malformed rows are always caught before anything is sent: a NULL or duplicate key makes
@@ -228,7 +241,8 @@ def plan_audience(wh: Warehouse, diff: DiffSql, plan: SyncPlan) -> None:
     ledger_rows, ledger_xor, pending = wh.fetchone(*diff.ledger_aggregate())
     plan.audience_size, plan.ledger_size = int(snapshot_rows), int(ledger_rows)
     plan.skipped = int(model_rows) - int(snapshot_rows)
-    if (snapshot_rows, snapshot_xor) == (ledger_rows, ledger_xor) and not pending:
+    due = int(wh.fetchone(*diff.refresh_due(refresh_before))[0]) if refresh_before else 0
+    if (snapshot_rows, snapshot_xor) == (ledger_rows, ledger_xor) and not pending and not due:
         return                                          # the common case: nothing changed
     by_rowid = wh.is_base_table(diff.sync.relation)
     wh.execute(*diff.stage_fingerprint_diff(by_rowid))
@@ -251,6 +265,9 @@ def plan_audience(wh: Warehouse, diff: DiffSql, plan: SyncPlan) -> None:
         counts = [int(value or 0) for value in wh.fetchone(*diff.work_counts())]
     (plan.adds, plan.removes, plan.retired, plan.identifier_changes, plan.departures, plan.exhausted,
      plan.pending_removals) = counts[:7]
+    if due:
+        wh.execute(*diff.add_refreshes(refresh_before))
+        plan.refreshes = int(wh.fetchone(*diff.refresh_count())[0])
 
 
 def _people_unchanged(wh: Warehouse, diff: DiffSql, plan: SyncPlan) -> bool:

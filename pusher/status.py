@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Any
+import os
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping
 
 from pusher import cadence
 from pusher.config import Project
+from pusher.destinations import registry
+from pusher.errors import PusherError
 from pusher.guards import ancestors
 from pusher.ledger import Ledger, table, utcnow
 from pusher.warehouse import Warehouse, qualified
@@ -37,7 +40,23 @@ def _source_freshness(project: Project, model_id: str) -> list[dict[str, Any]]:
 source_freshness = _source_freshness   # public name, for alerts
 
 
-def status(project: Project, wh: Warehouse, syncs) -> list[dict[str, Any]]:
+def membership_refresh(wh: Warehouse, sync, env: Mapping[str, str]) -> dict[str, Any]:
+    """For destinations whose members expire: how many are due for a refresh, and when the next is."""
+    try:
+        after = registry.destination_class(sync.destination).refresh_after_days(env)
+    except PusherError as exc:
+        return {"refresh_after_days": None, "refresh_problem": str(exc)}
+    if after is None:
+        return {"refresh_after_days": None}
+    cutoff = utcnow() - timedelta(days=after)
+    due, oldest = wh.fetchone(f"select count(*) filter (where acknowledged_at < ?), min(acknowledged_at) "
+                              f"from {table('members')} where sync = ?", (cutoff, sync.name))
+    return {"refresh_after_days": after, "refresh_due": int(due or 0),
+            "next_refresh_at": _iso(oldest + timedelta(days=after)) if oldest else None}
+
+
+def status(project: Project, wh: Warehouse, syncs, env: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    env = os.environ if env is None else env
     ledger = Ledger(wh)
     ledger.ensure()
     out = []
@@ -65,6 +84,7 @@ def status(project: Project, wh: Warehouse, syncs) -> list[dict[str, Any]]:
             "rejected_exhausted": exhausted,
             "rejections": ledger.rejections(sync.name, limit=10),
             "sources": _source_freshness(project, sync.model_id),
+            **membership_refresh(wh, sync, env),
         })
     _add_cadence(wh, syncs, out)
     return out

@@ -122,8 +122,8 @@ class Engine:
 
     def limits(self, kind: str) -> DestinationLimits:
         if kind in self._destinations:
-            return DestinationLimits.of(self._destinations[kind])
-        return DestinationLimits.of(registry.destination_class(kind))
+            return DestinationLimits.of(self._destinations[kind], self.env)
+        return DestinationLimits.of(registry.destination_class(kind), self.env)
 
     def close(self) -> None:
         for destination in self._destinations.values():
@@ -220,7 +220,7 @@ class Engine:
     # -- delivery per kind -----------------------------------------------------------------
     def _tick(self, sync: str, plan: SyncPlan, done: int) -> None:
         if self.progress:
-            total = plan.adds + plan.removes + plan.updates + plan.events
+            total = plan.adds + plan.refreshes + plan.removes + plan.updates + plan.events
             self.progress(sync, done, total)
 
     def _record(self, run_id: str, sync: SyncDefinition, outcome: SyncOutcome, op: str, sent: int,

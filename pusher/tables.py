@@ -90,6 +90,9 @@ def print_run(report, verbose: bool = False, out: Console | None = None) -> None
         table.add_row(*row)
     out.print(table)
     for outcome in report.outcomes:
+        if (outcome.plan or {}).get("refreshes"):
+            out.print(f"{outcome.sync}: {outcome.plan['refreshes']} unchanged member(s) re-added before their "
+                      "membership expires (in +add)")
         _notes(out, outcome.sync, outcome.warnings, outcome.message)
         if verbose:
             for name, rows in ((outcome.plan or {}).get("samples") or {}).items():
@@ -126,6 +129,9 @@ def print_status(rows: list[dict[str, Any]], verbose: bool = False, out: Console
     out.print(Text("rejected: pending retry / exhausted. destination size: what the destination acknowledged.",
                    style="dim"))
     for row in rows:
+        if row.get("refresh_after_days") is not None:
+            out.print(f"{row['sync']}: membership refresh: {row['refresh_due']} member(s) due (re-added after "
+                      f"{row['refresh_after_days']:g} days), next due {row['next_refresh_at'] or '-'}")
         if row["last_run_status"] not in (None, "ok") and row.get("last_run_message"):
             _notes(out, row["sync"], [], row["last_run_message"])
         if verbose:

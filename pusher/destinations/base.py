@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,12 @@ class Destination(ABC):
     supports_events: bool = False
     # Which Member field the destination needs: rows where it is NULL are not sent (and reported).
     required_identifier: str = "key"  # "key" | "email_sha256"
+
+    @classmethod
+    def refresh_after_days(cls, env: Mapping[str, str]) -> float | None:
+        """Members acknowledged longer ago than this are re-added (a list whose members expire).
+        None: members never expire. A classmethod, so a plan can ask without connecting."""
+        return None
 
     @abstractmethod
     def ensure_list(self, ref: ListRef) -> str:

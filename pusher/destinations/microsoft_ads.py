@@ -30,8 +30,13 @@ MSADS_CAMPAIGN_URL and MSADS_TOKEN_URL (base URLs: sandbox, emulator), MSADS_TOK
 (rotated refresh token, default .pusher/msads-refresh-token), MSADS_ACCEPT_TERMS (unset: the `Accept Customer Match Term` cell stays empty, which
 means the terms the account accepted in the UI; true/false are sent as given, and False makes
 the upload fail with 8003, per the Customer List record docs), MSADS_LIST_SCOPE
-(Customer | Account: the docs disagree), MSADS_MEMBERSHIP_DURATION (days 1-180 or -1 for
-never; default 30, the documented default), MSADS_MAX_ROWS_PER_FILE (100000, at most the
+(Customer | Account: the docs disagree), MSADS_MEMBERSHIP_DURATION (days 1-390 or -1 for
+never; default -1: Microsoft's own default is 30 days, after which a member drops out unless
+re-added, and the pusher sends an unchanged member only once; set on new lists),
+MSADS_REFRESH_MARGIN_DAYS (7: with a duration set, members whose last acknowledgement in the
+ledger is older than duration - margin days (default margin: 7, at most half the duration) are re-added in
+the next sync, the plan's `refreshes`; so sync at least once every margin days),
+MSADS_MAX_ROWS_PER_FILE (100000, at most the
 4,000,000-row file limit minus the two non-item rows), MSADS_POLL_SECONDS (5, growing to
 60), MSADS_POLL_TIMEOUT_SECONDS (3600), MSADS_THROTTLE_MAX_WAIT_SECONDS (900),
 MSADS_RATE_WAIT_SECONDS (60), MSADS_REQUESTS_PER_SECOND (2).
@@ -79,6 +84,9 @@ AUTH_REFUSED = {105, 106}
 NO_MORE_BULK_CALLS = 4204
 CALL_RATE_EXCEEDED = 117
 UPLOAD_URL_SPENT = {3224, 3226}        # URL already used / expired: ask for a new one
+NEVER_EXPIRES = -1
+MAX_MEMBERSHIP_DAYS = 390
+DEFAULT_REFRESH_MARGIN_DAYS = 7.0
 
 
 def _int_setting(env: Mapping[str, str], name: str, default: int | float, *, cast=int,
@@ -139,6 +147,14 @@ def customer_list_ids_named(audiences: object, name: str) -> list[str]:
     return sorted(set(found))
 
 
+def membership_duration_setting(env: Mapping[str, str]) -> int:
+    """MSADS_MEMBERSHIP_DURATION: days 1-390, or -1 (the default) for members that never expire."""
+    duration = _int_setting(env, "MSADS_MEMBERSHIP_DURATION", NEVER_EXPIRES, low=-1, high=MAX_MEMBERSHIP_DAYS)
+    if duration == 0:
+        raise ConfigError(f"MSADS_MEMBERSHIP_DURATION must be 1-{MAX_MEMBERSHIP_DAYS} days, or -1 for no expiry")
+    return duration
+
+
 class _Retry(Exception):
     """Internal: the whole upload must start again (new upload URL)."""
 
@@ -155,7 +171,7 @@ class MicrosoftAdsDestination(Destination):
                  campaign_url: str | None = None,
                  token_url: str = DEFAULT_TOKEN_URL, token_file: Path = Path(".pusher/msads-refresh-token"),
                  accept_terms: bool | None = None, list_scope: str = "Customer",
-                 membership_duration: int | None = 30, max_rows_per_file: int = 100_000,
+                 membership_duration: int | None = NEVER_EXPIRES, max_rows_per_file: int = 100_000,
                  poll_seconds: float = 5.0, poll_max_seconds: float = 60.0, poll_timeout_seconds: float = 3600.0,
                  throttle_max_wait_seconds: float = 900.0, rate_wait_seconds: float = 60.0,
                  max_throttle_retries: int = 8, requests_per_second: float | None = None,
@@ -203,9 +219,7 @@ class MicrosoftAdsDestination(Destination):
         scope = env.get("MSADS_LIST_SCOPE", "Customer").strip() or "Customer"
         if scope not in SCOPES:
             raise ConfigError(f"MSADS_LIST_SCOPE={scope!r} must be one of {', '.join(SCOPES)}")
-        duration = _int_setting(env, "MSADS_MEMBERSHIP_DURATION", 30, low=-1, high=180)
-        if duration == 0:
-            raise ConfigError("MSADS_MEMBERSHIP_DURATION must be 1-180 days, or -1 for no expiry")
+        duration = membership_duration_setting(env)
         settings = dict(
             developer_token=env["MSADS_DEVELOPER_TOKEN"].strip(),
             client_id=env["MSADS_CLIENT_ID"].strip(),
@@ -233,6 +247,21 @@ class MicrosoftAdsDestination(Destination):
         return cls(**settings)
 
     # ---- the Destination interface -------------------------------------------------------
+
+    @classmethod
+    def refresh_after_days(cls, env: Mapping[str, str]) -> float | None:
+        """With an expiring membership, members older than duration - margin are re-added."""
+        duration = membership_duration_setting(env)
+        if duration == NEVER_EXPIRES:
+            return None
+        if not env.get("MSADS_REFRESH_MARGIN_DAYS", "").strip():
+            # The default margin never takes more than half of a short duration.
+            return max(duration - DEFAULT_REFRESH_MARGIN_DAYS, duration / 2)
+        margin = _int_setting(env, "MSADS_REFRESH_MARGIN_DAYS", DEFAULT_REFRESH_MARGIN_DAYS, cast=float, low=0)
+        if margin >= duration:
+            raise ConfigError(f"MSADS_REFRESH_MARGIN_DAYS={margin:g} must be below MSADS_MEMBERSHIP_DURATION="
+                              f"{duration}, or members expire before they are refreshed")
+        return duration - margin
 
     def ensure_list(self, ref: ListRef) -> str:
         if ref.external_id:

@@ -35,6 +35,11 @@ It enforces the contract in contracts/microsoft-ads.md ("What the emulator enfor
   Answers `{"Audiences": [{"Id": "<string>", "Name", "Type": "CustomerList", "Scope",
   "MembershipDuration", "ParentId", ...}], "PartialErrors": []}`; only Customer Lists exist
   here. Served on the same base URL as the Bulk API, with the same faults and rate limit.
+- Membership expiry: a list's `Membership Duration` (days 1-390, -1 = never, empty on
+  create = 30; Customer List record docs) counts from each member's last add; a re-add (Add
+  or Replace of a member already there) starts it again. Members drop out once it has passed,
+  on a membership clock that tests move with `POST /_emulator/clock {"days": n}` (state
+  shows `clock_offset_days`).
 - Status moves FileUploaded -> InProgress -> Completed/CompletedWithErrors over successive
   polls; list state changes when the file is accepted.
 - Faults: options.fail_rate of bulk calls answer one of MSADS_EMULATOR_FAULTS (default
@@ -89,6 +94,9 @@ ROW_ERRORS = {
     4935: "MembershipDurationInvalid", 1043: "RecordTypeInvalid", 0: "InternalError",
 }
 STATUS_STEPS = ("FileUploaded", "InProgress")
+DAY = 86400.0
+DEFAULT_MEMBERSHIP_DAYS = 30     # an empty Membership Duration on create
+MAX_MEMBERSHIP_DAYS = 390
 
 
 def _env(name: str, default: str) -> str:
@@ -131,6 +139,7 @@ class MicrosoftAdsEmulator:
         # Durable state (saved to options.state_file when given).
         self.lists: dict[str, dict] = {}
         self.next_list_id = 700000001
+        self.clock_offset = 0.0            # seconds the membership clock runs ahead (POST /_emulator/clock)
         self.terms_accepted = _env("MSADS_EMULATOR_TERMS_ACCEPTED", "true").lower() in ("1", "true", "yes")
         self.refresh_tokens = {_env("MSADS_EMULATOR_REFRESH_TOKEN", "demo-refresh-token")}
         # Volatile state.
@@ -151,7 +160,10 @@ class MicrosoftAdsEmulator:
         if not path or not Path(path).exists():
             return
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        self.lists = {k: {**v, "members": set(v["members"])} for k, v in data.get("lists", {}).items()}
+        self.clock_offset = float(data.get("clock_offset_seconds", 0.0))
+        now = self.now()
+        self.lists = {k: {**v, "members": _members_with_times(v["members"], now)}
+                      for k, v in data.get("lists", {}).items()}
         self.next_list_id = data.get("next_list_id", self.next_list_id)
         self.terms_accepted = data.get("terms_accepted", self.terms_accepted)
         self.refresh_tokens = set(data.get("refresh_tokens", [])) or self.refresh_tokens
@@ -160,13 +172,34 @@ class MicrosoftAdsEmulator:
         path = self.options.state_file
         if not path:
             return
-        data = {"lists": {k: {**v, "members": sorted(v["members"])} for k, v in self.lists.items()},
+        data = {"lists": {k: {**v, "members": dict(sorted(v["members"].items()))} for k, v in self.lists.items()},
                 "next_list_id": self.next_list_id, "terms_accepted": self.terms_accepted,
-                "refresh_tokens": sorted(self.refresh_tokens)}
+                "refresh_tokens": sorted(self.refresh_tokens), "clock_offset_seconds": self.clock_offset}
         path = Path(path)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, path)
+
+    # ---- the membership clock --------------------------------------------------------------
+
+    def now(self) -> float:
+        """The clock memberships age by: wall time plus what the tests advanced it by."""
+        return time.time() + self.clock_offset
+
+    def expire_members(self) -> None:
+        """Drop members added (or last re-added) `membership_duration` days ago or earlier."""
+        now = self.now()
+        changed = False
+        for item in self.lists.values():
+            days = item["membership_duration"]
+            if days == -1:
+                continue
+            expired = [h for h, added in item["members"].items() if added + days * DAY <= now]
+            for member in expired:
+                del item["members"][member]
+            changed = changed or bool(expired)
+        if changed:
+            self._save()
 
     # ---- cross-cutting: stats, latency, rate limit, injected faults ---------------------
 
@@ -174,6 +207,7 @@ class MicrosoftAdsEmulator:
         if self.options.latency_ms:
             await asyncio.sleep(self.options.latency_ms / 1000)
         try:
+            self.expire_members()
             if throttled:
                 self._throttle()
             response = await handler(request)
@@ -417,12 +451,14 @@ class MicrosoftAdsEmulator:
             else:
                 emit(record, [(1043, f"Record type {kind!r} is not supported by this emulator.")])
 
+        now = self.now()
         for list_id, change in pending.items():
             members = self.lists[list_id]["members"]
             if change["action"] == "Replace":
                 members.clear()
-            members.update(change["add"])
-            members.difference_update(change["remove"])
+            members.update(dict.fromkeys(change["add"], now))   # a re-add restarts the membership
+            for member in change["remove"]:
+                members.pop(member, None)
         return out, had_errors
 
     def _list_row(self, record: dict, pending: dict) -> tuple[list[tuple[int, str]], str | None]:
@@ -448,13 +484,13 @@ class MicrosoftAdsEmulator:
             scope = record.get("Scope", "").strip()
             if scope not in SCOPES:
                 return [(4916, f"Scope must be one of {', '.join(SCOPES)}.")], None
-            duration = record.get("Membership Duration", "").strip() or "30"
-            if not (duration.lstrip("-").isdigit() and (int(duration) == -1 or 1 <= int(duration) <= 180)):
-                return [(4935, "Membership Duration must be 1-180 days or -1.")], None
+            duration = record.get("Membership Duration", "").strip() or str(DEFAULT_MEMBERSHIP_DAYS)
+            if not (duration.lstrip("-").isdigit() and (int(duration) == -1 or 1 <= int(duration) <= MAX_MEMBERSHIP_DAYS)):
+                return [(4935, f"Membership Duration must be 1-{MAX_MEMBERSHIP_DAYS} days or -1.")], None
             list_id = str(self.next_list_id)
             self.next_list_id += 1
             self.lists[list_id] = {"id": list_id, "name": name, "scope": scope,
-                                   "membership_duration": int(duration), "members": set()}
+                                   "membership_duration": int(duration), "members": {}}
             pending[list_id] = {"action": "Add", "add": set(), "remove": set()}
             return [], list_id
         if row_id not in self.lists:
@@ -495,10 +531,25 @@ class MicrosoftAdsEmulator:
     # ---- inspection ----------------------------------------------------------------------
 
     async def state(self, request: Request) -> Response:
-        return JSONResponse({"lists": [
+        self.expire_members()
+        return JSONResponse({"clock_offset_days": self.clock_offset / DAY, "lists": [
             {"id": item["id"], "name": item["name"], "scope": item["scope"],
              "membership_duration": item["membership_duration"], "members": sorted(item["members"])}
             for item in self.lists.values()], "terms_accepted": self.terms_accepted})
+
+    async def advance_clock(self, request: Request) -> Response:
+        """Test knob: `{"days": n}` moves the membership clock n days ahead (tokens and upload URLs
+        keep wall time); members whose duration has passed drop out."""
+        try:
+            days = float((await request.json())["days"])
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": 'send {"days": <number>}'}, status_code=400)
+        if days < 0:
+            return JSONResponse({"error": "the clock only moves forward"}, status_code=400)
+        self.clock_offset += days * DAY
+        self.expire_members()
+        self._save()
+        return JSONResponse({"clock_offset_days": self.clock_offset / DAY})
 
     async def expire_tokens(self, request: Request) -> Response:
         """Test knob: every access token issued so far expires now (the next bulk call answers 109)."""
@@ -508,6 +559,11 @@ class MicrosoftAdsEmulator:
 
     async def stats_view(self, request: Request) -> Response:
         return JSONResponse({"requests": {k: dict(v) for k, v in self.stats.items()}, **self.counters})
+
+
+def _members_with_times(members, now: float) -> dict[str, float]:
+    """State files hold {hash: added_at}; older ones a list of hashes (added now)."""
+    return dict(members) if isinstance(members, dict) else dict.fromkeys(members, now)
 
 
 def _oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
@@ -533,6 +589,7 @@ def create_app(options: EmulatorOptions | None = None) -> Starlette:
         Route("/_emulator/state", emulator.state, methods=["GET"]),
         Route("/_emulator/stats", emulator.stats_view, methods=["GET"]),
         Route("/_emulator/expire-tokens", emulator.expire_tokens, methods=["POST"]),
+        Route("/_emulator/clock", emulator.advance_clock, methods=["POST"]),
     ])
     app.state.emulator = emulator
     return app

@@ -348,7 +348,7 @@ def test_missing_setting_names_the_variable(tmp_path, missing):
 
 
 @pytest.mark.parametrize("name, value", [("MSADS_LIST_SCOPE", "Galaxy"), ("MSADS_MEMBERSHIP_DURATION", "0"),
-                                         ("MSADS_MEMBERSHIP_DURATION", "181"), ("MSADS_ACCEPT_TERMS", "maybe"),
+                                         ("MSADS_MEMBERSHIP_DURATION", "391"), ("MSADS_ACCEPT_TERMS", "maybe"),
                                          ("MSADS_MAX_ROWS_PER_FILE", "4000000"), ("MSADS_ACCOUNT_ID", "abc")])
 def test_bad_setting_is_a_config_error(tmp_path, name, value):
     with pytest.raises(ConfigError, match=name):
