@@ -7,10 +7,17 @@ rows (Sub Type Email, Text = the member's email_sha256). Every Text is checked t
 lowercase hex before anything is sent, so a raw email can never leave.
 
 Errors (REST): a fault body carries `Errors` (AdApiFaultDetail: auth) or `OperationErrors`
-/ `BatchErrors` (ApiFaultDetail), each with Code / ErrorCode / Message. 109 (token
+/ `BatchErrors` (ApiFaultDetail), each with Code / ErrorCode / Message. The file upload
+step (POST to UploadUrl) answers with a flat body instead, the error's Code / ErrorCode /
+Message at the top level (the exact shape is not spelled out in the bulk upload guide, so
+both shapes, and a list of flat errors, are read everywhere: fault_errors). 109 (token
 expired) -> refresh once and retry; 4204 (no more bulk calls for now) -> wait, growing up
-to MSADS_THROTTLE_MAX_WAIT_SECONDS (15 min); 117 (call rate exceeded) -> wait
-MSADS_RATE_WAIT_SECONDS (60 s); HTTP 429/5xx/network -> pusher.http.send_with_retries.
+to MSADS_THROTTLE_MAX_WAIT_SECONDS (15 min); 117 (call rate exceeded) and 3227 (upload:
+too many requests) -> wait MSADS_RATE_WAIT_SECONDS (60 s), then a new upload URL; 3224
+(upload URL already used) / 3226 (expired) -> a new upload URL at once. A Retry-After header
+is honoured up to MSADS_THROTTLE_MAX_WAIT_SECONDS. After MSADS_MAX_THROTTLE_RETRIES (8) of
+these in a row: DestinationUnavailable (exit 6, nothing unacknowledged lost). HTTP 429/5xx/
+network -> pusher.http.send_with_retries.
 
 Finding a list again (first run, lost ledger): when ensure_list has no remembered id it
 first asks the Campaign Management API for every Customer List of the account
@@ -69,7 +76,7 @@ from pusher.destinations.msads_bulk_file import (
 from pusher.errors import (
     ConfigError, DestinationAuthError, DestinationRequestError, DestinationUnavailable, register_secret,
 )
-from pusher.http import RateLimiter, RetryPolicy, make_client, send_with_retries
+from pusher.http import RateLimiter, RetryPolicy, make_client, parse_retry_after, send_with_retries
 
 DEFAULT_BULK_URL = "https://bulk.api.bingads.microsoft.com"
 DEFAULT_TOKEN_URL = "https://login.microsoftonline.com"
@@ -83,7 +90,9 @@ AUTH_EXPIRED = 109
 AUTH_REFUSED = {105, 106}
 NO_MORE_BULK_CALLS = 4204
 CALL_RATE_EXCEEDED = 117
+TOO_MANY_UPLOADS = 3227                # the upload step's "too many requests": back off, new URL
 UPLOAD_URL_SPENT = {3224, 3226}        # URL already used / expired: ask for a new one
+RETRIED_CODES = (AUTH_EXPIRED, NO_MORE_BULK_CALLS, CALL_RATE_EXCEEDED, TOO_MANY_UPLOADS, *sorted(UPLOAD_URL_SPENT))
 NEVER_EXPIRES = -1
 MAX_MEMBERSHIP_DAYS = 390
 DEFAULT_REFRESH_MARGIN_DAYS = 7.0
@@ -104,18 +113,26 @@ def _int_setting(env: Mapping[str, str], name: str, default: int | float, *, cas
 
 
 def fault_errors(body: object) -> list[tuple[int, str, str]]:
-    """(Code, ErrorCode, Message) of every error in a REST fault body; [] if it is not a fault."""
+    """(Code, ErrorCode, Message) of every error in an error body; [] if it carries none.
+
+    Two shapes: the operation-error envelope of the JSON calls (`Errors` / `OperationErrors` /
+    `BatchErrors`, each a list of errors) and the flat body of the file upload step (the error's
+    own `Code`, `ErrorCode`, `Message` at the top level, or a list of such errors)."""
+    if isinstance(body, list):
+        return [found for item in body for found in fault_errors(item)]
     if not isinstance(body, dict):
         return []
+    errors = [error for key in ("Errors", "OperationErrors", "BatchErrors") for error in body.get(key) or []]
+    if not errors and "Code" in body:
+        errors = [body]                  # the flat shape
     found = []
-    for key in ("Errors", "OperationErrors", "BatchErrors"):
-        for error in body.get(key) or []:
-            if isinstance(error, dict) and "Code" in error:
-                try:
-                    code = int(error["Code"])
-                except (TypeError, ValueError):
-                    code = 0
-                found.append((code, str(error.get("ErrorCode") or ""), str(error.get("Message") or "")))
+    for error in errors:
+        if isinstance(error, dict) and "Code" in error:
+            try:
+                code = int(error["Code"])
+            except (TypeError, ValueError):
+                code = 0
+            found.append((code, str(error.get("ErrorCode") or ""), str(error.get("Message") or "")))
     return found
 
 
@@ -156,7 +173,7 @@ def membership_duration_setting(env: Mapping[str, str]) -> int:
 
 
 class _Retry(Exception):
-    """Internal: the whole upload must start again (new upload URL)."""
+    """Internal: the step must run again (after a refresh or a wait); args = (code, Retry-After or None)."""
 
 
 class MicrosoftAdsDestination(Destination):
@@ -241,6 +258,7 @@ class MicrosoftAdsDestination(Destination):
             throttle_max_wait_seconds=_int_setting(env, "MSADS_THROTTLE_MAX_WAIT_SECONDS", 900.0,
                                                    cast=float, low=0),
             rate_wait_seconds=_int_setting(env, "MSADS_RATE_WAIT_SECONDS", 60.0, cast=float, low=0),
+            max_throttle_retries=_int_setting(env, "MSADS_MAX_THROTTLE_RETRIES", 8, low=0, high=100),
             requests_per_second=_int_setting(env, "MSADS_REQUESTS_PER_SECOND", 2.0, cast=float, low=0.01),
         )
         settings.update(overrides)
@@ -361,7 +379,7 @@ class MicrosoftAdsDestination(Destination):
             try:
                 return step()
             except _Retry as retry:
-                code = retry.args[0]
+                code, retry_after = retry.args
             if code == AUTH_EXPIRED:
                 if refreshed:
                     raise DestinationAuthError(f"{what}: the access token expired again right after a refresh")
@@ -373,15 +391,18 @@ class MicrosoftAdsDestination(Destination):
                 raise DestinationUnavailable(
                     f"{what}: Microsoft Advertising kept answering error {code} after "
                     f"{self.max_throttle_retries} retries; nothing unacknowledged is lost, rerun later")
-            self._throttle_wait(code, throttles)
+            self._throttle_wait(code, throttles, retry_after)
 
-    def _throttle_wait(self, code: int, attempt: int) -> None:
+    def _throttle_wait(self, code: int, attempt: int, retry_after: float | None = None) -> None:
         if code == NO_MORE_BULK_CALLS:
             wait = min(self.throttle_max_wait_seconds, 60.0 * (2 ** (attempt - 1)))
-        elif code == CALL_RATE_EXCEEDED:
+        elif code in (CALL_RATE_EXCEEDED, TOO_MANY_UPLOADS):
             wait = self.rate_wait_seconds
         else:                            # upload URL spent or expired: just ask for a new one
             wait = 0.0
+        if retry_after is not None and code != AUTH_EXPIRED:
+            # The service's own word, kept within the configured ceiling (short in tests).
+            wait = min(max(retry_after, wait), self.throttle_max_wait_seconds)
         if wait:
             self._sleep(wait * random.uniform(0.9, 1.0))
 
@@ -404,9 +425,9 @@ class MicrosoftAdsDestination(Destination):
             raise DestinationRequestError(f"{what}: HTTP {response.status_code} without a readable fault")
         codes = {code for code, _, _ in errors}
         text = "; ".join(f"{code} {name}: {message}" for code, name, message in errors)[:500]
-        for code in (AUTH_EXPIRED, NO_MORE_BULK_CALLS, CALL_RATE_EXCEEDED, *sorted(UPLOAD_URL_SPENT)):
+        for code in RETRIED_CODES:
             if code in codes:
-                raise _Retry(code)
+                raise _Retry(code, parse_retry_after(response.headers.get("Retry-After")))
         if codes & AUTH_REFUSED:
             raise DestinationAuthError(f"{what}: Microsoft Advertising refused the credentials ({text}); "
                                        "check MSADS_DEVELOPER_TOKEN, MSADS_CUSTOMER_ID and MSADS_ACCOUNT_ID")

@@ -13,8 +13,12 @@ It enforces the contract in contracts/microsoft-ads.md ("What the emulator enfor
   `{"Errors": [{"Code", "ErrorCode", "Message", "Detail"}]}` for auth (HTTP 401) and
   ApiFaultDetail `{"BatchErrors": [], "OperationErrors": [{"Code", "ErrorCode", "Message",
   "Details"}]}` for the rest (HTTP 400).
-- Upload URLs are single use (3224) and expire (3226, MSADS_EMULATOR_UPLOAD_URL_TTL, 900 s);
-  the POST is multipart with field `file`, a ZIP of one UTF-8-with-BOM CSV, Format Version
+- Upload URLs are single use (3224) and expire (3226, MSADS_EMULATOR_UPLOAD_URL_TTL, 900 s).
+  The upload step answers failures with a flat JSON body, `{"TrackingId", "Code",
+  "ErrorCode", "Message"}`, not the envelope (bulk upload guide, "Upload the file"); the
+  ErrorCode names are the emulator's own, the codes are Microsoft's (operation error codes:
+  3224 used, 3226 expired, 3227 too many requests). Test knob: `POST /_emulator/upload-faults
+  {"codes": [...]}` makes the next uploads answer those codes (HTTP 400). The POST is multipart with field `file`, a ZIP of one UTF-8-with-BOM CSV, Format Version
   6.0 row, at most MSADS_EMULATOR_MAX_ROWS records (default 4,000,000).
 - Rows are validated into a result file (a ZIP, record rows followed by `<Type> Error` rows):
   Customer List Item without its parent list row in the file / unknown list (8000), sub type
@@ -84,7 +88,7 @@ MAX_AUDIENCE_IDS = 100
 AUTH_CODES = {105: "InvalidCredentials", 106: "UserIsNotAuthorized", 109: "AuthenticationTokenExpired"}
 OPERATION_CODES = {
     117: "CallRateExceeded", 1102: "InvalidAccountId", 3224: "BulkServiceUploadUrlAlreadyUsed",
-    3226: "BulkServiceUploadUrlExpired", 3222: "BulkServiceInvalidRequestId", 3214: "BulkServiceNoFileUploaded",
+    3226: "BulkServiceUploadUrlExpired", 3227: "BulkServiceTooManyRequests", 3222: "BulkServiceInvalidRequestId", 3214: "BulkServiceNoFileUploaded",
     4204: "BulkServiceNoMoreCallsPermittedForTheTimePeriod", 100: "NullRequest",
 }
 ROW_ERRORS = {
@@ -109,8 +113,13 @@ class Fault(Exception):
         self.code, self.message = code, message
         self.http_status = http_status or (401 if code in (105, 109) else 400)
 
-    def response(self) -> JSONResponse:
+    def response(self, flat: bool = False) -> JSONResponse:
         tracking = secrets.token_hex(8)
+        if flat:
+            # The file upload step's own shape: the error itself, not the operation-error envelope.
+            name = AUTH_CODES.get(self.code) or OPERATION_CODES.get(self.code, "Error")
+            return JSONResponse({"TrackingId": tracking, "Code": self.code, "ErrorCode": name,
+                                 "Message": self.message}, status_code=self.http_status)
         if self.code in AUTH_CODES:
             body = {"TrackingId": tracking, "Type": "AdApiFaultDetail", "Errors": [
                 {"Code": self.code, "Detail": None, "ErrorCode": AUTH_CODES[self.code],
@@ -145,6 +154,7 @@ class MicrosoftAdsEmulator:
         # Volatile state.
         self.access_tokens: dict[str, float] = {}
         self.upload_urls: dict[str, dict] = {}
+        self.upload_faults: list[int] = []      # codes the next file uploads answer (POST /_emulator/upload-faults)
         self.requests: dict[str, dict] = {}
         self.results: dict[str, bytes] = {}
         self.stats: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -212,7 +222,7 @@ class MicrosoftAdsEmulator:
                 self._throttle()
             response = await handler(request)
         except Fault as fault:
-            response = fault.response()
+            response = fault.response(flat=endpoint == "FileUpload")
         self.stats[endpoint][str(response.status_code)] += 1
         return response
 
@@ -316,6 +326,9 @@ class MicrosoftAdsEmulator:
         self._check_auth(request)
         account = request.headers.get("accountid") or request.headers.get("customeraccountid")
         self._check_account(account, None)
+        if self.upload_faults:
+            code = self.upload_faults.pop(0)
+            raise Fault(code, OPERATION_CODES.get(code, "Injected upload fault") + " (injected)")
         if slot["used"]:
             raise Fault(3224, "The upload URL has already been used; request a new one.")
         if time.time() > slot["expires"]:
@@ -551,6 +564,15 @@ class MicrosoftAdsEmulator:
         self._save()
         return JSONResponse({"clock_offset_days": self.clock_offset / DAY})
 
+    async def queue_upload_faults(self, request: Request) -> Response:
+        """Test knob: `{"codes": [3227, 4204, ...]}`: the next file uploads answer these, one each."""
+        try:
+            codes = [int(code) for code in (await request.json())["codes"]]
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": 'send {"codes": [<error code>, ...]}'}, status_code=400)
+        self.upload_faults.extend(codes)
+        return JSONResponse({"queued": len(self.upload_faults)})
+
     async def expire_tokens(self, request: Request) -> Response:
         """Test knob: every access token issued so far expires now (the next bulk call answers 109)."""
         for token in self.access_tokens:
@@ -590,6 +612,7 @@ def create_app(options: EmulatorOptions | None = None) -> Starlette:
         Route("/_emulator/stats", emulator.stats_view, methods=["GET"]),
         Route("/_emulator/expire-tokens", emulator.expire_tokens, methods=["POST"]),
         Route("/_emulator/clock", emulator.advance_clock, methods=["POST"]),
+        Route("/_emulator/upload-faults", emulator.queue_upload_faults, methods=["POST"]),
     ])
     app.state.emulator = emulator
     return app

@@ -11,7 +11,7 @@ from msads_helpers import HTTP, destination_env, members, sha
 
 from pusher.destinations.base import ListRef, Member
 from pusher.destinations.microsoft_ads import (
-    MicrosoftAdsDestination, campaign_base_url, campaign_endpoint, customer_list_ids_named,
+    MicrosoftAdsDestination, campaign_base_url, campaign_endpoint, customer_list_ids_named, fault_errors,
 )
 from pusher.errors import (
     ConfigError, DestinationAuthError, DestinationRequestError, DestinationUnavailable, InputError,
@@ -363,3 +363,50 @@ def test_rows_per_file_never_exceeds_the_documented_limit(tmp_path):
     default = MicrosoftAdsDestination.from_env(destination_env("http://127.0.0.1:9", tmp_path))
     assert default.max_members_per_request == 100_000 and default.supports_replace
     default.close()
+
+
+# ---- the upload step's flat error bodies ---------------------------------------------------
+
+def test_fault_errors_reads_the_envelope_the_flat_body_and_a_list_of_flat_errors():
+    envelope = {"OperationErrors": [{"Code": 4204, "ErrorCode": "X", "Message": "m"}], "BatchErrors": []}
+    flat = {"TrackingId": "t", "Code": 3224, "ErrorCode": "Used", "Message": "used"}
+    assert fault_errors(envelope) == [(4204, "X", "m")]
+    assert fault_errors(flat) == [(3224, "Used", "used")]
+    assert fault_errors([flat, {"Code": "3227"}]) == [(3224, "Used", "used"), (3227, "", "")]
+    assert fault_errors({"TrackingId": "t"}) == [] and fault_errors("text") == []
+
+
+@pytest.mark.parametrize("code", [3224, 3226, 3227, 4204, 117])
+def test_upload_step_failures_get_a_new_url_and_succeed(emulator, make_destination, code):
+    dest = make_destination(emulator)
+    ref = made_list(emulator, dest)
+    HTTP.post(emulator.base + "/_emulator/upload-faults", json={"codes": [code, code]})
+    result = dest.add_members(ref, members(3))
+    assert len(result.accepted) == 3 and not result.rejected
+    assert len(emulator.members_of(ref.external_id)) == 3
+    assert emulator.stats()["requests"]["FileUpload"] == {"200": 2, "400": 2}   # create, then 2 refused + 1
+    assert emulator.stats()["requests"]["BulkUploadUrl"]["200"] == 4             # a new URL each time
+
+
+def test_upload_backs_off_on_3227_and_honours_the_wait_setting(emulator, tmp_path):
+    waits: list[float] = []
+    dest = MicrosoftAdsDestination.from_env(destination_env(emulator.base, tmp_path, MSADS_RATE_WAIT_SECONDS="0.5"),
+                                            sleep=waits.append)
+    try:
+        ref = made_list(emulator, dest)
+        HTTP.post(emulator.base + "/_emulator/upload-faults", json={"codes": [3227, 3224]})
+        dest.add_members(ref, members(1))
+    finally:
+        dest.close()
+    backoffs = [w for w in waits if w >= 0.4]
+    assert len(backoffs) == 1 and backoffs[0] <= 0.5       # 3227 waited, 3224 retried at once
+
+
+def test_upload_failing_past_the_retries_is_unavailable(emulator, make_destination):
+    dest = make_destination(emulator, MSADS_MAX_THROTTLE_RETRIES="3")
+    ref = made_list(emulator, dest)
+    HTTP.post(emulator.base + "/_emulator/upload-faults", json={"codes": [3227] * 10})
+    with pytest.raises(DestinationUnavailable, match="3227") as raised:
+        dest.add_members(ref, members(2))
+    assert raised.value.exit_code == 6
+    assert emulator.members_of(ref.external_id) == set()

@@ -30,8 +30,17 @@ def access_token(base: str) -> str:
 
 
 def fault_codes(response: httpx.Response) -> list[int]:
+    """Codes of an operation-error envelope (the JSON calls)."""
     body = response.json()
     return [e["Code"] for key in ("Errors", "OperationErrors", "BatchErrors") for e in body.get(key) or []]
+
+
+def flat_fault_code(response: httpx.Response) -> int:
+    """The code of the upload step's flat error body (never the envelope)."""
+    body = response.json()
+    assert response.status_code >= 400 and not {"Errors", "OperationErrors", "BatchErrors"} & set(body), body
+    assert {"Code", "ErrorCode", "Message"} <= set(body), body
+    return body["Code"]
 
 
 def new_upload_url(base: str, access: str) -> dict:
@@ -140,14 +149,14 @@ def test_upload_url_is_single_use(emulator):
     assert first.status_code == 200
     second = HTTP.post(slot["UploadUrl"], headers=headers(access, AccountId="2000"),
                         files={"file": ("upload.zip", data, "application/zip")})
-    assert fault_codes(second) == [3224]
+    assert flat_fault_code(second) == 3224
 
 
 def test_upload_url_expires(start_emulator):
     emulator = start_emulator(env={"MSADS_EMULATOR_UPLOAD_URL_TTL": "0"})
     access = access_token(emulator.base)
     _, response = upload(emulator.base, access, build_upload(ListRow("-1", "MSADS__Late", accept_terms=True), []))
-    assert fault_codes(response) == [3226]
+    assert flat_fault_code(response) == 3226
 
 
 def test_upload_needs_a_multipart_file_field(emulator):
@@ -155,7 +164,16 @@ def test_upload_needs_a_multipart_file_field(emulator):
     slot = new_upload_url(emulator.base, access)
     response = HTTP.post(slot["UploadUrl"], headers=headers(access, AccountId="2000"),
                           files={"upload": ("x.zip", b"PK", "application/zip")})
-    assert fault_codes(response) == [3214]
+    assert flat_fault_code(response) == 3214
+
+
+def test_upload_faults_knob_answers_the_next_uploads_flat(emulator):
+    access = access_token(emulator.base)
+    HTTP.post(emulator.base + "/_emulator/upload-faults", json={"codes": [3227, 4204]})
+    data = build_upload(ListRow("-1", "MSADS__Knob"), [])
+    assert flat_fault_code(upload(emulator.base, access, data)[1]) == 3227
+    assert flat_fault_code(upload(emulator.base, access, data)[1]) == 4204
+    assert upload(emulator.base, access, data)[1].status_code == 200
 
 
 # ---- file format ---------------------------------------------------------------------------

@@ -179,3 +179,19 @@ def test_refresh_is_planned_counted_and_shown_in_status(tmp_path, emulator):
     assert report.outcomes[0].sent["adds"] == 10 and report.outcomes[0].plan["refreshes"] == 10
     assert loop.status()["refresh_due"] == 0
     assert loop.run(plan_only=True).outcomes[0].plan["refreshes"] == 0    # no-change again
+
+
+def test_status_text_names_the_due_refreshes(tmp_path, emulator):
+    import io
+
+    from rich.console import Console
+
+    from pusher.tables import print_status
+
+    loop = Loop(tmp_path, emulator, MSADS_MEMBERSHIP_DURATION="30")
+    loop.project.set_audience_range(0, 5)
+    loop.run()
+    loop.days(24)
+    buffer = io.StringIO()
+    print_status([loop.status()], out=Console(file=buffer, width=200))
+    assert "membership refresh: 5 member(s) due (re-added after 23 days)" in buffer.getvalue()
