@@ -1,7 +1,9 @@
 """Microsoft Advertising Customer Match lists, kept in step through the Bulk API (REST, v13).
 
-One call = one bulk upload: BulkUploadUrl/Query -> POST the ZIP to the single-use URL ->
-poll BulkUploadStatus/Query -> download the result file at once -> per-row errors. The
+One call = one bulk upload: BulkUploadUrl/Query -> POST the ZIP to the single-use URL (with
+`Authorization: Bearer` as the SDK's BulkServiceManager sends it, and `AuthenticationToken`
+as the bulk upload guide does) -> poll BulkUploadStatus/Query (PendingFileUpload,
+FileUploaded, InProgress: poll on) -> download the result file at once -> per-row errors. The
 file holds a `Customer List` row (Action Type Add/Remove/Replace) and `Customer List Item`
 rows (Sub Type Email, Text = the member's email_sha256). Every Text is checked to be 64
 lowercase hex before anything is sent, so a raw email can never leave.
@@ -84,6 +86,7 @@ BULK_PATH = "/Bulk/v13"
 CAMPAIGN_PATH = "/CampaignManagement/v13"
 MICROSOFT_API_DOMAIN = ".bingads.microsoft.com"
 FINAL_STATUSES = {"Completed", "CompletedWithErrors"}
+PENDING_STATUSES = {"PendingFileUpload", "FileUploaded", "InProgress"}   # poll on (so does an unknown one)
 FAILED_STATUSES = {"Failed", "UploadFileRowCountExceeded", "UploadFileFormatNotSupported",
                    "FailedFullSyncRequired", "Expired", "Aborted"}
 AUTH_EXPIRED = 109
@@ -449,6 +452,8 @@ class MicrosoftAdsDestination(Destination):
     def _post_file(self, upload_url: str, zip_bytes: bytes, what: str) -> None:
         headers = self._headers()
         headers["AccountId"] = self.account_id      # the SDK names it so on the upload POST
+        # The bulk upload guide sends the token as AuthenticationToken, the SDK as Bearer: both.
+        headers["AuthenticationToken"] = headers["Authorization"][len("Bearer "):]
         response = send_with_retries(self._client, "POST", upload_url, policy=self._policy,
                                      limiter=self._limiter, what=f"{what} (file upload)",
                                      files={"file": ("upload.zip", zip_bytes, "application/zip")},

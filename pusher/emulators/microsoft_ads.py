@@ -44,8 +44,13 @@ It enforces the contract in contracts/microsoft-ads.md ("What the emulator enfor
   or Replace of a member already there) starts it again. Members drop out once it has passed,
   on a membership clock that tests move with `POST /_emulator/clock {"days": n}` (state
   shows `clock_offset_days`).
-- Status moves FileUploaded -> InProgress -> Completed/CompletedWithErrors over successive
-  polls; list state changes when the file is accepted.
+- Status (GetBulkUploadStatus RequestStatus values): PendingFileUpload while a request id's
+  file has not arrived, then, over successive polls after the upload, PendingFileUpload ->
+  FileUploaded -> InProgress -> Completed/CompletedWithErrors (the first poll still pending,
+  as a slow upload registration would be); list state changes when the file is accepted.
+- The file upload takes the token as `Authorization: Bearer` or `AuthenticationToken` (the
+  bulk upload guide's header; the SDK's BulkServiceManager sends Bearer); at least one
+  of them must be a valid, unexpired token.
 - Faults: options.fail_rate of bulk calls answer one of MSADS_EMULATOR_FAULTS (default
   "4204,117,503"), seeded by options.seed; options.rate_limit per second, above which calls
   answer 117 (Microsoft throttles with error codes, not HTTP 429); options.latency_ms.
@@ -97,7 +102,7 @@ ROW_ERRORS = {
     4917: "DuplicateAudienceName", 4911: "AudienceNameInvalid", 4916: "AudienceScopeInvalid",
     4935: "MembershipDurationInvalid", 1043: "RecordTypeInvalid", 0: "InternalError",
 }
-STATUS_STEPS = ("FileUploaded", "InProgress")
+STATUS_STEPS = ("PendingFileUpload", "FileUploaded", "InProgress")
 DAY = 86400.0
 DEFAULT_MEMBERSHIP_DAYS = 30     # an empty Membership Duration on create
 MAX_MEMBERSHIP_DAYS = 390
@@ -158,7 +163,7 @@ class MicrosoftAdsEmulator:
         self.requests: dict[str, dict] = {}
         self.results: dict[str, bytes] = {}
         self.stats: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self.counters = {"uploads": 0, "rows": 0}
+        self.counters: dict = {"uploads": 0, "rows": 0, "upload_auth_headers": {}}
         self.window_start = time.monotonic()
         self.window_count = 0
         self._load()
@@ -270,14 +275,21 @@ class MicrosoftAdsEmulator:
 
     # ---- header checks -------------------------------------------------------------------
 
-    def _check_auth(self, request: Request) -> None:
+    def _check_auth(self, request: Request, token_header: bool = False) -> None:
+        """The JSON calls need `Authorization: Bearer`; the file upload (token_header) takes it or
+        an `AuthenticationToken` header, and at least one of those given must be a valid token."""
         auth = request.headers.get("authorization", "")
-        if not auth.startswith("Bearer "):
-            raise Fault(105, "Authentication failed: the Authorization header must carry a Bearer token.")
-        expiry = self.access_tokens.get(auth[len("Bearer "):])
-        if expiry is None:
+        tokens = [auth[len("Bearer "):]] if auth.startswith("Bearer ") else []
+        if token_header and request.headers.get("authenticationtoken"):
+            tokens.append(request.headers["authenticationtoken"])
+        if not tokens:
+            where = "an Authorization: Bearer or AuthenticationToken header" if token_header else \
+                "the Authorization header must carry a Bearer token"
+            raise Fault(105, f"Authentication failed: {where}.")
+        expiries = [self.access_tokens[token] for token in tokens if token in self.access_tokens]
+        if not expiries:
             raise Fault(105, "Authentication failed: unknown access token.")
-        if time.time() >= expiry:
+        if time.time() >= max(expiries):
             raise Fault(109, "The OAuth access token has expired; refresh it and retry.")
         if request.headers.get("developertoken") != self.developer_token:
             raise Fault(105, "Authentication failed: invalid DeveloperToken header.")
@@ -323,7 +335,10 @@ class MicrosoftAdsEmulator:
         slot = self.upload_urls.get(request.path_params["token"])
         if slot is None:
             raise Fault(3226, "The upload URL is not valid.", http_status=404)
-        self._check_auth(request)
+        self._check_auth(request, token_header=True)
+        for header in ("Authorization", "AuthenticationToken"):     # which forms clients send (stats)
+            if request.headers.get(header):
+                self.counters["upload_auth_headers"][header] = self.counters["upload_auth_headers"].get(header, 0) + 1
         account = request.headers.get("accountid") or request.headers.get("customeraccountid")
         self._check_account(account, None)
         if self.upload_faults:
@@ -347,15 +362,19 @@ class MicrosoftAdsEmulator:
         self._check_auth(request)
         body = await self._json_body(request)
         self._check_account(request.headers.get("customeraccountid"), None)
-        job = self.requests.get(str(body.get("RequestId", "")))
+        request_id = str(body.get("RequestId", ""))
+        job = self.requests.get(request_id)
+        if job is None and any(slot["request_id"] == request_id for slot in self.upload_urls.values()):
+            return JSONResponse({"Errors": None, "ForwardCompatibilityMap": None, "PercentComplete": 0,
+                                 "RequestStatus": "PendingFileUpload", "ResultFileUrl": None})
         if job is None:
-            raise Fault(3222, "Unknown RequestId (has the file been uploaded?).")
+            raise Fault(3222, "Unknown RequestId.")
         step = job["polls"]
         job["polls"] += 1
         answer = {"Errors": None, "ForwardCompatibilityMap": None, "PercentComplete": 0,
                   "RequestStatus": "", "ResultFileUrl": None}
         if step < len(STATUS_STEPS):
-            answer.update(RequestStatus=STATUS_STEPS[step], PercentComplete=step * 50)
+            answer.update(RequestStatus=STATUS_STEPS[step], PercentComplete=step * 30)
         elif job["status"] in ("Completed", "CompletedWithErrors"):
             base = str(request.base_url).rstrip("/")
             answer.update(RequestStatus=job["status"], PercentComplete=100,

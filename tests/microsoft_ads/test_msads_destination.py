@@ -224,7 +224,7 @@ def test_raw_email_or_bad_hash_is_never_sent(emulator, make_destination, bad):
         assert "cust-7" in str(err.value)
         if bad:
             assert bad not in str(err.value)
-    assert emulator.stats() == {"requests": {}, "uploads": 0, "rows": 0}
+    assert emulator.stats() == {"requests": {}, "uploads": 0, "rows": 0, "upload_auth_headers": {}}
 
 
 def test_rotated_refresh_token_is_persisted_0600_and_reused(emulator, make_destination, tmp_path):
@@ -410,3 +410,9 @@ def test_upload_failing_past_the_retries_is_unavailable(emulator, make_destinati
         dest.add_members(ref, members(2))
     assert raised.value.exit_code == 6
     assert emulator.members_of(ref.external_id) == set()
+
+
+def test_upload_sends_both_auth_headers(emulator, make_destination):
+    dest = make_destination(emulator)
+    dest.add_members(made_list(emulator, dest), members(1))
+    assert emulator.stats()["upload_auth_headers"] == {"Authorization": 2, "AuthenticationToken": 2}

@@ -63,7 +63,7 @@ def final_status(base: str, access: str, request_id: str) -> tuple[list[str], di
         answer = HTTP.post(base + "/Bulk/v13/BulkUploadStatus/Query", headers=headers(access),
                             json={"RequestId": request_id}).json()
         seen.append(answer["RequestStatus"])
-        if answer["RequestStatus"] not in ("FileUploaded", "InProgress"):
+        if answer["RequestStatus"] not in ("PendingFileUpload", "FileUploaded", "InProgress"):
             return seen, answer
     raise AssertionError(f"never finished: {seen}")
 
@@ -167,6 +167,40 @@ def test_upload_needs_a_multipart_file_field(emulator):
     assert flat_fault_code(response) == 3214
 
 
+def test_status_before_the_file_arrives_is_pending_file_upload(emulator):
+    access = access_token(emulator.base)
+    slot = new_upload_url(emulator.base, access)
+    answer = HTTP.post(emulator.base + "/Bulk/v13/BulkUploadStatus/Query", headers=headers(access),
+                       json={"RequestId": slot["RequestId"]}).json()
+    assert answer["RequestStatus"] == "PendingFileUpload"
+
+
+@pytest.mark.parametrize("auth, status", [
+    ({"Authorization": "Bearer {t}"}, 200),
+    ({"Authorization": "", "AuthenticationToken": "{t}"}, 200),
+    ({"Authorization": "Bearer {t}", "AuthenticationToken": "{t}"}, 200),
+    ({"Authorization": "Bearer nope", "AuthenticationToken": "{t}"}, 200),     # at least one valid
+    ({"Authorization": "", "AuthenticationToken": "nope"}, 105),
+    ({"Authorization": ""}, 105),
+])
+def test_upload_takes_a_bearer_or_an_authentication_token_header(emulator, auth, status):
+    access = access_token(emulator.base)
+    slot = new_upload_url(emulator.base, access)
+    sent = headers(access, AccountId="2000", **{k: v.format(t=access) for k, v in auth.items()})
+    sent = {k: v for k, v in sent.items() if v}
+    response = HTTP.post(slot["UploadUrl"], headers=sent,
+                         files={"file": ("upload.zip", build_upload(ListRow("-1", "MSADS__Auth"), []), "application/zip")})
+    assert (response.status_code if status == 200 else flat_fault_code(response)) == status
+
+
+def test_json_calls_need_the_bearer_header_not_the_token_header(emulator):
+    access = access_token(emulator.base)
+    sent = {k: v for k, v in headers(access, AuthenticationToken=access).items() if k != "Authorization"}
+    response = HTTP.post(emulator.base + "/Bulk/v13/BulkUploadUrl/Query", headers=sent,
+                         json={"AccountId": "2000", "ResponseMode": "ErrorsAndResults"})
+    assert fault_codes(response) == [105]
+
+
 def test_upload_faults_knob_answers_the_next_uploads_flat(emulator):
     access = access_token(emulator.base)
     HTTP.post(emulator.base + "/_emulator/upload-faults", json={"codes": [3227, 4204]})
@@ -182,7 +216,7 @@ def test_status_moves_from_uploaded_to_in_progress_to_completed(emulator):
     access = access_token(emulator.base)
     slot, _ = upload(emulator.base, access, build_upload(ListRow("-1", "MSADS__Steps", accept_terms=True), []))
     seen, answer = final_status(emulator.base, access, slot["RequestId"])
-    assert seen == ["FileUploaded", "InProgress", "Completed"]
+    assert seen == ["PendingFileUpload", "FileUploaded", "InProgress", "Completed"]
     assert answer["PercentComplete"] == 100 and answer["ResultFileUrl"]
 
 
