@@ -34,21 +34,35 @@ a create can still fail with DuplicateAudienceName (another run created the list
 the lookup, or an audience of another type holds the name): DestinationRequestError says so.
 
 Settings (environment): required MSADS_DEVELOPER_TOKEN, MSADS_CLIENT_ID, MSADS_REFRESH_TOKEN,
-MSADS_CUSTOMER_ID, MSADS_ACCOUNT_ID; optional MSADS_CLIENT_SECRET, MSADS_BULK_URL,
-MSADS_CAMPAIGN_URL and MSADS_TOKEN_URL (base URLs: sandbox, emulator), MSADS_TOKEN_FILE
-(rotated refresh token, default .pusher/msads-refresh-token), MSADS_ACCEPT_TERMS (unset: the `Accept Customer Match Term` cell stays empty, which
-means the terms the account accepted in the UI; true/false are sent as given, and False makes
-the upload fail with 8003, per the Customer List record docs), MSADS_LIST_SCOPE
-(Customer | Account: the docs disagree), MSADS_MEMBERSHIP_DURATION (days 1-390 or -1 for
-never; default -1: Microsoft's own default is 30 days, after which a member drops out unless
-re-added, and the pusher sends an unchanged member only once; set on new lists),
-MSADS_REFRESH_MARGIN_DAYS (7: with a duration set, members whose last acknowledgement in the
-ledger is older than duration - margin days (default margin: 7, at most half the duration) are re-added in
-the next sync, the plan's `refreshes`; so sync at least once every margin days),
-MSADS_MAX_ROWS_PER_FILE (100000, at most the
-4,000,000-row file limit minus the two non-item rows), MSADS_POLL_SECONDS (5, growing to
-60), MSADS_POLL_TIMEOUT_SECONDS (3600), MSADS_THROTTLE_MAX_WAIT_SECONDS (900),
-MSADS_RATE_WAIT_SECONDS (60), MSADS_REQUESTS_PER_SECOND (2).
+MSADS_CUSTOMER_ID, MSADS_ACCOUNT_ID; optional:
+- MSADS_ENVIRONMENT (production | sandbox): the bulk host (campaign host derived), the token
+  endpoint and OAuth scope (the SDK's authorization.py: production
+  https://ads.microsoft.com/msads.manage; sandbox, the SDK's default login,
+  https://si.ads.microsoft.com/msads.manage on login.microsoftonline.com, or with
+  MSADS_SANDBOX_LOGIN=ppe https://api.ads.microsoft.com/msads.manage on login.windows-ppe.net:
+  the docs show both, so it is a setting), and the rows-per-file limit (4,000,000; sandbox
+  20,000). MSADS_BULK_URL, MSADS_CAMPAIGN_URL and MSADS_TOKEN_URL override the hosts (emulator).
+- MSADS_CLIENT_SECRET; MSADS_TOKEN_FILE (rotated refresh token, default
+  .pusher/msads-refresh-token).
+- MSADS_ACCEPT_TERMS: unset, the `Accept Customer Match Term` cell stays empty, which means the
+  terms the account accepted in the UI; true/false are sent as given, and False makes the
+  upload fail with 8003 (Customer List record docs).
+- MSADS_LIST_SCOPE: only Customer (the Customer List record's Scope allows nothing else).
+- MSADS_MEMBERSHIP_DURATION (days 1-390 or -1 for never; default -1: Microsoft's own default
+  is 30 days, after which a member drops out unless re-added, and the pusher sends an
+  unchanged member only once; set on new lists). MSADS_REFRESH_MARGIN_DAYS (7): with a
+  duration set, members whose last acknowledgement in the ledger is older than duration -
+  margin days (the default margin at most half the duration) are re-added in the next sync,
+  the plan's `refreshes`; so sync at least once every margin days.
+- MSADS_MAX_ROWS_PER_FILE (default 100,000, at most the environment's limit minus the two
+  non-item rows): the documented 4,000,000 would let one file take hours to process and one
+  refused or timed-out file resend millions of rows, and it is built in memory; 100,000 rows
+  are about 12 MB, so big lists still go as few files. MSADS_MAX_FILE_BYTES (100,000,000: the
+  documented 100 MB, read as the uncompressed CSV, the stricter reading): files are split by
+  bytes as well as rows.
+- MSADS_POLL_SECONDS (5, growing to 60), MSADS_POLL_TIMEOUT_SECONDS (3600),
+  MSADS_THROTTLE_MAX_WAIT_SECONDS (900), MSADS_RATE_WAIT_SECONDS (60),
+  MSADS_MAX_THROTTLE_RETRIES (8), MSADS_REQUESTS_PER_SECOND (2).
 
 MSADS_CAMPAIGN_URL unset: derived from MSADS_BULK_URL (see campaign_base_url). A Microsoft
 bulk host `bulk.api[.sandbox].bingads.microsoft.com` maps to its campaign twin
@@ -63,6 +77,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 from urllib.parse import urlsplit
@@ -72,8 +87,8 @@ import httpx
 from pusher.destinations.base import BatchResult, Destination, ListRef, Member, chunked
 from pusher.destinations.msads_auth import TokenProvider
 from pusher.destinations.msads_bulk_file import (
-    MAX_FILE_ROWS, NEW_LIST_REF, NON_ITEM_ROWS, SCOPES, BulkFileError, ListRow, UploadOutcome,
-    build_upload, check_audience_name, check_hashes, read_bulk_file, read_outcome,
+    MAX_FILE_BYTES, MAX_FILE_ROWS, NEW_LIST_REF, NON_ITEM_ROWS, SANDBOX_FILE_ROWS, SCOPES, BulkFileError, ListRow,
+    UploadOutcome, build_upload, check_audience_name, check_hashes, items_per_file, read_bulk_file, read_outcome,
 )
 from pusher.errors import (
     ConfigError, DestinationAuthError, DestinationRequestError, DestinationUnavailable, register_secret,
@@ -82,6 +97,31 @@ from pusher.http import RateLimiter, RetryPolicy, make_client, parse_retry_after
 
 DEFAULT_BULK_URL = "https://bulk.api.bingads.microsoft.com"
 DEFAULT_TOKEN_URL = "https://login.microsoftonline.com"
+DEFAULT_ROWS_PER_FILE = 100_000
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What MSADS_ENVIRONMENT decides (hosts: the SDK's service_client.py; OAuth: its
+    authorization.py _UriOAuthService; row limits: the bulk upload docs)."""
+
+    bulk_url: str
+    token_url: str
+    scope: str
+    max_file_rows: int
+
+
+ENVIRONMENTS = {
+    "production": Environment(DEFAULT_BULK_URL, "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+                              "https://ads.microsoft.com/msads.manage offline_access", MAX_FILE_ROWS),
+    # The SDK's sandbox default (use_msa_prod=True): a Microsoft account on the production login.
+    "sandbox": Environment("https://bulk.api.sandbox.bingads.microsoft.com",
+                           "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+                           "https://si.ads.microsoft.com/msads.manage offline_access", SANDBOX_FILE_ROWS),
+}
+# MSADS_SANDBOX_LOGIN=ppe: the SDK's other sandbox login (use_msa_prod=False).
+SANDBOX_PPE_LOGIN = ("https://login.windows-ppe.net/consumers/oauth2/v2.0/token",
+                     "https://api.ads.microsoft.com/msads.manage offline_access")
 BULK_PATH = "/Bulk/v13"
 CAMPAIGN_PATH = "/CampaignManagement/v13"
 MICROSOFT_API_DOMAIN = ".bingads.microsoft.com"
@@ -191,7 +231,9 @@ class MicrosoftAdsDestination(Destination):
                  campaign_url: str | None = None,
                  token_url: str = DEFAULT_TOKEN_URL, token_file: Path = Path(".pusher/msads-refresh-token"),
                  accept_terms: bool | None = None, list_scope: str = "Customer",
-                 membership_duration: int | None = NEVER_EXPIRES, max_rows_per_file: int = 100_000,
+                 membership_duration: int | None = NEVER_EXPIRES, max_rows_per_file: int = DEFAULT_ROWS_PER_FILE,
+                 max_file_bytes: int = MAX_FILE_BYTES, file_rows_limit: int = MAX_FILE_ROWS,
+                 oauth_scope: str = ENVIRONMENTS["production"].scope,
                  poll_seconds: float = 5.0, poll_max_seconds: float = 60.0, poll_timeout_seconds: float = 3600.0,
                  throttle_max_wait_seconds: float = 900.0, rate_wait_seconds: float = 60.0,
                  max_throttle_retries: int = 8, requests_per_second: float | None = None,
@@ -205,7 +247,8 @@ class MicrosoftAdsDestination(Destination):
         self.accept_terms = accept_terms
         self.list_scope = list_scope
         self.membership_duration = membership_duration
-        self.max_members_per_request = max(1, min(max_rows_per_file, MAX_FILE_ROWS - NON_ITEM_ROWS))
+        self.max_members_per_request = max(1, min(max_rows_per_file, file_rows_limit - NON_ITEM_ROWS))
+        self.max_file_bytes = max_file_bytes
         self.poll_seconds = poll_seconds
         self.poll_max_seconds = poll_max_seconds
         self.poll_timeout_seconds = poll_timeout_seconds
@@ -221,7 +264,7 @@ class MicrosoftAdsDestination(Destination):
         self._campaign_base = campaign_endpoint(campaign_url or campaign_base_url(bulk_url))
         self._client = make_client(timeout=120.0)
         self._tokens = TokenProvider(self._client, token_url, client_id, refresh_token, token_file,
-                                     client_secret=client_secret, policy=self._policy)
+                                     client_secret=client_secret, policy=self._policy, scope=oauth_scope)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides) -> "MicrosoftAdsDestination":
@@ -238,7 +281,19 @@ class MicrosoftAdsDestination(Destination):
             raise ConfigError(f"MSADS_ACCEPT_TERMS={accept!r} must be true, false or unset")
         scope = env.get("MSADS_LIST_SCOPE", "Customer").strip() or "Customer"
         if scope not in SCOPES:
-            raise ConfigError(f"MSADS_LIST_SCOPE={scope!r} must be one of {', '.join(SCOPES)}")
+            raise ConfigError(f"MSADS_LIST_SCOPE={scope!r}: Microsoft documents only {', '.join(SCOPES)} for "
+                              "Customer Lists (the Customer List record's Scope); unset it")
+        name = env.get("MSADS_ENVIRONMENT", "").strip().lower() or "production"
+        if name not in ENVIRONMENTS:
+            raise ConfigError(f"MSADS_ENVIRONMENT={name!r} must be production or sandbox")
+        environment = ENVIRONMENTS[name]
+        token_url, oauth_scope = environment.token_url, environment.scope
+        login = env.get("MSADS_SANDBOX_LOGIN", "").strip().lower() or "msa"
+        if login not in ("msa", "ppe"):
+            raise ConfigError(f"MSADS_SANDBOX_LOGIN={login!r} must be msa or ppe")
+        if name == "sandbox" and login == "ppe":
+            token_url, oauth_scope = SANDBOX_PPE_LOGIN
+        row_limit = environment.max_file_rows
         duration = membership_duration_setting(env)
         settings = dict(
             developer_token=env["MSADS_DEVELOPER_TOKEN"].strip(),
@@ -247,15 +302,19 @@ class MicrosoftAdsDestination(Destination):
             refresh_token=env["MSADS_REFRESH_TOKEN"].strip(),
             customer_id=env["MSADS_CUSTOMER_ID"].strip(),
             account_id=env["MSADS_ACCOUNT_ID"].strip(),
-            bulk_url=env.get("MSADS_BULK_URL", "").strip() or DEFAULT_BULK_URL,
+            bulk_url=env.get("MSADS_BULK_URL", "").strip() or environment.bulk_url,
             campaign_url=env.get("MSADS_CAMPAIGN_URL", "").strip() or None,
-            token_url=env.get("MSADS_TOKEN_URL", "").strip() or DEFAULT_TOKEN_URL,
+            token_url=env.get("MSADS_TOKEN_URL", "").strip() or token_url,
+            oauth_scope=oauth_scope,
+            file_rows_limit=row_limit,
             token_file=Path(env.get("MSADS_TOKEN_FILE", "").strip() or ".pusher/msads-refresh-token"),
             accept_terms=None if not accept else accept in ("true", "1", "yes"),
             list_scope=scope,
             membership_duration=duration,
-            max_rows_per_file=_int_setting(env, "MSADS_MAX_ROWS_PER_FILE", 100_000, low=1,
-                                           high=MAX_FILE_ROWS - NON_ITEM_ROWS),
+            max_rows_per_file=_int_setting(env, "MSADS_MAX_ROWS_PER_FILE",
+                                           min(DEFAULT_ROWS_PER_FILE, row_limit - NON_ITEM_ROWS), low=1,
+                                           high=row_limit - NON_ITEM_ROWS),
+            max_file_bytes=_int_setting(env, "MSADS_MAX_FILE_BYTES", MAX_FILE_BYTES, low=1000, high=MAX_FILE_BYTES),
             poll_seconds=_int_setting(env, "MSADS_POLL_SECONDS", 5.0, cast=float, low=0),
             poll_timeout_seconds=_int_setting(env, "MSADS_POLL_TIMEOUT_SECONDS", 3600.0, cast=float, low=0),
             throttle_max_wait_seconds=_int_setting(env, "MSADS_THROTTLE_MAX_WAIT_SECONDS", 900.0,
@@ -344,7 +403,10 @@ class MicrosoftAdsDestination(Destination):
         if not members and action == "Replace":
             members_chunks: list[list[Member]] = [[]]   # Replace with nothing: wipe the list
         else:
-            members_chunks = list(chunked(members, self.max_members_per_request))
+            template = ListRow(list_id=ref.external_id, action_type=action, scope=self.list_scope,
+                               accept_terms=self.accept_terms)
+            per_file = items_per_file(template, self.max_members_per_request, self.max_file_bytes)
+            members_chunks = list(chunked(members, per_file))
         for index, chunk in enumerate(members_chunks):
             # Only the first file of a replace wipes; the rest add to it.
             file_action = action if (action != "Replace" or index == 0) else "Add"

@@ -20,7 +20,7 @@ import httpx
 from pusher.errors import DestinationAuthError, DestinationRequestError, register_secret
 from pusher.http import RateLimiter, RetryPolicy, send_with_retries
 
-SCOPE = "https://ads.microsoft.com/msads.manage offline_access"
+SCOPE = "https://ads.microsoft.com/msads.manage offline_access"   # production (MSADS_ENVIRONMENT)
 TOKEN_PATH = "/common/oauth2/v2.0/token"
 EXPIRY_MARGIN_SECONDS = 60
 
@@ -60,11 +60,13 @@ class TokenProvider:
 
     def __init__(self, client: httpx.Client, token_url: str, client_id: str, refresh_token: str,
                  token_file: Path, *, client_secret: str | None = None, policy: RetryPolicy,
-                 limiter: RateLimiter | None = None, clock: Callable[[], float] = time.time):
+                 limiter: RateLimiter | None = None, clock: Callable[[], float] = time.time,
+                 scope: str = SCOPE):
         self._client = client
         self._url = token_endpoint(token_url)
         self._client_id = client_id
         self._client_secret = client_secret
+        self._scope = scope
         self._env_token = refresh_token
         self._file = token_file
         self._policy = policy
@@ -102,7 +104,7 @@ class TokenProvider:
 
     def _grant(self, refresh_token: str) -> dict:
         form = {"client_id": self._client_id, "grant_type": "refresh_token",
-                "refresh_token": refresh_token, "scope": SCOPE}
+                "refresh_token": refresh_token, "scope": self._scope}
         if self._client_secret:
             form["client_secret"] = self._client_secret
         response = send_with_retries(self._client, "POST", self._url, policy=self._policy,

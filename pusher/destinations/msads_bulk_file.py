@@ -34,8 +34,10 @@ LIST_TYPE = "Customer List"
 ITEM_TYPE = "Customer List Item"
 FORMAT_TYPE = "Format Version"
 ACTION_TYPES = ("Add", "Remove", "Replace")
-SCOPES = ("Customer", "Account")
-MAX_FILE_ROWS = 4_000_000          # documented limit per upload file (sandbox: 20,000)
+SCOPES = ("Customer",)             # the Customer List record allows only the Customer scope
+MAX_FILE_ROWS = 4_000_000          # documented limit per upload file in production
+SANDBOX_FILE_ROWS = 20_000         # and in the sandbox
+MAX_FILE_BYTES = 100_000_000       # documented 100 MB per upload file (read as the CSV, the stricter)
 NON_ITEM_ROWS = 2                  # the Format Version row and the Customer List row
 MAX_AUDIENCE_NAME = 128
 HASH_RE = re.compile(r"[0-9a-f]{64}")
@@ -105,16 +107,30 @@ def build_rows(list_row: ListRow, hashes: Sequence[str]) -> list[dict[str, str]]
     return rows
 
 
-def write_csv(rows: Iterable[dict[str, str]], header: Sequence[str] = HEADER) -> bytes:
-    """UTF-8 with BOM: header, Format Version 6.0 row, then the rows."""
+def items_per_file(list_row: ListRow, max_items: int, max_bytes: int) -> int:
+    """How many item rows fit one file under both limits. Item rows differ only in their
+    Client Id, so the longest one (the last position) bounds them all."""
+    overhead = len(write_csv(build_rows(list_row, [])))
+    widest = len(write_csv(build_rows(list_row, ["0" * 64])[1:], with_header=False))
+    widest += len(str(max_items)) - 1          # "i0" -> "i<max_items-1>" at worst
+    fit = (max_bytes - overhead) // widest
+    if fit < 1:
+        raise ValueError(f"a file of at most {max_bytes} bytes cannot hold one member")
+    return min(max_items, fit)
+
+
+def write_csv(rows: Iterable[dict[str, str]], header: Sequence[str] = HEADER, *, with_header: bool = True) -> bytes:
+    """UTF-8 with BOM: header, Format Version 6.0 row, then the rows (with_header=False: the
+    rows alone, to measure them)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(header), restval="", extrasaction="ignore",
                             lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerow({"Type": FORMAT_TYPE, "Name": FORMAT_VERSION})
+    if with_header:
+        writer.writeheader()
+        writer.writerow({"Type": FORMAT_TYPE, "Name": FORMAT_VERSION})
     for row in rows:
         writer.writerow(row)
-    return (BOM + buffer.getvalue()).encode("utf-8")
+    return ((BOM if with_header else "") + buffer.getvalue()).encode("utf-8")
 
 
 def zip_csv(csv_bytes: bytes, name: str = "upload.csv") -> bytes:

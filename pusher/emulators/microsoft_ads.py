@@ -3,7 +3,9 @@
 It enforces the contract in contracts/microsoft-ads.md ("What the emulator enforces"):
 
 - `POST /common/oauth2/v2.0/token`: form-encoded, grant_type=refresh_token, the client id,
-  a scope containing https://ads.microsoft.com/msads.manage. Refresh tokens ROTATE and the
+  a scope containing https://ads.microsoft.com/msads.manage (MSADS_EMULATOR_ENVIRONMENT=
+  sandbox: https://si.ads.microsoft.com/msads.manage or https://api.ads.microsoft.com/
+  msads.manage, the SDK's two sandbox scopes in authorization.py). Refresh tokens ROTATE and the
   old one is revoked at once (stricter than Microsoft, so a client that forgets to persist
   the new token fails here rather than in production); `invalid_grant` otherwise. Access
   tokens live MSADS_EMULATOR_TOKEN_TTL seconds (default 3600); an expired one answers 109.
@@ -19,7 +21,10 @@ It enforces the contract in contracts/microsoft-ads.md ("What the emulator enfor
   ErrorCode names are the emulator's own, the codes are Microsoft's (operation error codes:
   3224 used, 3226 expired, 3227 too many requests). Test knob: `POST /_emulator/upload-faults
   {"codes": [...]}` makes the next uploads answer those codes (HTTP 400). The POST is multipart with field `file`, a ZIP of one UTF-8-with-BOM CSV, Format Version
-  6.0 row, at most MSADS_EMULATOR_MAX_ROWS records (default 4,000,000).
+  6.0 row, at most MSADS_EMULATOR_MAX_ROWS records (default 4,000,000; sandbox 20,000) and
+  MSADS_EMULATOR_MAX_FILE_BYTES (100,000,000, the documented 100 MB, applied to both the ZIP
+  and the CSV in it; the status is Failed with code 0 BulkServiceFileTooLarge, the emulator's
+  own code).
 - Rows are validated into a result file (a ZIP, record rows followed by `<Type> Error` rows):
   Customer List Item without its parent list row in the file / unknown list (8000), sub type
   (8002), Text not 64 lowercase hex, e.g. a raw email (8004), empty Text (8006), action type
@@ -29,7 +34,8 @@ It enforces the contract in contracts/microsoft-ads.md ("What the emulator enfor
   only True passes, and is remembered); True = accepted (Customer List record:
   https://learn.microsoft.com/en-us/advertising/bulk-service/customer-list, field
   "Accept Customer Match Term"), audience name missing or over 128 characters, duplicate
-  audience name (DuplicateAudienceName).
+  audience name (DuplicateAudienceName), Scope other than Customer on create (4916: the
+  Customer List record's Scope allows only Customer; the code name is the emulator's own).
 - Campaign Management `POST /CampaignManagement/v13/Audiences/QueryByIds` (GetAudiencesByIds,
   REST): same four headers (no AccountId in the body, so only CustomerAccountId is checked
   against the user's account); `Type` is required (a space- or comma-separated string of
@@ -79,12 +85,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pusher.destinations.msads_bulk_file import (
-    ACTION_TYPES, FORMAT_TYPE, HASH_RE, ITEM_TYPE, LIST_TYPE, MAX_AUDIENCE_NAME,
+    ACTION_TYPES, FORMAT_TYPE, HASH_RE, ITEM_TYPE, LIST_TYPE, MAX_AUDIENCE_NAME, MAX_FILE_BYTES, MAX_FILE_ROWS,
+    SANDBOX_FILE_ROWS,
     RESULT_EXTRA, SCOPES, BulkFileError, read_csv, unzip_single_csv, write_csv, zip_csv,
 )
 from pusher.emulators.options import EmulatorOptions
 
 MSADS_SCOPE = "https://ads.microsoft.com/msads.manage"
+SANDBOX_SCOPES = {"https://si.ads.microsoft.com/msads.manage", "https://api.ads.microsoft.com/msads.manage"}
 BULK = "/Bulk/v13"
 CAMPAIGN = "/CampaignManagement/v13"
 AUDIENCE_TYPES = {"RemarketingList", "Custom", "InMarket", "Product", "SimilarRemarketingList",
@@ -145,7 +153,11 @@ class MicrosoftAdsEmulator:
         self.account_id = _env("MSADS_EMULATOR_ACCOUNT_ID", "2000")
         self.token_ttl = float(_env("MSADS_EMULATOR_TOKEN_TTL", "3600"))
         self.url_ttl = float(_env("MSADS_EMULATOR_UPLOAD_URL_TTL", "900"))
-        self.max_rows = int(_env("MSADS_EMULATOR_MAX_ROWS", "4000000"))
+        self.environment = _env("MSADS_EMULATOR_ENVIRONMENT", "production")
+        self.scopes = SANDBOX_SCOPES if self.environment == "sandbox" else {MSADS_SCOPE}
+        self.max_rows = int(_env("MSADS_EMULATOR_MAX_ROWS",
+                                 str(SANDBOX_FILE_ROWS if self.environment == "sandbox" else MAX_FILE_ROWS)))
+        self.max_file_bytes = int(_env("MSADS_EMULATOR_MAX_FILE_BYTES", str(MAX_FILE_BYTES)))
         # Rows whose Text is listed here fail with error 0 (InternalError): a per-row fault knob.
         self.row_fault_texts = {x.strip() for x in _env("MSADS_EMULATOR_ROW_FAULT_TEXTS", "").split(",") if x.strip()}
         self.fault_kinds = [int(x) for x in _env("MSADS_EMULATOR_FAULTS", "4204,117,503").split(",") if x.strip()]
@@ -257,8 +269,9 @@ class MicrosoftAdsEmulator:
             return _oauth_error("unsupported_grant_type", "Only grant_type=refresh_token is supported here.")
         if form.get("client_id") != self.client_id:
             return _oauth_error("unauthorized_client", "Unknown client_id (AADSTS700016).", 400)
-        if MSADS_SCOPE not in str(form.get("scope", "")).split():
-            return _oauth_error("invalid_scope", f"The scope must include {MSADS_SCOPE} (AADSTS70011).")
+        if not self.scopes & set(str(form.get("scope", "")).split()):
+            wanted = " or ".join(sorted(self.scopes))
+            return _oauth_error("invalid_scope", f"The scope must include {wanted} (AADSTS70011).")
         token = str(form.get("refresh_token", ""))
         if token not in self.refresh_tokens:
             return _oauth_error("invalid_grant", "The refresh token is invalid, expired or revoked (AADSTS70000).")
@@ -432,15 +445,19 @@ class MicrosoftAdsEmulator:
     def _process(self, data: bytes, mode: str) -> dict:
         job = {"polls": 0, "status": "Failed", "errors": None, "result_id": None}
         try:
-            header, records = read_csv(unzip_single_csv(data))
+            csv_bytes = unzip_single_csv(data)
+            if len(data) > self.max_file_bytes or len(csv_bytes) > self.max_file_bytes:
+                raise BulkFileError("Failed", 0, "BulkServiceFileTooLarge",
+                                    f"The file is {len(csv_bytes)} bytes; the limit is {self.max_file_bytes}.")
+            header, records = read_csv(csv_bytes)
         except BulkFileError as exc:
             job.update(status=exc.status, errors=[{"Code": exc.code, "Details": None, "ErrorCode": exc.error_code,
                                                    "Message": exc.message, "Type": "OperationError"}])
             return job
-        if len(records) > self.max_rows:
+        if len(records) + 1 > self.max_rows:          # the Format Version row counts too (the stricter reading)
             job.update(status="UploadFileRowCountExceeded", errors=[{
                 "Code": 3225, "Details": None, "ErrorCode": "BulkServiceRowCountExceeded",
-                "Message": f"The file has {len(records)} records; the limit is {self.max_rows}.",
+                "Message": f"The file has {len(records) + 1} rows; the limit is {self.max_rows}.",
                 "Type": "OperationError"}])
             return job
         self.counters["rows"] += len(records)

@@ -36,10 +36,10 @@ def test_list_is_created_once_and_its_id_returned(emulator, make_destination):
 
 
 def test_list_settings_reach_the_list(emulator, make_destination):
-    dest = make_destination(emulator, MSADS_LIST_SCOPE="Account", MSADS_MEMBERSHIP_DURATION="-1")
+    dest = make_destination(emulator, MSADS_LIST_SCOPE="Customer", MSADS_MEMBERSHIP_DURATION="45")
     dest.ensure_list(ListRef(NAME))
     [item] = emulator.state()["lists"]
-    assert item["scope"] == "Account" and item["membership_duration"] == -1
+    assert item["scope"] == "Customer" and item["membership_duration"] == 45
 
 
 def seeded_emulator(start_emulator, tmp_path, lists: list[tuple[str, str]]):
@@ -347,7 +347,9 @@ def test_missing_setting_names_the_variable(tmp_path, missing):
         MicrosoftAdsDestination.from_env(env)
 
 
-@pytest.mark.parametrize("name, value", [("MSADS_LIST_SCOPE", "Galaxy"), ("MSADS_MEMBERSHIP_DURATION", "0"),
+@pytest.mark.parametrize("name, value", [("MSADS_LIST_SCOPE", "Galaxy"), ("MSADS_LIST_SCOPE", "Account"),
+                                         ("MSADS_ENVIRONMENT", "staging"), ("MSADS_SANDBOX_LOGIN", "x"),
+                                         ("MSADS_MAX_FILE_BYTES", "100000001"), ("MSADS_MEMBERSHIP_DURATION", "0"),
                                          ("MSADS_MEMBERSHIP_DURATION", "391"), ("MSADS_ACCEPT_TERMS", "maybe"),
                                          ("MSADS_MAX_ROWS_PER_FILE", "4000000"), ("MSADS_ACCOUNT_ID", "abc")])
 def test_bad_setting_is_a_config_error(tmp_path, name, value):
@@ -416,3 +418,54 @@ def test_upload_sends_both_auth_headers(emulator, make_destination):
     dest = make_destination(emulator)
     dest.add_members(made_list(emulator, dest), members(1))
     assert emulator.stats()["upload_auth_headers"] == {"Authorization": 2, "AuthenticationToken": 2}
+
+
+# ---- environments, row and byte limits -----------------------------------------------------
+
+def test_environment_sets_hosts_scope_and_row_limit(tmp_path):
+    env = {k: v for k, v in destination_env("http://127.0.0.1:9", tmp_path).items()
+           if k not in ("MSADS_BULK_URL", "MSADS_TOKEN_URL")}
+    production = MicrosoftAdsDestination.from_env(env)
+    sandbox = MicrosoftAdsDestination.from_env({**env, "MSADS_ENVIRONMENT": "sandbox"})
+    ppe = MicrosoftAdsDestination.from_env({**env, "MSADS_ENVIRONMENT": "sandbox", "MSADS_SANDBOX_LOGIN": "ppe"})
+    try:
+        assert production._bulk_base == "https://bulk.api.bingads.microsoft.com/Bulk/v13"
+        assert production._campaign_base == "https://campaign.api.bingads.microsoft.com/CampaignManagement/v13"
+        assert production._tokens._scope == "https://ads.microsoft.com/msads.manage offline_access"
+        assert production.max_members_per_request == 100_000
+        assert sandbox._bulk_base == "https://bulk.api.sandbox.bingads.microsoft.com/Bulk/v13"
+        assert sandbox._campaign_base == "https://campaign.api.sandbox.bingads.microsoft.com/CampaignManagement/v13"
+        assert sandbox._tokens._scope == "https://si.ads.microsoft.com/msads.manage offline_access"
+        assert sandbox.max_members_per_request == 19_998
+        assert ppe._tokens._url == "https://login.windows-ppe.net/consumers/oauth2/v2.0/token"
+        assert ppe._tokens._scope == "https://api.ads.microsoft.com/msads.manage offline_access"
+    finally:
+        for dest in (production, sandbox, ppe):
+            dest.close()
+    with pytest.raises(ConfigError, match="MSADS_MAX_ROWS_PER_FILE"):
+        MicrosoftAdsDestination.from_env({**env, "MSADS_ENVIRONMENT": "sandbox", "MSADS_MAX_ROWS_PER_FILE": "20000"})
+
+
+def test_sandbox_sync_against_a_sandbox_emulator(start_emulator, tmp_path):
+    emulator = start_emulator(env={"MSADS_EMULATOR_ENVIRONMENT": "sandbox", "MSADS_EMULATOR_MAX_ROWS": "30"})
+    dest = MicrosoftAdsDestination.from_env(destination_env(emulator.base, tmp_path, MSADS_ENVIRONMENT="sandbox",
+                                                            MSADS_MAX_ROWS_PER_FILE="25"))
+    try:
+        ref = made_list(emulator, dest)
+        assert len(dest.add_members(ref, members(60)).accepted) == 60
+    finally:
+        dest.close()
+    assert len(emulator.members_of(ref.external_id)) == 60
+
+
+def test_files_are_split_by_bytes_too(start_emulator, tmp_path):
+    emulator = start_emulator(env={"MSADS_EMULATOR_MAX_FILE_BYTES": "3000"})
+    dest = MicrosoftAdsDestination.from_env(destination_env(emulator.base, tmp_path, MSADS_MAX_FILE_BYTES="3000"))
+    try:
+        ref = made_list(emulator, dest)
+        uploads = emulator.stats()["uploads"]
+        result = dest.add_members(ref, members(100), replace=True)
+    finally:
+        dest.close()
+    assert len(result.accepted) == 100 and len(emulator.members_of(ref.external_id)) == 100
+    assert emulator.stats()["uploads"] - uploads >= 4           # about 24 members per 3,000-byte file

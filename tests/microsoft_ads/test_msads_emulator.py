@@ -249,8 +249,8 @@ def test_row_limit(start_emulator):
     answer, _ = run_file(emulator.base, access, build_upload(ListRow(list_id, accept_terms=True), hashes))
     assert answer["RequestStatus"] == "UploadFileRowCountExceeded"
     assert emulator.members_of(list_id) == set()
-    answer, _ = run_file(emulator.base, access, build_upload(ListRow(list_id, accept_terms=True), hashes[:4]))
-    assert answer["RequestStatus"] == "Completed"
+    answer, _ = run_file(emulator.base, access, build_upload(ListRow(list_id, accept_terms=True), hashes[:3]))
+    assert answer["RequestStatus"] == "Completed"      # 3 items + the list row + the Format Version row
 
 
 # ---- per-row validation --------------------------------------------------------------------
@@ -305,11 +305,14 @@ def test_list_row_rules(emulator):
         "duplicate": {"Id": "-3", "Audience": "MSADS__Taken", "Scope": "Customer",
                       "Accept Customer Match Term": "True"},
         "bad-scope": {"Id": "-4", "Audience": "MSADS__Scope", "Scope": "Galaxy", "Accept Customer Match Term": "True"},
+        "account-scope": {"Id": "-5", "Audience": "MSADS__Account", "Scope": "Account",
+                          "Accept Customer Match Term": "True"},
     }
     rows = [{"Type": "Customer List", "Client Id": client_id, **fields} for client_id, fields in cases.items()]
     _, records = run_file(emulator.base, access, zip_csv(write_csv(rows)))
     assert errors_by_client_id(records) == {"bad-action": "8001", "no-action": "8001", "unknown": "8000",
-                                            "long-name": "4911", "duplicate": "4917", "bad-scope": "4916"}
+                                            "long-name": "4911", "duplicate": "4917", "bad-scope": "4916",
+                                            "account-scope": "4916"}
     assert [item["name"] for item in emulator.state()["lists"]] == ["MSADS__Taken"]
 
 
@@ -483,3 +486,31 @@ def test_audience_lookup_is_throttled_like_the_bulk_calls(start_emulator):
     response = query_audiences(emulator.base, access_token(emulator.base), {"Type": "CustomerList"})
     assert response.status_code == 400 and fault_codes(response) == [117]
     assert emulator.stats()["requests"]["AudiencesQueryByIds"] == {"400": 1}
+
+
+# ---- environments and file limits ----------------------------------------------------------
+
+def test_sandbox_token_endpoint_wants_a_sandbox_scope(start_emulator):
+    emulator = start_emulator(env={"MSADS_EMULATOR_ENVIRONMENT": "sandbox"})
+    assert grant(emulator.base).json()["error"] == "invalid_scope"          # the production scope
+    for scope in ("https://si.ads.microsoft.com/msads.manage offline_access",
+                  "https://api.ads.microsoft.com/msads.manage offline_access"):
+        assert "access_token" in grant(emulator.base, scope=scope).json()
+        emulator = start_emulator(env={"MSADS_EMULATOR_ENVIRONMENT": "sandbox"})  # (tokens rotate)
+
+
+def test_sandbox_files_hold_at_most_20000_records(start_emulator):
+    emulator = start_emulator(env={"MSADS_EMULATOR_ENVIRONMENT": "sandbox"})
+    access = grant(emulator.base, scope="https://si.ads.microsoft.com/msads.manage offline_access").json()["access_token"]
+    hashes = [sha(f"u{i}@x.io") for i in range(19_999)]
+    answer, _ = run_file(emulator.base, access, build_upload(ListRow("-1", "MSADS__Big"), hashes))
+    assert answer["RequestStatus"] == "UploadFileRowCountExceeded"
+    answer, _ = run_file(emulator.base, access, build_upload(ListRow("-1", "MSADS__Fits"), hashes[:19_998]))
+    assert answer["RequestStatus"] == "Completed"
+
+
+def test_file_over_the_byte_limit_fails(start_emulator):
+    emulator = start_emulator(env={"MSADS_EMULATOR_MAX_FILE_BYTES": "3000"})
+    access = access_token(emulator.base)
+    answer, _ = run_file(emulator.base, access, build_upload(ListRow("-1", "MSADS__Bytes"), [m.email_sha256 for m in members(40)]))
+    assert answer["RequestStatus"] == "Failed" and answer["Errors"][0]["ErrorCode"] == "BulkServiceFileTooLarge"
