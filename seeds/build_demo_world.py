@@ -333,6 +333,12 @@ add("store", "orders", order_id="O-NEG-9206", customer_id="C9206", email="neg.am
     ordered_at=fmt(ago(70)), financial_status="paid", total_price="-500.00", currency="USD",
     _exported_at=fmt(ago(70, hours=-1)))
 
+# SE-TZ-OFFSET: times with an explicit offset keep it (03:00 and 14:00 UTC), whatever the
+# source's declared zone
+add("subscriptions", "subscription_events", event_id="SE-TZ-OFFSET", subscription_id="S-9050",
+    customer_email="frank.zone@example.com", store_customer_id="C9050", status="active",
+    changed_at="2026-11-10T08:00:00+05:00", _exported_at="2026-11-10T09:00:00-05:00")
+
 for (source, table), columns in COLUMNS.items():
     path = SEEDS / source / f"raw_{source}__{table}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)

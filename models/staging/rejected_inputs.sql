@@ -11,7 +11,8 @@
 -- depends_on: {{ ref('raw_web_events__web_events') }}
 -- Every raw value or row that staging refused, with the rule that refused it, so nothing is
 -- dropped silently. value_nulled: the field is NULL in staging (the rest of the row is used);
--- row_quarantined: the whole row is left out of staging. The raw row stays in the source.
+-- row_quarantined: the whole row is left out of staging (a negative amount, an export time
+-- after as_of). The raw row stays in the source.
 -- Same macros as staging (macros/inputs.sql), so this list and staging always agree.
 {%- set checks = [
     {'source': 'store', 'table': 'customers', 'id': 'customer_id', 'field': 'email', 'rule': 'email'},
@@ -29,8 +30,19 @@
     {'source': 'back_in_stock', 'table': 'back_in_stock_requests', 'id': 'request_id', 'field': 'phone', 'rule': 'phone'},
     {'source': 'web_events', 'table': 'web_events', 'id': 'event_id', 'field': 'email', 'rule': 'email'},
     {'source': 'web_events', 'table': 'web_events', 'id': 'event_id', 'field': 'cart_value', 'rule': 'amount'},
+    {'source': 'store', 'table': 'customers', 'id': 'customer_id', 'field': '_exported_at', 'rule': 'export_time'},
+    {'source': 'store', 'table': 'orders', 'id': 'order_id', 'field': '_exported_at', 'rule': 'export_time'},
+    {'source': 'store', 'table': 'order_lines', 'id': 'order_line_id', 'field': '_exported_at', 'rule': 'export_time'},
+    {'source': 'store', 'table': 'refunds', 'id': 'refund_id', 'field': '_exported_at', 'rule': 'export_time'},
+    {'source': 'subscriptions', 'table': 'subscription_events', 'id': 'event_id', 'field': '_exported_at', 'rule': 'export_time'},
+    {'source': 'loyalty', 'table': 'loyalty_accounts', 'id': 'account_id', 'field': '_exported_at', 'rule': 'export_time'},
+    {'source': 'returns', 'table': 'returns', 'id': 'return_id', 'field': '_exported_at', 'rule': 'export_time'},
+    {'source': 'reviews', 'table': 'reviews', 'id': 'review_id', 'field': '_exported_at', 'rule': 'export_time'},
+    {'source': 'back_in_stock', 'table': 'back_in_stock_requests', 'id': 'request_id', 'field': '_exported_at', 'rule': 'export_time'},
+    {'source': 'web_events', 'table': 'web_events', 'id': 'event_id', 'field': '_exported_at', 'rule': 'export_time'}
 ] %}
-{%- set actions = {'email': 'value_nulled', 'phone': 'value_nulled', 'amount': 'row_quarantined'} %}
+{%- set actions = {'email': 'value_nulled', 'phone': 'value_nulled', 'amount': 'row_quarantined',
+                   'export_time': 'row_quarantined'} %}
 
 {{ config(materialized='table') }}
 
@@ -47,12 +59,14 @@ with
         {{ email_rejection_reason('value_cleaned') }} as reason,
         {%- elif check.rule == 'phone' %}
         {{ phone_rejection_reason('value_cleaned', check.get('country')) }} as reason,
-        {%- else %}
+        {%- elif check.rule == 'amount' %}
         case when {{ is_negative_amount(check.field) }} then 'negative_amount' end as reason,
+        {%- else %}
+        case when {{ exported_in_future(to_utc('_exported_at', 'UTC')) }} then 'exported_in_future' end as reason,
         {%- endif %}
         '{{ actions[check.rule] }}' as action,
         cast({{ check.field }} as {{ dbt.type_string() }}) as raw_value,
-        cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
+        {{ to_utc('_exported_at', 'UTC') }} as exported_at
     from (
         select *, {{ clean_identifier_text(check.field) }} as value_cleaned
         from {{ source(check.source, check.table) }}

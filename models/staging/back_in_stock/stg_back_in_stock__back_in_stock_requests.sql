@@ -23,8 +23,14 @@ renamed as (
         {{ blank_to_null('product_id') }} as product_id,
         {{ to_utc('requested_at', tz) }} as requested_at,
         {{ to_utc('notified_at', tz) }} as notified_at,
-        cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
+        {{ to_utc('_exported_at', 'UTC') }} as exported_at
     from cleaned
+),
+
+-- quarantined (listed in rejected_inputs): an export time after as_of is a clock or zone error
+final as (
+    select * from renamed
+    where not {{ exported_in_future('exported_at') }}
 )
 
-select * from renamed
+select * from final

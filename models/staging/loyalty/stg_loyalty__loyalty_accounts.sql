@@ -21,8 +21,14 @@ renamed as (
         lower({{ blank_to_null('vip_tier') }}) as vip_tier,
         cast(points_balance as integer) as points_balance,
         {{ to_utc('updated_at', tz) }} as updated_at,
-        cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
+        {{ to_utc('_exported_at', 'UTC') }} as exported_at
     from cleaned
+),
+
+-- quarantined (listed in rejected_inputs): an export time after as_of is a clock or zone error
+final as (
+    select * from renamed
+    where not {{ exported_in_future('exported_at') }}
 )
 
-select * from renamed
+select * from final

@@ -26,8 +26,14 @@ renamed as (
         cast(accepts_marketing as boolean) as accepts_marketing,
         {{ to_utc('created_at', tz) }} as created_at,
         {{ to_utc('updated_at', tz) }} as updated_at,
-        cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
+        {{ to_utc('_exported_at', 'UTC') }} as exported_at
     from cleaned
+),
+
+-- quarantined (listed in rejected_inputs): an export time after as_of is a clock or zone error
+final as (
+    select * from renamed
+    where not {{ exported_in_future('exported_at') }}
 )
 
-select * from renamed
+select * from final

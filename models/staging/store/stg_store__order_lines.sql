@@ -12,11 +12,17 @@ renamed as (
         lower({{ blank_to_null('product_category') }}) as product_category,
         cast(quantity as integer) as quantity,
         cast(unit_price as {{ dbt.type_numeric() }}) as unit_price,
-        cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
+        {{ to_utc('_exported_at', 'UTC') }} as exported_at
     from source
     -- quarantined (listed in rejected_inputs): negative prices or quantities
     where not {{ is_negative_amount('unit_price') }}
         and not {{ is_negative_amount('quantity') }}
+),
+
+-- quarantined (listed in rejected_inputs): an export time after as_of is a clock or zone error
+final as (
+    select * from renamed
+    where not {{ exported_in_future('exported_at') }}
 )
 
-select * from renamed
+select * from final

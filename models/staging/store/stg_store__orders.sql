@@ -23,10 +23,16 @@ renamed as (
         upper({{ blank_to_null('currency') }}) as currency,
         cast(total_price as {{ dbt.type_numeric() }}) as total_price,
         {{ to_utc('ordered_at', tz) }} as ordered_at,
-        cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
+        {{ to_utc('_exported_at', 'UTC') }} as exported_at
     from cleaned
     -- quarantined (listed in rejected_inputs): a negative total is not an order
     where not {{ is_negative_amount('total_price') }}
+),
+
+-- quarantined (listed in rejected_inputs): an export time after as_of is a clock or zone error
+final as (
+    select * from renamed
+    where not {{ exported_in_future('exported_at') }}
 )
 
-select * from renamed
+select * from final

@@ -12,10 +12,16 @@ renamed as (
         {{ blank_to_null('order_id') }} as order_id,
         cast(amount as {{ dbt.type_numeric() }}) as amount,
         {{ to_utc('refunded_at', tz) }} as refunded_at,
-        cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
+        {{ to_utc('_exported_at', 'UTC') }} as exported_at
     from source
     -- quarantined (listed in rejected_inputs): a refund is a positive amount
     where not {{ is_negative_amount('amount') }}
+),
+
+-- quarantined (listed in rejected_inputs): an export time after as_of is a clock or zone error
+final as (
+    select * from renamed
+    where not {{ exported_in_future('exported_at') }}
 )
 
-select * from renamed
+select * from final

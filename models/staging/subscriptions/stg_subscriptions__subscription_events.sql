@@ -22,8 +22,14 @@ renamed as (
         {{ valid_email('customer_email_cleaned') }} as email,
         lower({{ blank_to_null('status') }}) as subscription_status,
         {{ to_utc('changed_at', tz) }} as changed_at,
-        cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
+        {{ to_utc('_exported_at', 'UTC') }} as exported_at
     from cleaned
+),
+
+-- quarantined (listed in rejected_inputs): an export time after as_of is a clock or zone error
+final as (
+    select * from renamed
+    where not {{ exported_in_future('exported_at') }}
 )
 
-select * from renamed
+select * from final

@@ -24,10 +24,16 @@ renamed as (
         {{ blank_to_null('product_id') }} as product_id,
         cast(cart_value as {{ dbt.type_numeric() }}) as cart_value,
         {{ to_utc('occurred_at', tz) }} as occurred_at,
-        cast(_exported_at as {{ dbt.type_timestamp() }}) as exported_at
+        {{ to_utc('_exported_at', 'UTC') }} as exported_at
     from cleaned
     -- quarantined (listed in rejected_inputs): a negative cart value
     where not {{ is_negative_amount('cart_value') }}
+),
+
+-- quarantined (listed in rejected_inputs): an export time after as_of is a clock or zone error
+final as (
+    select * from renamed
+    where not {{ exported_in_future('exported_at') }}
 )
 
-select * from renamed
+select * from final
