@@ -232,6 +232,20 @@ def status(select: Optional[List[str]] = SELECT, project_dir: Path = PROJECT_DIR
 
 
 @app.command()
+def report(select: Optional[List[str]] = SELECT,
+           out: Path = typer.Option(Path("pusher-report.html"), "--out", "-o", help="The HTML file to write."),
+           project_dir: Path = PROJECT_DIR, profiles_dir: Optional[Path] = PROFILES_DIR,
+           target: Optional[str] = TARGET, target_path: Optional[Path] = TARGET_PATH) -> None:
+    """One self-contained HTML file: per sync, sizes over time, adds/removes and rejections per run,
+    the Microsoft 300-member minimum; freshness per source. Sends nothing."""
+    from pusher import report as report_module
+
+    with _session(project_dir, profiles_dir, target, target_path, False) as (project, wh):
+        size = report_module.write(project, wh, project.select(select), out)
+    _err(f"wrote {out} ({size // 1024} KB); open it in any browser")
+
+
+@app.command()
 def history(limit: int = typer.Option(20, help="How many runs to show."),
             run: Optional[str] = typer.Option(None, "--run", help="One run id: show its batches."),
             project_dir: Path = PROJECT_DIR, profiles_dir: Optional[Path] = PROFILES_DIR,

@@ -17,8 +17,9 @@ Decisions (documented in the README):
 
 After the run, `where_now` says per customer and destination what each is in: read back from
 Customer.io (App API: the person's segments and attributes) and from the file destination;
-Microsoft Advertising cannot list a Customer Match list's members (it holds only hashes and
-has no read API for them), so for it the answer is what the ledger holds as acknowledged.
+Microsoft Advertising cannot list a Customer Match list's members ("Bulk download of customer
+list items is not supported", https://learn.microsoft.com/en-us/advertising/bulk-service/customer-list-item),
+so for it the answer is what the ledger holds as acknowledged.
 """
 
 from __future__ import annotations
