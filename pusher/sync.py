@@ -110,7 +110,7 @@ class Engine:
         self.dry_run = dry_run
         self.progress = progress
         self.only = tuple(only)   # --only: these customers' changes alone (pusher.only)
-        self._build = build_destination or (lambda kind: registry.build(kind, self.env))
+        self._build = build_destination or (lambda kind: registry.build(kind, self.env, project.project_dir))
         self._destinations: dict[str, Destination] = {}
         self.ledger = Ledger(wh)
         self.ledger.ensure()

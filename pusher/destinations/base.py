@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 
@@ -74,6 +75,12 @@ class Destination(ABC):
     supports_events: bool = False
     # Which Member field the destination needs: rows where it is NULL are not sent (and reported).
     required_identifier: str = "key"  # "key" | "email_sha256"
+
+    @classmethod
+    def from_settings(cls, env: Mapping[str, str], project_dir: Path | None = None) -> "Destination":
+        """Build from the environment; a destination with file settings reads relative paths
+        against the dbt project directory (by default, from_env alone)."""
+        return cls.from_env(env)  # type: ignore[attr-defined]
 
     @classmethod
     def refresh_after_days(cls, env: Mapping[str, str]) -> float | None:

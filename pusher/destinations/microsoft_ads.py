@@ -43,7 +43,9 @@ MSADS_CUSTOMER_ID, MSADS_ACCOUNT_ID; optional:
   the docs show both, so it is a setting), and the rows-per-file limit (4,000,000; sandbox
   20,000). MSADS_BULK_URL, MSADS_CAMPAIGN_URL and MSADS_TOKEN_URL override the hosts (emulator).
 - MSADS_CLIENT_SECRET; MSADS_TOKEN_FILE (rotated refresh token, default
-  .pusher/msads-refresh-token).
+  .pusher/msads-refresh-token; a relative path is read against the dbt project directory).
+  Before the first refresh the file's directory is checked by writing a temporary file in it:
+  if it cannot be written, ConfigError (exit 5) before the refresh token is spent.
 - MSADS_ACCEPT_TERMS: unset, the `Accept Customer Match Term` cell stays empty, which means the
   terms the account accepted in the UI; true/false are sent as given, and False makes the
   upload fail with 8003 (Customer List record docs).
@@ -98,6 +100,7 @@ from pusher.http import RateLimiter, RetryPolicy, make_client, parse_retry_after
 DEFAULT_BULK_URL = "https://bulk.api.bingads.microsoft.com"
 DEFAULT_TOKEN_URL = "https://login.microsoftonline.com"
 DEFAULT_ROWS_PER_FILE = 100_000
+DEFAULT_TOKEN_FILE = ".pusher/msads-refresh-token"
 
 
 @dataclass(frozen=True)
@@ -267,7 +270,12 @@ class MicrosoftAdsDestination(Destination):
                                      client_secret=client_secret, policy=self._policy, scope=oauth_scope)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], **overrides) -> "MicrosoftAdsDestination":
+    def from_settings(cls, env: Mapping[str, str], project_dir: Path | None = None) -> "MicrosoftAdsDestination":
+        return cls.from_env(env, project_dir=project_dir)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], project_dir: Path | None = None, **overrides) -> "MicrosoftAdsDestination":
+        """project_dir: a relative MSADS_TOKEN_FILE lives there, not in the current directory."""
         required = ["MSADS_DEVELOPER_TOKEN", "MSADS_CLIENT_ID", "MSADS_REFRESH_TOKEN",
                     "MSADS_CUSTOMER_ID", "MSADS_ACCOUNT_ID"]
         missing = [name for name in required if not env.get(name, "").strip()]
@@ -294,6 +302,9 @@ class MicrosoftAdsDestination(Destination):
         if name == "sandbox" and login == "ppe":
             token_url, oauth_scope = SANDBOX_PPE_LOGIN
         row_limit = environment.max_file_rows
+        token_file = Path(env.get("MSADS_TOKEN_FILE", "").strip() or DEFAULT_TOKEN_FILE).expanduser()
+        if not token_file.is_absolute() and project_dir is not None:
+            token_file = Path(project_dir) / token_file
         duration = membership_duration_setting(env)
         settings = dict(
             developer_token=env["MSADS_DEVELOPER_TOKEN"].strip(),
@@ -307,7 +318,7 @@ class MicrosoftAdsDestination(Destination):
             token_url=env.get("MSADS_TOKEN_URL", "").strip() or token_url,
             oauth_scope=oauth_scope,
             file_rows_limit=row_limit,
-            token_file=Path(env.get("MSADS_TOKEN_FILE", "").strip() or ".pusher/msads-refresh-token"),
+            token_file=token_file,
             accept_terms=None if not accept else accept in ("true", "1", "yes"),
             list_scope=scope,
             membership_duration=duration,

@@ -17,7 +17,7 @@ from typing import Callable
 
 import httpx
 
-from pusher.errors import DestinationAuthError, DestinationRequestError, register_secret
+from pusher.errors import ConfigError, DestinationAuthError, DestinationRequestError, register_secret
 from pusher.http import RateLimiter, RetryPolicy, send_with_retries
 
 SCOPE = "https://ads.microsoft.com/msads.manage offline_access"   # production (MSADS_ENVIRONMENT)
@@ -47,11 +47,28 @@ def write_secret_file(path: Path, value: str) -> None:
         raise
 
 
+def check_writable(path: Path) -> None:
+    """ConfigError unless `path` can be replaced the way write_secret_file does (a temporary
+    file in its directory, renamed over it)."""
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "it is a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(
+            f"MSADS_TOKEN_FILE {path} cannot be written ({exc.strerror or exc}); nothing was sent and the "
+            "refresh token was not used. Point MSADS_TOKEN_FILE at a writable path (relative paths are "
+            "read against the dbt project directory)") from None
+
+
 def read_secret_file(path: Path) -> str | None:
     try:
         value = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None                      # (an unusable path is refused by check_writable)
     return value or None
 
 
@@ -73,6 +90,7 @@ class TokenProvider:
         self._limiter = limiter
         self._clock = clock
         self._access: str | None = None
+        self._checked_file = False
         self._expires_at = 0.0
         register_secret(refresh_token)
         register_secret(client_secret)
@@ -85,6 +103,9 @@ class TokenProvider:
         return self._access
 
     def refresh(self) -> None:
+        if not self._checked_file:
+            check_writable(self._file)     # before a refresh token is spent, never after
+            self._checked_file = True
         file_token = read_secret_file(self._file)
         candidates = [file_token] if file_token else []
         if self._env_token not in candidates:
@@ -129,4 +150,10 @@ class TokenProvider:
         new_token = rotated or used_token
         if new_token != read_secret_file(self._file):
             # Persist at once: a rotated token may be the only one that still works.
-            write_secret_file(self._file, new_token)
+            try:
+                write_secret_file(self._file, new_token)
+            except OSError as exc:
+                raise ConfigError(
+                    f"MSADS_TOKEN_FILE {self._file}: the rotated refresh token could not be saved "
+                    f"({exc.strerror or exc}); sign in and consent again, put the new refresh token in "
+                    "MSADS_REFRESH_TOKEN and make the file writable") from None

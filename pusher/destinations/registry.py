@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from pathlib import Path
 from typing import Callable, Mapping
 
 from pusher.destinations.base import Destination
@@ -34,5 +35,5 @@ def destination_class(kind: str) -> type[Destination]:
         raise ConfigError(f"destination {kind} is not available ({module_name}.{class_name}: {exc})") from exc
 
 
-def build(kind: str, env: Mapping[str, str] | None = None) -> Destination:
-    return destination_class(kind).from_env(os.environ if env is None else env)
+def build(kind: str, env: Mapping[str, str] | None = None, project_dir: Path | None = None) -> Destination:
+    return destination_class(kind).from_settings(os.environ if env is None else env, project_dir)

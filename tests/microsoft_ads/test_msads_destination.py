@@ -9,6 +9,7 @@ import stat
 import pytest
 from msads_helpers import HTTP, destination_env, members, sha
 
+from pusher.destinations import registry
 from pusher.destinations.base import ListRef, Member
 from pusher.destinations.microsoft_ads import (
     MicrosoftAdsDestination, campaign_base_url, campaign_endpoint, customer_list_ids_named, fault_errors,
@@ -469,3 +470,39 @@ def test_files_are_split_by_bytes_too(start_emulator, tmp_path):
         dest.close()
     assert len(result.accepted) == 100 and len(emulator.members_of(ref.external_id)) == 100
     assert emulator.stats()["uploads"] - uploads >= 4           # about 24 members per 3,000-byte file
+
+
+# ---- MSADS_TOKEN_FILE: checked before the refresh token is spent; relative to the project ----
+
+@pytest.mark.parametrize("where", ["parent is a file", "path is a directory"])
+def test_unwritable_token_file_stops_before_the_refresh_token_is_spent(emulator, make_destination, tmp_path, where):
+    blocker = tmp_path / "blocker"
+    if where == "parent is a file":
+        blocker.write_text("not a directory")
+        token_file = blocker / "msads-token"
+    else:
+        blocker.mkdir()
+        token_file = blocker
+    dest = make_destination(emulator, MSADS_TOKEN_FILE=str(token_file))
+    with pytest.raises(ConfigError, match="MSADS_TOKEN_FILE") as raised:
+        dest.ensure_list(ListRef(NAME))
+    assert raised.value.exit_code == 5 and "refresh token was not used" in str(raised.value)
+    assert "token" not in emulator.stats()["requests"]            # no refresh was attempted
+    # The environment's refresh token still works (it was not rotated away).
+    fixed = make_destination(emulator, MSADS_TOKEN_FILE=str(tmp_path / "fixed" / "token"))
+    assert fixed.ensure_list(ListRef(NAME))
+
+
+def test_relative_token_file_lives_in_the_project_directory(emulator, tmp_path, monkeypatch):
+    project_dir, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project_dir.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    env = destination_env(emulator.base, tmp_path, MSADS_TOKEN_FILE="secrets/msads-token")
+    dest = registry.build("microsoft_ads", env, project_dir)
+    try:
+        dest.ensure_list(ListRef(NAME))
+    finally:
+        dest.close()
+    assert (project_dir / "secrets" / "msads-token").read_text().startswith("rt-")
+    assert not (elsewhere / "secrets").exists()

@@ -195,3 +195,14 @@ def test_status_text_names_the_due_refreshes(tmp_path, emulator):
     buffer = io.StringIO()
     print_status([loop.status()], out=Console(file=buffer, width=200))
     assert "membership refresh: 5 member(s) due (re-added after 23 days)" in buffer.getvalue()
+
+
+def test_unwritable_token_file_ends_the_sync_with_exit_5_and_a_clear_message(tmp_path, emulator):
+    (tmp_path / "not-a-dir").write_text("")
+    loop = Loop(tmp_path, emulator, MSADS_TOKEN_FILE=str(tmp_path / "not-a-dir" / "token"))
+    loop.project.set_audience_range(0, 5)
+    report = loop.run()
+    outcome = report.outcomes[0]
+    assert report.exit_code == 5 and outcome.status == "config_error"
+    assert "MSADS_TOKEN_FILE" in outcome.message and "refresh token was not used" in outcome.message
+    assert emulator.state()["lists"] == []
