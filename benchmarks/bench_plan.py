@@ -29,7 +29,7 @@ import duckdb
 
 TARGETS = {"plan_seconds": 3.0, "plan_rss_mb": 1024.0, "nochange_sync_seconds": 2.0}
 LIST = "FILE__Bench_Audience__None"
-LEDGER_VERSION = 3          # signed fingerprints + member_fingerprint column; older cached files are rebuilt
+LEDGER_VERSION = 4          # the ledger in its own state file (pusher.state); older cached files are rebuilt
 # The engine before the integer fingerprints (string joins), measured by its author on this
 # machine while busy; printed for the record (that code path no longer exists).
 STRING_JOINS = {"plan_seconds": "40-48", "nochange_sync_seconds": "24-36"}
@@ -54,15 +54,18 @@ def write_project(root: Path) -> None:
 
 def build(root: Path, members: int, churn: bool, model_fingerprint: bool) -> None:
     """Audience and ledger made in SQL (a Python loop would take minutes)."""
-    from pusher.ledger import Ledger
+    from pusher.ledger import Ledger, table
+    from pusher.state import state_path
     from pusher.warehouse import Warehouse
 
     write_project(root)
     db = root / "warehouse.duckdb"
-    db.unlink(missing_ok=True)
+    state = state_path(root, {})
+    for path in (db, state, state.with_name(state.name + ".wal")):
+        path.unlink(missing_ok=True)
     leave = join = members // 200 if churn else 0          # 0.5% leave + 0.5% join = 1% churn
     changed = members // 1000 if churn else 0               # 0.1% change email
-    wh = Warehouse.open_duckdb(db)
+    wh = Warehouse.open_duckdb(db, state)
     Ledger(wh).ensure()
     wh.execute("""create table aud_bench as
         select 'c' || lpad(cast(i as varchar), 9, '0') as customer_id,
@@ -75,12 +78,13 @@ def build(root: Path, members: int, churn: bool, model_fingerprint: bool) -> Non
         wh.execute("create or replace table aud_bench as select *, "
                    "cast(hash(customer_id, email_sha256, phone_sha256) >> 1 as bigint) as member_fingerprint "
                    "from aud_bench")
-    wh.execute("""insert into pusher_ledger.members
+    wh.execute(f"""insert into {table('members')}
         select 'sync_bench', 'c' || lpad(cast(i as varchar), 9, '0'),
                sha256('user' || cast(i as varchar) || '@example.com'), null, null, null, 'bench', now(), null
         from range(0, ?) t(i)""", (members,))
     Ledger(wh).refresh_fingerprints()      # the same expression the pusher writes
     wh.execute("checkpoint")
+    wh.execute("checkpoint pusher_state")
     wh.close()
     (root / "built").write_text(json.dumps(wanted(members, churn, model_fingerprint)))
 

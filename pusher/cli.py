@@ -62,6 +62,8 @@ def _session(project_dir: Path, profiles_dir: Optional[Path], target: Optional[s
         for warning in project.warnings:
             _err(f"warning: {warning}")
         wh = Warehouse.connect(load_profile(project_dir, profiles_dir, target))
+        for notice in wh.notices:
+            _err(notice)
         yield project, wh
     except PusherError as exc:
         if as_json:

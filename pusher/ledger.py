@@ -1,6 +1,7 @@
-"""The delivery ledger: what each destination acknowledged, kept in the warehouse.
+"""The delivery ledger: what each destination acknowledged.
 
-Tables live in their own schema (`pusher_ledger`). A row enters `members` only after the
+Tables live in their own schema (`pusher_ledger`) of the pusher's state file, attached to the
+warehouse connection (see pusher.state), so a rebuilt warehouse keeps them. A row enters `members` only after the
 destination acknowledged it, and each acknowledged batch is written in its own transaction
 right away; so a crash at any point loses at most an acknowledgement, which the next run
 turns into a resend (adds, removes and identifies are idempotent), never a lost change.
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
+from pusher.state import LEDGER_SCHEMA, STATE_CATALOG
 from pusher.warehouse import Warehouse, qualified
 
-SCHEMA = "pusher_ledger"
+SCHEMA = LEDGER_SCHEMA
 
 TABLES = {
     "runs": """(run_id varchar, command varchar, started_at timestamp, finished_at timestamp,
@@ -49,7 +51,7 @@ def utcnow() -> datetime:
 
 
 def table(name: str) -> str:
-    return qualified(SCHEMA, name)
+    return qualified(STATE_CATALOG, SCHEMA, name)
 
 
 @dataclass(frozen=True)
@@ -90,14 +92,14 @@ class Ledger:
         self.wh = warehouse
 
     def ensure(self) -> None:
-        self.wh.execute(f"create schema if not exists {qualified(SCHEMA)}")
+        self.wh.execute(f"create schema if not exists {qualified(STATE_CATALOG, SCHEMA)}")
         for name, columns in TABLES.items():
             self.wh.execute(f"create table if not exists {table(name)} {columns}")
         # Ledgers written before fingerprints existed, or with unsigned ones: (re)make the
         # column and fill it once.
         stale = False
         for name in ("members", "pending_removals"):
-            kind = self.wh.column_types((self.wh.database, SCHEMA, name)).get("fingerprint")
+            kind = self.wh.column_types((STATE_CATALOG, SCHEMA, name)).get("fingerprint")
             if kind != "BIGINT":
                 if kind is not None:
                     self.wh.execute(f"alter table {table(name)} drop column fingerprint")

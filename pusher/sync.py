@@ -240,6 +240,8 @@ class Engine:
                           destination: Destination, outcome: SyncOutcome) -> None:
         name = sync.list_name or ""
         known_id = self.ledger.list_external_id(sync.name, name)
+        if plan.ledger_size == 0 and plan.adds and known_id is None:
+            self._guard_unknown_list(sync, plan, destination, ListRef(name), outcome)
         external_id = destination.ensure_list(ListRef(name, known_id))
         if external_id != known_id:
             self.ledger.remember_list(sync.name, name, external_id)
@@ -260,6 +262,33 @@ class Engine:
                     cleanup(self.wh, diff)
                 return
         self._send_audience(run_id, sync, plan, diff, destination, ref, outcome, replace_first)
+
+    def _guard_unknown_list(self, sync: SyncDefinition, plan: SyncPlan, destination: Destination, ref: ListRef,
+                            outcome: SyncOutcome) -> None:
+        """An empty ledger that does not know the list (a first sync, or a lost ledger): a
+        Replace or reconcile would drop whatever the list holds but the model lacks, so it is
+        bounded by the remove_share guard on the size the destination reports, and stops when
+        that size is unknown. At least (held - members in the model) would leave."""
+        if "remove_share" in self.overrides:
+            return
+        held = destination.list_size(ref)
+        if held == 0:
+            return                      # no such list yet: a true first sync
+        if held is None:
+            outcome.stopped_by = ["remove_share"]
+            raise GuardStopped(
+                f"sync {sync.name}: the ledger holds nothing for list {ref.name}, which already exists at "
+                f"{sync.destination}, and {sync.destination} cannot say how many members it has; this sync would "
+                f"replace its whole content with the model's {plan.adds} members. If the ledger was lost (a new "
+                "machine, a deleted state file) and the model is right, rerun with --override remove_share")
+        leaving = max(0, held - plan.adds)
+        if leaving / held > sync.max_remove_share:
+            outcome.stopped_by = ["remove_share"]
+            raise GuardStopped(
+                f"sync {sync.name}: the ledger holds nothing for list {ref.name}, which holds {held} members at "
+                f"{sync.destination}; the model has {plan.adds}, so at least {leaving} would be removed "
+                f"({leaving / held:.0%} > max_remove_share {sync.max_remove_share:.0%}). Check the model, then "
+                "rerun with --override remove_share")
 
     def _send_audience(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
                        destination: Destination, ref: ListRef, outcome: SyncOutcome, replace_first: bool) -> None:

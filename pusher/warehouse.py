@@ -104,6 +104,7 @@ class Warehouse:
     def __init__(self, connection: Any, database: str | None = None):
         self._conn = connection
         self.database = database
+        self.notices: list[str] = []     # for the user, printed once by the CLI (e.g. a ledger moved)
         # DuckDB draws a progress bar on stderr for long queries; ours is the only one.
         connection.execute("set enable_progress_bar = false")
         # Bound the buffer pool (big joins spill to disk instead of growing RSS past ~1 GB).
@@ -113,8 +114,11 @@ class Warehouse:
         connection.execute("set preserve_insertion_order = false")
 
     @classmethod
-    def connect(cls, profile: Profile) -> "Warehouse":
+    def connect(cls, profile: Profile, env: Mapping[str, str] | None = None) -> "Warehouse":
+        """Open the profile's warehouse with the pusher's state file (the ledger) attached."""
         import duckdb
+
+        from pusher import state
 
         path = str(profile.settings.get("path", ":memory:"))
         if path != ":memory:" and not path.startswith("md:"):
@@ -128,14 +132,24 @@ class Warehouse:
             conn = duckdb.connect(path)
         except duckdb.Error as exc:
             raise ConfigError(f"cannot open the DuckDB warehouse {path}: {exc}") from exc
-        return cls(conn, conn.execute("select current_database()").fetchone()[0])
+        wh = cls(conn, conn.execute("select current_database()").fetchone()[0])
+        try:
+            wh.notices += state.attach(wh, state.state_path(profile.project_dir, env))
+        except BaseException:
+            wh.close()
+            raise
+        return wh
 
     @classmethod
-    def open_duckdb(cls, path: str | Path) -> "Warehouse":
+    def open_duckdb(cls, path: str | Path, state_path: str | Path = ":memory:") -> "Warehouse":
         import duckdb
 
+        from pusher import state
+
         conn = duckdb.connect(str(path))
-        return cls(conn, conn.execute("select current_database()").fetchone()[0])
+        wh = cls(conn, conn.execute("select current_database()").fetchone()[0])
+        wh.notices += state.attach(wh, state_path)
+        return wh
 
     # -- reads -------------------------------------------------------------------------
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:

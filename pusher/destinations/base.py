@@ -104,6 +104,13 @@ class Destination(ABC):
         """Member keys the destination holds now, or None when it cannot tell (used to reconcile)."""
         return None
 
+    def list_size(self, ref: ListRef) -> int | None:
+        """How many members the destination holds in the list (found by id, else by name): 0
+        when no such list exists, None when it cannot tell. Guards a first sync (empty
+        ledger) before it replaces or reconciles a list that already exists."""
+        members = self.list_members(ref)
+        return None if members is None else sum(1 for _ in members)
+
     def upsert_people(self, people: Sequence[PersonUpdate]) -> BatchResult:
         raise NotImplementedError(f"{self.kind} does not take people")
 

@@ -72,7 +72,9 @@ bulk host `bulk.api[.sandbox].bingads.microsoft.com` maps to its campaign twin
 used as the campaign base as it is, since the emulator serves both APIs on one base URL.
 
 Members cannot be listed back (Bulk download of list items is not supported), so
-list_members returns None and a first-ever sync uses Action Type Replace.
+list_members returns None and a first-ever sync uses Action Type Replace; list_size is 0
+only when no list of that name exists, so a Replace of a list the ledger does not know
+(a lost ledger) stops at the remove_share guard unless overridden.
 """
 
 from __future__ import annotations
@@ -400,6 +402,16 @@ class MicrosoftAdsDestination(Destination):
 
     def list_members(self, ref: ListRef):
         return None   # the Bulk API cannot download Customer List Items
+
+    def list_size(self, ref: ListRef) -> int | None:
+        """0 when no Customer List has this name; None (cannot tell) when one exists: its
+        SearchSize / AudienceNetworkSize count people matched on the network, reported ~48 h
+        after an upload, not the items uploaded, so they cannot bound a Replace.
+        https://learn.microsoft.com/en-us/advertising/bulk-service/customer-list ("After 48
+        hours, check the Audience Size fields"), .../campaign-management-service/audience"""
+        if ref.external_id or self.find_list(ref.name):
+            return None
+        return 0
 
     def close(self) -> None:
         self._client.close()

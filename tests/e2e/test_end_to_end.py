@@ -43,7 +43,24 @@ class Stack:
     env: dict[str, str]
     cio_url: str
     msads_url: str
+    pristine: Path                 # the demo warehouse as dbt built it, without any pusher state
     outputs: list[str] = field(default_factory=list)
+
+    @property
+    def state_file(self) -> Path:
+        return Path(self.env["PUSHER_STATE_PATH"])
+
+    def lose_ledger(self) -> None:
+        """A fresh machine: no state file."""
+        for path in (self.state_file, self.state_file.with_name(self.state_file.name + ".wal")):
+            path.unlink(missing_ok=True)
+
+    def rebuild_warehouse(self) -> None:
+        """The warehouse file deleted and built again from scratch: the session's dbt build
+        of the same demo data is that file (the same bytes a `dbt build` would write)."""
+        database = Path(self.env["PUSHER_DUCKDB_PATH"])
+        database.unlink()
+        shutil.copy(self.pristine, database)
 
     def pusher(self, *arguments: str, ok=(0,)) -> dict:
         completed = subprocess.run([str(PUSHER), *arguments, "--json"], cwd=REPO, env=self.env,
@@ -91,6 +108,7 @@ def stack_factory(tmp_path, demo_warehouse, monkeypatch):
                 **os.environ,
                 "PUSHER_AS_OF": DEMO_AS_OF,
                 "PUSHER_DUCKDB_PATH": str(database),
+                "PUSHER_STATE_PATH": str(tmp_path / "state" / "state.duckdb"),
                 "DBT_TARGET_PATH": str(target),
                 **emulator_env(cio_url, msads_url, str(tmp_path / "msads-token"),
                                credentials={"CUSTOMERIO_SITE_ID": "site-e2e", **SECRETS}),
@@ -100,7 +118,7 @@ def stack_factory(tmp_path, demo_warehouse, monkeypatch):
                 "MSADS_THROTTLE_MAX_WAIT_SECONDS": "0.05",
                 "MSADS_RATE_WAIT_SECONDS": "0.05",
             }
-            return Stack(tmp_path, env, cio_url, msads_url)
+            return Stack(tmp_path, env, cio_url, msads_url, demo_warehouse.database)
 
         yield make
 
@@ -197,7 +215,7 @@ def test_secrets_never_reach_output_errors_or_state(stack_factory):
     assert failing.returncode == 5, failing.stdout[-2000:] + failing.stderr[-2000:]
     stack.outputs += [failing.stdout, failing.stderr]
 
-    with duckdb.connect(stack.env["PUSHER_DUCKDB_PATH"], read_only=True) as conn:
+    with duckdb.connect(str(stack.state_file), read_only=True) as conn:
         tables = [row[0] for row in conn.execute(
             "select table_name from information_schema.tables where table_schema = 'pusher_ledger'").fetchall()]
         assert tables
@@ -209,12 +227,20 @@ def test_secrets_never_reach_output_errors_or_state(stack_factory):
 
 def test_a_lost_ledger_reconciles_without_duplicates_or_stale_members(stack_factory):
     stack, database, customer_id, email_hash = _synced_with_a_cart_abandoner(stack_factory)
+    stack.lose_ledger()
     with duckdb.connect(str(database)) as conn:
-        conn.execute("drop schema pusher_ledger cascade")
         # While the ledger is gone the audience changes: the member must leave both destinations.
         conn.execute("delete from aud_cart_abandon_1_3d where customer_id = ?", [customer_id])
 
-    stack.pusher("sync")
+    # Microsoft cannot say how many members its lists hold: a Replace of a list the ledger
+    # does not know stops until someone has checked the model.
+    stopped = stack.pusher("sync", ok=(4,))
+    by_sync = {item["sync"]: item for item in stopped["syncs"]}
+    assert by_sync["msads_list_cart_abandon_1_3d"]["stopped_by"] == ["remove_share"]
+    assert "--override remove_share" in by_sync["msads_list_cart_abandon_1_3d"]["message"]
+    assert all(item["exit_code"] == 0 for name, item in by_sync.items() if not name.startswith("msads_"))
+
+    stack.pusher("sync", "--override", "remove_share")
     stack.assert_destinations_equal_warehouse()
     state = fetch_states(stack.cio_url, stack.msads_url)
     segment_names = [segment["name"] for segment in state["customerio"]["segments"].values()]
@@ -225,3 +251,40 @@ def test_a_lost_ledger_reconciles_without_duplicates_or_stale_members(stack_fact
     assert customer_id not in segment["members"]
     cart_list = next(item for item in state["microsoft_ads"]["lists"] if item["name"].startswith("MSADS__Cart_Abandon_1-3d"))
     assert email_hash not in cart_list["members"]
+
+
+def test_the_ledger_survives_a_rebuild_of_the_warehouse(stack_factory):
+    stack = stack_factory()
+    stack.pusher("sync")
+    stack.rebuild_warehouse()
+    before = stack.requests()
+    again = stack.pusher("sync")
+    assert again["exit_code"] == 0 and all(item["requests"] == 0 for item in again["syncs"])
+    assert stack.requests() == before, "a rebuilt warehouse with the same data must send nothing"
+
+
+def _vip_list(stack) -> set[str]:
+    lists = fetch_states(stack.cio_url, stack.msads_url)["microsoft_ads"]["lists"]
+    return set(next(item for item in lists if item["name"] == "MSADS__VIP_High_LTV_Current")["members"])
+
+
+def test_a_lost_ledger_and_a_broken_model_never_replace_a_list(stack_factory):
+    """Issue 9.1: sync; a fresh machine (no warehouse, no state, no target); the model cut to
+    one row; rebuild; sync the Microsoft list: the guard stops it and the list keeps its members."""
+    stack = stack_factory()
+    stack.pusher("sync")
+    members = _vip_list(stack)
+    assert len(members) > 10
+    stack.lose_ledger()
+    target = Path(stack.env["DBT_TARGET_PATH"])
+    shutil.rmtree(target)
+    stack.rebuild_warehouse()
+    shutil.copytree(stack.pristine.parent / "target", target)
+    with duckdb.connect(stack.env["PUSHER_DUCKDB_PATH"]) as conn:
+        conn.execute("delete from aud_vip_high_ltv where customer_id <> (select min(customer_id) from aud_vip_high_ltv)")
+
+    report = stack.pusher("sync", "--select", "msads_list_vip_high_ltv", ok=(4,))
+    outcome = report["syncs"][0]
+    assert outcome["stopped_by"] == ["remove_share"] and outcome["sent"]["adds"] == 0, outcome
+    assert "MSADS__VIP_High_LTV_Current" in outcome["message"]
+    assert _vip_list(stack) == members, "the list must keep every member"

@@ -14,6 +14,7 @@ import pytest
 from pusher.config import load_project
 from pusher.destinations.file import FileDestination, read_events, read_list, read_people
 from pusher.ledger import table
+from pusher.state import STATE_CATALOG
 from pusher.sync import Engine
 from pusher.warehouse import Warehouse, load_profile
 
@@ -46,6 +47,7 @@ class Project:
     def __init__(self, root: Path, model_fingerprint: bool = False):
         self.root = root
         self.db = root / f"{DB}.duckdb"
+        self.state = root / ".pusher" / "state.duckdb"    # the ledger's own file (pusher.state)
         self.out = root / "destination"
         self.env = {"PUSHER_FILE_DIR": str(self.out)}
         (root / "dbt_project.yml").write_text("name: proj\nprofile: proj\nconfig-version: 2\n")
@@ -89,8 +91,16 @@ class Project:
 
     # -- the warehouse ---------------------------------------------------------------------------
     def sql(self, statement: str, params: list[Any] | None = None) -> list[tuple]:
+        """On the warehouse, with the ledger's state file attached as the pusher does."""
+        self.state.parent.mkdir(exist_ok=True)
         with duckdb.connect(str(self.db)) as conn:
+            conn.execute(f"attach '{self.state}' as {STATE_CATALOG}")
             return conn.execute(statement, params or []).fetchall()
+
+    def lose_ledger(self) -> None:
+        """What a fresh machine without the state file sees."""
+        for path in (self.state, self.state.with_name(self.state.name + ".wal")):
+            path.unlink(missing_ok=True)
 
     def set_audience(self, rows: list[tuple]) -> None:
         with duckdb.connect(str(self.db)) as conn:

@@ -131,7 +131,7 @@ def test_stale_source_stops_the_sync(project):
 def test_lost_ledger_reconciles_with_replace(project):
     project.set_audience_range(0, 20)
     project.sync()
-    project.sql("drop schema pusher_ledger cascade")
+    project.lose_ledger()
     project.set_audience_range(10, 30)
     report = project.sync()
     assert report.exit_code == EXIT_OK
