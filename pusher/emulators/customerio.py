@@ -37,6 +37,11 @@ batch or across requests. The docs do not say how ops without a timestamp are or
 timestamped ones: here they apply in arrival order and leave the stamps as they are. A timestamp that
 is not whole Unix seconds is refused (field `timestamp`).
 
+Merge (POST /api/v1/merge_customers, OpenAPI `merge_customers`): `primary` and `secondary` each
+hold exactly one of id, email, cio_id (400 otherwise); if either person does not exist nothing
+happens (200). The primary gains the secondary's attributes it has unset or empty, its events of the
+last 30 days and its manual segments; the secondary is deleted.
+
 Nested attribute values: "Attributes and event data can contain nested (JSON) values—arrays,
 objects, and arrays of objects" (https://docs.customer.io/journeys/json-in-segments); the v1 and v2
 identify schemas take any JSON value per attribute ("additionalProperties" in the OpenAPI). The
@@ -324,6 +329,22 @@ class Workspace:
         for segment in self.segments.values():
             segment["members"].discard(person["cio_id"])
 
+    def merge(self, primary: dict[str, Any], secondary: dict[str, Any], now: float) -> None:
+        """Merge `secondary` into `primary` and delete it: attributes unset or empty on the primary,
+        the last 30 days of events, manual segments. Either missing: nothing happens (as documented)."""
+        if primary is secondary:
+            return
+        for name, value in secondary["attributes"].items():
+            if primary["attributes"].get(name) in (None, ""):
+                primary["attributes"][name] = value
+        recent = now - 30 * 86400
+        primary["events"] += [event for event in secondary["events"]
+                              if not isinstance(event.get("timestamp"), (int, float)) or event["timestamp"] >= recent]
+        for segment in self.segments.values():
+            if segment["type"] == "manual" and secondary["cio_id"] in segment["members"]:
+                segment["members"].add(primary["cio_id"])
+        self.delete("cio_id", secondary["cio_id"])
+
     def add_segment(self, name: str, description: str, kind: str = "manual") -> dict[str, Any]:
         segment = {"id": self.next_segment, "name": name, "description": description, "type": kind,
                    "members": set()}
@@ -454,6 +475,7 @@ class CustomerIoEmulator(Starlette):
             Route("/_emulator/stats", self.stats, methods=["GET"]),
             Route("/api/v1/customers/{rest:path}", self.customers, methods=["PUT", "POST", "DELETE"]),
             Route("/api/v1/segments/{segment_id}/add_customers", self.add_customers, methods=["POST"]),
+            Route("/api/v1/merge_customers", self.merge_customers, methods=["POST"]),
             Route("/api/v1/segments/{segment_id}/remove_customers", self.remove_customers, methods=["POST"]),
             Route("/api/v2/batch", self.batch, methods=["POST"]),
             Route("/api/v2/entity", self.entity, methods=["POST"]),
@@ -602,6 +624,27 @@ class CustomerIoEmulator(Starlette):
                 self._save()
             return JSONResponse({})
         return _meta_error(404, "not found")
+
+    async def merge_customers(self, request: Request) -> Response:
+        body, error = await _read_json(request)
+        if error:
+            return error
+        people = []
+        for role in ("primary", "secondary"):
+            given = body.get(role) if isinstance(body, dict) else None
+            if not isinstance(given, dict) or len(given) != 1 or next(iter(given)) not in ID_TYPES:
+                return _meta_error(400, f"{role} must hold exactly one of {', '.join(ID_TYPES)}")
+            kind, value = next(iter(given.items()))
+            problem = identifier_error(f"{role}.{kind}", value)
+            if problem:
+                return _meta_error(400, problem)
+            people.append((kind, str(value)))
+        with self._lock:
+            primary, secondary = (self.workspace.find(kind, value) for kind, value in people)
+            if primary is not None and secondary is not None:
+                self.workspace.merge(primary, secondary, time.time())
+                self._save()
+        return JSONResponse({})
 
     async def add_customers(self, request: Request) -> Response:
         return await self._membership_change(request, add=True)

@@ -22,12 +22,13 @@ def serve_forever(app, host: str, port: int) -> None:
 
 
 @contextmanager
-def running(app, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
-    """Serve `app` on loopback in a thread; yields its base URL and stops it afterwards."""
+def running(app, host: str = "127.0.0.1", port: int | None = None, ssl_certfile: str | None = None) -> Iterator[str]:
+    """Serve `app` on loopback in a thread; yields its base URL and stops it afterwards.
+    `ssl_certfile` (a PEM with key and chain) serves HTTPS, for clients that only speak HTTPS."""
     import uvicorn
 
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", ssl_certfile=ssl_certfile))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -36,7 +37,7 @@ def running(app, host: str = "127.0.0.1", port: int | None = None) -> Iterator[s
             raise RuntimeError(f"emulator did not start on {host}:{port}")
         time.sleep(0.02)
     try:
-        yield f"http://{host}:{port}"
+        yield f"{'https' if ssl_certfile else 'http'}://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -465,3 +465,22 @@ def test_an_identify_timestamp_must_be_whole_unix_seconds(emulator, timestamp):
     response = emulator.track.post("/api/v2/batch", json={"batch": [timed("u1", timestamp, plan="x")]})
     assert response.status_code == 207 and response.json()["errors"][0]["field"] == "timestamp"
     assert emulator.state()["people"] == {}
+
+
+# ----- merge ---------------------------------------------------------------------------------------------
+
+def test_merge_needs_an_existing_primary_and_moves_what_the_docs_list(emulator, segment_with_people):
+    merge = "/api/v1/merge_customers"
+    emulator.track.put("/api/v1/customers/p2", json={"plan": "pro", "city": ""})
+    emulator.track.put("/api/v1/customers/s2", json={"plan": "basic", "city": "Oslo", "tier": "gold"})
+    emulator.track.post(f"/api/v1/segments/{segment_with_people}/add_customers", json={"ids": ["s2"]})
+    assert emulator.track.post(merge, json={"primary": {"id": "nobody"}, "secondary": {"id": "s2"}}).status_code == 200
+    assert "s2" in emulator.state()["people"]                       # no primary: nothing happens
+    assert emulator.track.post(merge, json={"primary": {"id": "p2"}, "secondary": {"id": "s2"}}).status_code == 200
+    people = emulator.state()["people"]
+    assert "s2" not in people and people["p2"]["attributes"] == {"plan": "pro", "city": "Oslo", "tier": "gold"}
+    assert emulator.state()["segments"][str(segment_with_people)]["members"] == ["p2"]
+    for body in ({"primary": {"id": "p2"}}, {"primary": {"id": "p2", "email": "a@x.io"}, "secondary": {"id": "x"}},
+                 {"primary": {"phone": "+4791234567"}, "secondary": {"id": "x"}}):
+        response = emulator.track.post(merge, json=body)
+        assert response.status_code == 400 and "exactly one of id, email, cio_id" in error_text(response)
