@@ -18,17 +18,17 @@ from pusher.errors import ConfigError
 
 DESTINATION_PREFIXES = {"customerio": "CIO", "microsoft_ads": "MSADS", "file": "FILE"}
 DESTINATION_KINDS = {
-    "customerio": {"audience", "people", "events"},
+    "customerio": {"audience", "people", "events", "objects"},
     "microsoft_ads": {"audience"},
     "file": {"audience", "people", "events"},
 }
-KINDS = ("audience", "people", "events")
+KINDS = ("audience", "people", "events", "objects")
 # No quotes, control characters or anything a destination could read as markup/path.
 LIST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
 SYNC_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_LIST_NAME = 128
 KNOWN_FIELDS = {"destination", "kind", "list_name", "max_remove_share", "min_audience_size",
-                "max_row_attempts", "batch_size", "cadence"}
+                "max_row_attempts", "batch_size", "cadence", "object_type_id"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class SyncDefinition:
     max_row_attempts: int = 5
     batch_size: int | None = None
     cadence: str | None = None          # e.g. 15m, 1h, 1d (pusher.cadence)
+    object_type_id: str | None = None   # objects syncs: the destination's object type ("1", "2", ...)
     cadence_seconds: int | None = None
 
 
@@ -130,7 +131,21 @@ def validate_pusher_meta(sync: str, meta: Any) -> dict[str, Any]:
         "batch_size": _number(sync, meta, "batch_size", None, int, 1, 100_000),
         "cadence": meta.get("cadence"),
         "cadence_seconds": cadence.parse(sync, meta.get("cadence")),
+        "object_type_id": _object_type_id(sync, kind, meta.get("object_type_id")),
     }
+
+
+def _object_type_id(sync: str, kind: str, value: Any) -> str | None:
+    """Customer.io object type ids are "string-formatted integers that begin at 1" (Track API)."""
+    if kind != "objects":
+        if value is not None:
+            raise ConfigError(f"sync {sync}: meta.pusher.object_type_id only applies to objects syncs, not {kind}")
+        return None
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"sync {sync}: meta.pusher.object_type_id must name the object type, a whole number "
+                          f"from 1 as Customer.io shows it under Data & Integrations > Objects, got {value!r}")
+    return str(int(text))
 
 
 def syncs_from_manifest(manifest: Mapping[str, Any]) -> list[SyncDefinition]:

@@ -28,7 +28,7 @@ from pusher.timeconv import to_wire
 from pusher.warehouse import Warehouse, qualified, quote_ident
 
 Query = tuple[str, list[Any]]
-KEY = {"audience": "customer_id", "people": "customer_id", "events": "event_id"}
+KEY = {"audience": "customer_id", "people": "customer_id", "events": "event_id", "objects": "object_id"}
 FP_DIFF = qualified("temp", "main", "pusher_fp_diff")   # fingerprints found on one side only
 FINGERPRINT_COLUMN = "member_fingerprint"   # audience models: see macros/member_fingerprint.sql
 FINGERPRINT_SAMPLE_ROWS = 2048
@@ -46,6 +46,10 @@ class DiffSql:
     stored_fingerprint: bool = False          # audiences: read the model's member_fingerprint column
     temporary_work: bool = False              # plan only: the work table need not outlive the connection
     json_columns: tuple[str, ...] = ()         # JSON-typed attribute columns: their text is parsed before sending
+
+    @property
+    def key_column(self) -> str:
+        return KEY[self.sync.kind]
 
     @property
     def relation(self) -> str:
@@ -248,7 +252,7 @@ class DiffSql:
     def _people_ctes(self) -> Query:
         columns = ", ".join(f"src.{quote_ident(column)}" for column in self.attribute_columns)
         sql = f"""with snapshot as (
-            select cast(src.customer_id as varchar) as member_key,
+            select cast(src.{KEY[self.sync.kind]} as varchar) as member_key,
                    {self.wh.payload_hash_sql(self.attribute_columns, 'src')} as payload_hash{', ' + columns if columns else ''}
             from {self.relation} as src
         ), ledger as (
@@ -280,7 +284,8 @@ class DiffSql:
         key = KEY[self.sync.kind]
         if problem == "null_keys":
             # The key is NULL, so name the row by another column of the contract.
-            hint = {"audience": "email_sha256", "people": "email", "events": "customer_id"}[self.sync.kind]
+            hint = {"audience": "email_sha256", "people": "email", "events": "customer_id",
+                    "objects": "customer_id"}[self.sync.kind]
             return f"select null, {hint} from {self.relation} where {key} is null limit 1", []
         if problem == "duplicate_keys":
             return (f"select {key}, count(*) from {self.relation} group by {key} having count(*) > 1 "
@@ -294,7 +299,7 @@ class DiffSql:
 
     # -- counts (the plan) ---------------------------------------------------------------------
     def counts(self) -> Query:
-        if self.sync.kind == "people":
+        if self.sync.kind in ("people", "objects"):   # objects are diffed like people, by object_id
             ctes, params = self._people_ctes()
             sql = f"""{ctes}
             select
@@ -337,7 +342,7 @@ class DiffSql:
 
     def people_aggregate(self) -> Query:
         """(count, bit_xor of fingerprints) of the people model, as for audiences."""
-        fingerprint = people_fingerprint_sql(self.wh, "cast(src.customer_id as varchar)",
+        fingerprint = people_fingerprint_sql(self.wh, f"cast(src.{KEY[self.sync.kind]} as varchar)",
                                              self.wh.payload_hash_sql(self.attribute_columns, "src"))
         return f"select count(*), bit_xor({fingerprint}) from {self.relation} as src", []
 

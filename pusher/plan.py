@@ -130,7 +130,8 @@ def validate_rows(wh: Warehouse, diff: DiffSql) -> dict[str, int]:
 
 def attribute_columns(sync: SyncDefinition, columns: list[str]) -> tuple[str, ...]:
     lowered = {column.lower() for column in columns}
-    fixed = {"audience": ("customer_id",), "people": ("customer_id",), "events": EVENT_FIXED}[sync.kind]
+    fixed = {"audience": ("customer_id",), "people": ("customer_id",), "events": EVENT_FIXED,
+             "objects": ("object_id",)}[sync.kind]   # an object's customer_id is its relationship, in the payload
     missing = [column for column in fixed if column not in lowered]
     if sync.kind == "audience":
         missing += [c for c in ("email_sha256", "phone_sha256") if c not in lowered]
@@ -162,18 +163,19 @@ def make_plan(wh: Warehouse, sync: SyncDefinition, limits: DestinationLimits, *,
             cleanup(wh, diff)          # a refused model leaves no work table behind
             raise
         ops = [plan.removes, plan.adds + plan.refreshes]
-    elif sync.kind == "people" and _people_unchanged(wh, diff, plan):
+    elif sync.kind in ("people", "objects") and _people_unchanged(wh, diff, plan):
         ops = []
     else:
         checked = validate_rows(wh, diff)
         plan.skipped = checked.get("skipped", 0)
         values = [int(value or 0) for value in wh.fetchone(*diff.counts())]
-        if sync.kind == "people":
+        if sync.kind in ("people", "objects"):
             plan.audience_size, plan.ledger_size, plan.new_people, changed, departed, plan.exhausted = values
             plan.updates = plan.new_people + changed
             if departed:
-                plan.warnings.append(f"{departed} people acknowledged before are no longer in {sync.model}; "
-                                     "people syncs never delete profiles")
+                what = "objects" if sync.kind == "objects" else "people"
+                plan.warnings.append(f"{departed} {what} acknowledged before are no longer in {sync.model}; "
+                                     f"{what} syncs never delete them at the destination")
             ops = [plan.updates]
         else:
             plan.audience_size, plan.ledger_size, plan.events, plan.exhausted = values
@@ -195,11 +197,12 @@ def make_plan(wh: Warehouse, sync: SyncDefinition, limits: DestinationLimits, *,
 
 def _raise_problem(diff: DiffSql, problem: str, count: int, example: tuple | None) -> None:
     sync = diff.sync
-    key = "event_id" if sync.kind == "events" else "customer_id"
+    key = {"events": "event_id", "objects": "object_id"}.get(sync.kind, "customer_id")
     if example and example[0] is not None:
         where = f"{key}={example[0]!r}"
     else:
-        hint = {"audience": "email_sha256", "people": "email", "events": "customer_id"}[sync.kind]
+        hint = {"audience": "email_sha256", "people": "email", "events": "customer_id",
+                "objects": "customer_id"}[sync.kind]
         where = f"the row with {hint}={example[1]!r}" if example else "a row"
     raise InputError(f"sync {sync.name}: model {sync.model} has {count} row(s) with "
                      f"{PROBLEMS[problem].format(key=key)} (first: {where}); fix the model, nothing was sent "
@@ -293,7 +296,7 @@ def sample_rows(wh: Warehouse, diff: DiffSql) -> dict[str, list[dict[str, Any]]]
         fields = ("customer_id", "email_sha256", "phone_sha256")
         return {"removes": [dict(zip(fields, row[:3])) for row in wh.fetchall(*diff.removes(SAMPLE_ROWS))],
                 "adds": [dict(zip(fields, row[:3])) for row in wh.fetchall(*diff.adds(SAMPLE_ROWS))]}
-    if kind == "people":
+    if kind in ("people", "objects"):
         from pusher.diff import changed_attributes, wire_row
         import json
 
@@ -301,7 +304,7 @@ def sample_rows(wh: Warehouse, diff: DiffSql) -> dict[str, list[dict[str, Any]]]
         for row in wh.fetchall(*diff.people_updates(SAMPLE_ROWS)):
             current = wire_row(diff.attribute_columns, row[4:], diff.json_columns)
             previous = json.loads(row[2]) if row[2] else None
-            out.append({"customer_id": row[0], "is_new": not row[3],
+            out.append({diff.key_column: row[0], "is_new": not row[3],
                         "attributes": changed_attributes(current, previous)})
         return {"updates": out}
     rows = wh.fetchall(*diff.new_events(SAMPLE_ROWS))

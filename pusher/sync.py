@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Mapping
 from pusher import guards, only
 from pusher.config import Project, SyncDefinition
 from pusher.destinations import registry
-from pusher.destinations.base import Destination, Event, ListRef, Member, PersonUpdate
+from pusher.destinations.base import Destination, Event, ListRef, Member, ObjectUpdate, PersonUpdate
 from pusher.diff import DiffSql, changed_attributes, payload_json, state_time, wire_row
 from pusher.errors import (EXIT_OK, EXIT_ROWS_REJECTED, DestinationUnavailable, GuardStopped,
                            PusherError)
@@ -42,7 +42,7 @@ Progress = Callable[[str, int, int], None]   # (sync, rows done, rows total)
 
 # Customer.io ignores segment ids of people who do not exist yet: within one run, people
 # are created first, then their events, then the audience memberships.
-KIND_ORDER = {"people": 0, "events": 1, "audience": 2}
+KIND_ORDER = {"people": 0, "events": 1, "objects": 1, "audience": 2}   # objects relate to people: after them
 
 
 def in_delivery_order(syncs: list[SyncDefinition]) -> list[SyncDefinition]:
@@ -197,7 +197,7 @@ class Engine:
                 # The instance may be configured tighter than the class the plan was made from.
                 plan.batch_size = max(1, min(plan.batch_size, destination.max_members_per_request))
                 deliver = {"audience": self._deliver_audience, "people": self._deliver_people,
-                           "events": self._deliver_events}[sync.kind]
+                           "events": self._deliver_events, "objects": self._deliver_objects}[sync.kind]
                 deliver(run_id, sync, plan, diff, destination, outcome)
             outcome.pending_retries, outcome.exhausted = self.ledger.rejection_counts(sync.name, sync.max_row_attempts)
             if outcome.rejected or outcome.exhausted:
@@ -388,6 +388,34 @@ class Engine:
                                             phone=current.get("phone"), timestamp=state_time(current, previous)))
                 pending[key] = ack
             result = destination.upsert_people(updates) if updates else None
+            accepted = [pending[key] for key in (result.accepted if result else []) if key in pending]
+            rejected = {key: (reason, pending[key].payload_hash)
+                        for key, reason in (result.rejected.items() if result else []) if key in pending}
+            self._record(run_id, sync, outcome, "update", len(updates), accepted + unchanged, rejected)
+            done += len(rows)
+            self._tick(sync.name, plan, done)
+
+    def _deliver_objects(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
+                         destination: Destination, outcome: SyncOutcome) -> None:
+        """Objects (kind: objects) are diffed like people, keyed by object_id; the row's customer_id
+        is the relationship, so a changed or cleared one also removes the old relationship."""
+        done = 0
+        for rows in self.wh.stream(*diff.people_updates(), size=plan.batch_size):
+            updates: list[ObjectUpdate] = []
+            pending: dict[str, Acknowledged] = {}
+            unchanged: list[Acknowledged] = []
+            for key, payload_hash, acknowledged_json, in_ledger, *values in rows:
+                current = wire_row(diff.attribute_columns, values, diff.json_columns)
+                ack = Acknowledged(key, payload_hash=payload_hash, payload_json=payload_json(current))
+                previous = json.loads(acknowledged_json) if acknowledged_json else None
+                changes = changed_attributes(current, previous)
+                if in_ledger and not changes:
+                    unchanged.append(ack)
+                    continue
+                updates.append(ObjectUpdate.of_change(sync.object_type_id or "", key, changes, previous,
+                                                      is_new=not in_ledger))
+                pending[key] = ack
+            result = destination.upsert_objects(updates) if updates else None
             accepted = [pending[key] for key in (result.accepted if result else []) if key in pending]
             rejected = {key: (reason, pending[key].payload_hash)
                         for key, reason in (result.rejected.items() if result else []) if key in pending}

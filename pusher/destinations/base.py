@@ -48,6 +48,31 @@ class PersonUpdate:
 
 
 @dataclass(frozen=True)
+class ObjectUpdate:
+    """Changed attributes of one object (Customer.io objects: an order, a subscription) and the
+    change of the one person it relates to. None in `attributes` clears that attribute."""
+
+    key: str                        # the object_id
+    object_type_id: str
+    attributes: dict[str, Any]      # only the changed ones, without the relationship column
+    is_new: bool
+    relate_to: str | None = None    # customer_id to relate the object to (new or changed)
+    unrelate_from: str | None = None  # customer_id whose relationship to the object is gone
+
+    @classmethod
+    def of_change(cls, object_type_id: str, key: str, changes: dict[str, Any],
+                  previous: dict[str, Any] | None, is_new: bool) -> "ObjectUpdate":
+        """From the changed columns of an objects model row; its `customer_id` is the relationship."""
+        attributes = {name: value for name, value in changes.items() if name != "customer_id"}
+        relate_to = unrelate_from = None
+        if "customer_id" in changes:
+            relate_to = changes["customer_id"]
+            old = (previous or {}).get("customer_id")
+            unrelate_from = old if old is not None and old != relate_to else None
+        return cls(key, object_type_id, attributes, is_new, relate_to, unrelate_from)
+
+
+@dataclass(frozen=True)
 class Event:
     key: str                        # the warehouse's deterministic event_id (ledger key); a
                                     # destination derives its own dedupe id from it (Customer.io: a ULID)
@@ -116,6 +141,9 @@ class Destination(ABC):
 
     def send_events(self, events: Sequence[Event]) -> BatchResult:
         raise NotImplementedError(f"{self.kind} does not take events")
+
+    def upsert_objects(self, objects: Sequence[ObjectUpdate]) -> BatchResult:
+        raise NotImplementedError(f"{self.kind} does not take objects")
 
     def close(self) -> None:
         """Release HTTP clients and the like."""

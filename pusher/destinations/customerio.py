@@ -22,7 +22,8 @@ from urllib.parse import quote
 import httpx
 
 from pusher.destinations import customerio_payloads as payloads
-from pusher.destinations.base import BatchResult, Destination, Event, ListRef, Member, PersonUpdate, chunked
+from pusher.destinations.base import (BatchResult, Destination, Event, ListRef, Member, ObjectUpdate, PersonUpdate,
+                                      chunked)
 from pusher.errors import (ConfigError, DestinationAuthError, DestinationRequestError, DestinationUnavailable,
                            register_secret)
 from pusher.http import RateLimiter, RetryPolicy, make_client, send_with_retries
@@ -227,20 +228,31 @@ class CustomerIoDestination(Destination):
     def send_events(self, events: Sequence[Event]) -> BatchResult:
         return self._send_ops(events, lambda e: e.key, payloads.event_problem, payloads.event_op, "event")
 
+    def upsert_objects(self, objects: Sequence[ObjectUpdate]) -> BatchResult:
+        return self._send_ops(objects, lambda o: o.key, payloads.object_problem, payloads.object_ops, "object")
+
     def _send_ops(self, rows: Sequence[Any], key_of: Callable[[Any], str], problem_of: Callable[[Any], str | None],
-                  op_of: Callable[[Any], dict[str, Any]], what: str) -> BatchResult:
+                  op_of: Callable[[Any], dict[str, Any] | list[dict[str, Any]]], what: str) -> BatchResult:
+        """Send each row's op(s) in v2 batches; a row is accepted only when all its ops are."""
         result = BatchResult()
         encoded: list[tuple[str, bytes]] = []
+        sent: list[str] = []
         for row in rows:
             key = key_of(row)
             problem = problem_of(row)
-            data = None
+            row_ops: list[bytes] = []
             if not problem:
-                data, problem = payloads.encode_op(op_of(row))
+                ops = op_of(row)
+                for op in ops if isinstance(ops, list) else [ops]:
+                    data, problem = payloads.encode_op(op)
+                    if problem:
+                        break
+                    row_ops.append(data)
             if problem:
                 result.rejected[key] = f"not sent: {problem}"
             else:
-                encoded.append((key, data))
+                encoded.extend((key, data) for data in row_ops)
+                sent.append(key)
         for batch in payloads.pack_batches(encoded, self.max_request_bytes):
             keys = [key for key, _ in batch]
             label = f"{what} batch of {len(keys)}"
@@ -255,12 +267,11 @@ class CustomerIoDestination(Destination):
                         f"({payloads.error_message(_json(response))}); nothing was acknowledged")
                 for index, key in enumerate(keys):
                     if index in rejected:
-                        result.rejected[key] = rejected[index]
-                    else:
-                        result.accepted.append(key)
+                        earlier = result.rejected.get(key)
+                        result.rejected[key] = f"{earlier}; {rejected[index]}" if earlier else rejected[index]
                 continue
             self._raise_for(response, label)
-            result.accepted.extend(keys)
+        result.accepted.extend(key for key in sent if key not in result.rejected)
         return result
 
     # ----- HTTP -----------------------------------------------------------------------------------------

@@ -16,12 +16,13 @@ import math
 import re
 from typing import Any, Iterable, Sequence
 
-from pusher.destinations.base import Event, PersonUpdate
+from pusher.destinations.base import Event, ObjectUpdate, PersonUpdate
 
 MAX_ID_BYTES = 150
 MAX_ATTRIBUTE_NAME_BYTES = 150
 MAX_ATTRIBUTE_VALUE_BYTES = 1000
 MAX_ATTRIBUTES = 300
+MAX_OBJECT_ATTRIBUTES_BYTES = 100_000   # "Total attribute size | 100 Kilobytes" per object: under both readings
 MAX_EVENT_NAME_BYTES = 100
 MAX_EVENT_DATA_BYTES = 100_000
 MAX_OP_BYTES = 32_000            # documented "32 KB": under both 32,000 and 32,768
@@ -91,6 +92,53 @@ def phone_problem(update: PersonUpdate) -> str | None:
     if not update.is_new and "phone" in update.attributes:
         return (f"person {update.key}: phone changed, and Customer.io changes an identifier only through the "
                 "person's cio_id; change it in Customer.io (or merge the two profiles), then rerun")
+    return None
+
+
+def object_ops(update: ObjectUpdate) -> list[dict[str, Any]]:
+    """v2 ops for one object (OpenAPI `object_identify`, `object_delete_relationships`): an identify
+    with the changed attributes and, when it relates to a person, `cio_relationships`; then a
+    `delete_relationships` for a person it no longer relates to."""
+    identifiers = {"object_type_id": update.object_type_id, "object_id": update.key}
+    identify: dict[str, Any] = {"type": "object", "identifiers": identifiers, "action": "identify",
+                                "attributes": dict(update.attributes)}
+    if update.relate_to is not None:
+        identify["cio_relationships"] = [{"identifiers": {"id": update.relate_to}}]
+    ops = [identify]
+    if update.unrelate_from is not None:
+        ops.append({"type": "object", "identifiers": identifiers, "action": "delete_relationships",
+                    "cio_relationships": [{"identifiers": {"id": update.unrelate_from}}]})
+    return ops
+
+
+def object_problem(update: ObjectUpdate) -> str | None:
+    """Why Customer.io would surely refuse this object ("Object and relationship limits"), or None."""
+    problem = id_problem("object id", update.key)
+    if problem:
+        return problem
+    for person in (update.relate_to, update.unrelate_from):
+        problem = id_problem(f"object {update.key}: related customer id", person) if person is not None else None
+        if problem:
+            return problem
+    attributes = update.attributes
+    if len(attributes) > MAX_ATTRIBUTES:
+        return f"object {update.key}: {len(attributes)} attributes; Customer.io accepts at most {MAX_ATTRIBUTES}"
+    for name, value in attributes.items():
+        name_size = len(str(name).encode("utf-8"))
+        if not name_size or name_size > MAX_ATTRIBUTE_NAME_BYTES:
+            return f"object {update.key}: attribute name {name!r} is {name_size} bytes; allowed 1..150"
+        problem = _value_problem(name, value)
+        if problem:
+            return f"object {update.key}: {problem}"
+        if value_bytes(value) > MAX_ATTRIBUTE_VALUE_BYTES:
+            return (f"object {update.key}: attribute {name!r} is {value_bytes(value)} bytes; Customer.io "
+                    f"accepts at most {MAX_ATTRIBUTE_VALUE_BYTES} per value")
+    try:
+        total = len(dumps(attributes))
+    except (TypeError, ValueError) as exc:
+        return f"object {update.key}: attributes are not JSON-serialisable ({exc})"
+    if total > MAX_OBJECT_ATTRIBUTES_BYTES:
+        return f"object {update.key}: attributes are {total} bytes; Customer.io keeps at most 100 KB per object"
     return None
 
 

@@ -8,6 +8,7 @@ Credentials and workspace settings (environment, read when the app is created):
   CUSTOMERIO_EMULATOR_API_KEY      Track API Basic-auth password  (default "demo-key")
   CUSTOMERIO_EMULATOR_APP_API_KEY  App API Bearer token           (default "demo-app-key")
   CUSTOMERIO_EMULATOR_PHONE_IDENTIFIER  true: the workspace has `phone` as an identifier (default off)
+  CUSTOMERIO_EMULATOR_OBJECT_TYPES      object type ids the workspace has (default "1,2")
 
 Sources (every rule below comes from one of them):
   [limits]  Track API reference, "Customer limits" / "Object and relationship limits" / "v2 API Limits"
@@ -41,6 +42,19 @@ Merge (POST /api/v1/merge_customers, OpenAPI `merge_customers`): `primary` and `
 hold exactly one of id, email, cio_id (400 otherwise); if either person does not exist nothing
 happens (200). The primary gains the secondary's attributes it has unset or empty, its events of the
 last 30 days and its manual segments; the secondary is deleted.
+
+Objects and relationships (v2 `type: object`, OpenAPI `object_identify`, `object_delete`,
+`object_add_relationships`, `object_delete_relationships`, `v2_cio_relationships`; the "Object and
+relationship limits" of [limits]): identifiers are `object_type_id` ("string-formatted integers that
+begin at 1") and `object_id` (at most 150 bytes); the type must exist ("Before you can create an
+object, you must create an object type", https://docs.customer.io/messaging/objects-data/objects/create/);
+attributes follow the person limits (150-byte names, 1000-byte values, 300 per call and per object
+across calls) and may total at most 100 KB per object or relationship; null or "" removes an object
+attribute. `cio_relationships` is a list whose items name one person by id, email or cio_id, with
+optional `relationship_attributes`; add/delete_relationships need a non-empty one. Relationships to
+people who do not exist are ignored (the docs do not say; segment calls ignore unknown ids alike);
+deleting a person removes its relationships. `cio_object_id` identifiers are refused as not
+implemented. GET /_emulator/state lists objects with their attributes and related people.
 
 Nested attribute values: "Attributes and event data can contain nested (JSON) values—arrays,
 objects, and arrays of objects" (https://docs.customer.io/journeys/json-in-segments); the v1 and v2
@@ -190,6 +204,62 @@ def held_attributes_error(held: set[str], attributes: dict[str, Any]) -> str | N
     return None
 
 
+OBJECT_ACTIONS = ("identify", "delete", "add_relationships", "delete_relationships")
+OBJECT_ATTRIBUTES_LIMIT = 100 * 1024   # "Total attribute size | 100 Kilobytes" per object or relationship
+
+
+def _bag_errors(what: str, attributes: Any) -> list[str]:
+    """Object or relationship attributes: the person limits, plus 100 KB in all."""
+    if not isinstance(attributes, dict):
+        return [f"{what} must be a JSON object"]
+    errors = attribute_errors(attributes)
+    if _size(attributes) > OBJECT_ATTRIBUTES_LIMIT:
+        errors.append(f"{what} are {_size(attributes)} bytes; the limit is {OBJECT_ATTRIBUTES_LIMIT} in all")
+    return errors
+
+
+def object_op_error(op: dict[str, Any], object_types: set[str]) -> dict[str, str] | None:
+    """Why a v2 `type: object` op is refused, or None (OpenAPI object_* schemas, [limits])."""
+    def refuse(field: str, message: str, reason: str = "invalid") -> dict[str, str]:
+        return {"reason": reason, "field": field, "message": message}
+
+    identifiers = op.get("identifiers")
+    if not isinstance(identifiers, dict) or set(identifiers) != {"object_type_id", "object_id"}:
+        return refuse("identifiers", "object identifiers must be object_type_id and object_id "
+                                     "(cio_object_id is not implemented by the emulator)")
+    type_id, object_id = identifiers["object_type_id"], identifiers["object_id"]
+    if not isinstance(type_id, str) or not type_id.isdigit() or int(type_id) < 1:
+        return refuse("identifiers", f"object_type_id must be a string-formatted integer from 1, got {type_id!r}")
+    if type_id not in object_types:
+        return refuse("identifiers", f"object type {type_id} does not exist in this workspace")
+    problem = identifier_error("object_id", object_id)
+    if problem:
+        return refuse("identifiers", problem)
+    action = op.get("action")
+    if action not in OBJECT_ACTIONS:
+        return refuse("action", f"action {action!r} is not one of {', '.join(OBJECT_ACTIONS)}", "unsupported")
+    if action == "identify":
+        errors = _bag_errors("attributes", op.get("attributes") or {})
+        if errors:
+            return refuse("attributes", "; ".join(errors))
+    relationships = op.get("cio_relationships")
+    if relationships is None and action in ("add_relationships", "delete_relationships"):
+        return refuse("cio_relationships", f"{action} needs cio_relationships")
+    if relationships is not None:
+        if not isinstance(relationships, list) or (not relationships and action != "identify"):
+            return refuse("cio_relationships", "cio_relationships must be a list of relationships")
+        for item in relationships:
+            people = item.get("identifiers") if isinstance(item, dict) else None
+            if not isinstance(people, dict) or len(people) != 1 or next(iter(people)) not in ID_TYPES:
+                return refuse("cio_relationships", "each relationship's identifiers hold exactly one of "
+                                                   + ", ".join(ID_TYPES))
+            problem = identifier_error(next(iter(people)), next(iter(people.values())))
+            errors = _bag_errors("relationship_attributes", item.get("relationship_attributes") or {})
+            if problem or errors:
+                return refuse("cio_relationships", problem or "; ".join(errors))
+    return None
+
+
 def event_errors(name: Any, data: Any, timestamp: Any, event_id: Any) -> list[tuple[str, str]]:
     """(field, message) for everything wrong with an event."""
     errors = []
@@ -236,6 +306,7 @@ class Workspace:
         self.event_ids: set[str] = set()
         self.next_cio = 1
         self.next_segment = 1
+        self.objects: dict[str, dict[str, Any]] = {}   # "<object_type_id>:<object_id>"
 
     @classmethod
     def fresh(cls) -> "Workspace":
@@ -328,6 +399,47 @@ class Workspace:
         self.by_id.pop(person["id"] or "", None)
         for segment in self.segments.values():
             segment["members"].discard(person["cio_id"])
+        for entity in self.objects.values():
+            entity["relationships"].pop(person["cio_id"], None)
+
+    def apply_object_op(self, op: dict[str, Any]) -> str | None:
+        """Apply a valid object op; returns why it was refused (the per-object cap) or None."""
+        identifiers, action = op["identifiers"], op["action"]
+        key = f"{identifiers['object_type_id']}:{identifiers['object_id']}"
+        if action == "delete":
+            self.objects.pop(key, None)
+            return None
+        entity = self.objects.get(key)
+        if action == "identify":
+            # Objects: "Pass null or an empty string to remove an attribute".
+            attributes = {name: (None if value == "" else value)
+                          for name, value in (op.get("attributes") or {}).items()}
+            held = set(entity["attributes"]) if entity else set()
+            problem = held_attributes_error(held, attributes)
+            if problem:
+                return problem.replace("per person", "per object").replace("the person", "the object")
+            if entity is None:
+                entity = {"object_type_id": identifiers["object_type_id"], "object_id": str(identifiers["object_id"]),
+                          "attributes": {}, "relationships": {}}
+            after = {**entity["attributes"], **attributes}
+            after = {name: value for name, value in after.items() if value is not None}
+            if _size(after) > OBJECT_ATTRIBUTES_LIMIT:
+                return (f"an object's attributes may total at most {OBJECT_ATTRIBUTES_LIMIT} bytes in all: "
+                        f"this identify would make them {_size(after)}")
+            entity["attributes"] = after
+            self.objects[key] = entity
+        if entity is None:
+            return None   # relationships of an object that does not exist: nothing to change
+        for item in op.get("cio_relationships") or []:
+            kind, value = next(iter(item["identifiers"].items()))
+            person = self.find(kind, str(value))
+            if person is None:
+                continue   # people who do not exist are ignored, as segment ids are
+            if action == "delete_relationships":
+                entity["relationships"].pop(person["cio_id"], None)
+            else:
+                entity["relationships"][person["cio_id"]] = dict(item.get("relationship_attributes") or {})
+        return None
 
     def merge(self, primary: dict[str, Any], secondary: dict[str, Any], now: float) -> None:
         """Merge `secondary` into `primary` and delete it: attributes unset or empty on the primary,
@@ -380,12 +492,18 @@ class Workspace:
                        for p in self.people.values()},
             "segments": {str(s["id"]): {**self.segment_json(s), "members": [key(p) for p in self.members_of(s)]}
                          for s in self.segments.values()},
+            "objects": {name: {"object_type_id": o["object_type_id"], "object_id": o["object_id"],
+                               "attributes": o["attributes"],
+                               "relationships": sorted(key(self.people[cio]) for cio in o["relationships"]
+                                                       if cio in self.people)}
+                        for name, o in sorted(self.objects.items())},
         }
 
     def to_json(self) -> dict[str, Any]:
         return {"people": list(self.people.values()),
                 "segments": [{**s, "members": sorted(s["members"])} for s in self.segments.values()],
-                "event_ids": sorted(self.event_ids), "next_cio": self.next_cio, "next_segment": self.next_segment}
+                "event_ids": sorted(self.event_ids), "next_cio": self.next_cio, "next_segment": self.next_segment,
+                "objects": self.objects}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Workspace":
@@ -397,6 +515,7 @@ class Workspace:
         for segment in data.get("segments", []):
             workspace.segments[int(segment["id"])] = {**segment, "members": set(segment["members"])}
         workspace.event_ids = set(data.get("event_ids", []))
+        workspace.objects = data.get("objects", {})
         workspace.next_cio = data.get("next_cio", len(workspace.people) + 1)
         workspace.next_segment = data.get("next_segment", max(workspace.segments, default=0) + 1)
         return workspace
@@ -454,8 +573,10 @@ class CustomerIoEmulator(Starlette):
     """A Starlette app whose __call__ first applies the fault knobs, rate limits and auth."""
 
     def __init__(self, options: EmulatorOptions, *, site_id: str, api_key: str, app_api_key: str,
-                 retry_after: str | None = "1", phone_identifier: bool = False):
+                 retry_after: str | None = "1", phone_identifier: bool = False,
+                 object_types: set[str] | None = None):
         self.options = options
+        self.object_types = object_types if object_types is not None else {"1", "2"}
         self.phone_identifier = phone_identifier
         self.retry_after = retry_after
         self._basic = "Basic " + base64.b64encode(f"{site_id}:{api_key}".encode()).decode()
@@ -686,9 +807,11 @@ class CustomerIoEmulator(Starlette):
             return {"reason": "invalid", "field": "", "message": "an op must be a JSON object"}
         if _size(op) > OP_LIMIT:
             return {"reason": "too_large", "field": "", "message": f"op is {_size(op)} bytes; limit {OP_LIMIT}"}
+        if op.get("type") == "object":
+            return object_op_error(op, self.object_types)
         if op.get("type") != "person":
             return {"reason": "unsupported", "field": "type",
-                    "message": f"type {op.get('type')!r}: the emulator implements person ops only"}
+                    "message": f"type {op.get('type')!r}: the emulator implements person and object ops"}
         identifiers = op.get("identifiers")
         kinds = ID_TYPES + ("phone",) if self.phone_identifier else ID_TYPES
         if not isinstance(identifiers, dict) or len(identifiers) != 1 or next(iter(identifiers)) not in kinds:
@@ -721,6 +844,9 @@ class CustomerIoEmulator(Starlette):
 
     def _apply_op(self, op: dict[str, Any]) -> dict[str, str] | None:
         """Apply a valid op; returns an error entry when the workspace refuses it (a per-person limit)."""
+        if op["type"] == "object":
+            problem = self.workspace.apply_object_op(op)
+            return {"reason": "invalid", "field": "attributes", "message": problem} if problem else None
         kind, value = next(iter(op["identifiers"].items()))
         value = str(value)
         if op["action"] == "identify":
@@ -861,4 +987,6 @@ def create_app(options: EmulatorOptions | None = None, *, retry_after: str | Non
         app_api_key=env.get("CUSTOMERIO_EMULATOR_APP_API_KEY") or "demo-app-key",
         retry_after=retry_after,
         phone_identifier=(env.get("CUSTOMERIO_EMULATOR_PHONE_IDENTIFIER") or "").strip().lower() in ("1", "true", "yes"),
+        object_types={part.strip() for part in (env.get("CUSTOMERIO_EMULATOR_OBJECT_TYPES") or "1,2").split(",")
+                      if part.strip()},
     )

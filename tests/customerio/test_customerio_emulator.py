@@ -484,3 +484,75 @@ def test_merge_needs_an_existing_primary_and_moves_what_the_docs_list(emulator, 
                  {"primary": {"phone": "+4791234567"}, "secondary": {"id": "x"}}):
         response = emulator.track.post(merge, json=body)
         assert response.status_code == 400 and "exactly one of id, email, cio_id" in error_text(response)
+
+
+# ----- objects and relationships ------------------------------------------------------------------------
+
+def object_op(object_id, action="identify", type_id="1", **fields) -> dict:
+    return {"type": "object", "identifiers": {"object_type_id": type_id, "object_id": object_id},
+            "action": action, **fields}
+
+
+def test_objects_are_stored_with_their_relationships(emulator):
+    emulator.track.post("/api/v2/batch", json={"batch": [identify_op("u1"), identify_op("u2")]})
+    response = emulator.track.post("/api/v2/batch", json={"batch": [
+        object_op("o1", attributes={"total": 12.5, "status": "paid", "lines": [{"sku": "A"}]},
+                  cio_relationships=[{"identifiers": {"id": "u1"}, "relationship_attributes": {"role": "buyer"}}]),
+        object_op("o1", "add_relationships", cio_relationships=[{"identifiers": {"id": "u2"}},
+                                                                {"identifiers": {"id": "nobody"}}]),
+        object_op("o1", "delete_relationships", cio_relationships=[{"identifiers": {"id": "u1"}}]),
+        object_op("s1", type_id="2", attributes={"status": "active"}),
+    ]})
+    assert response.status_code == 200
+    objects = emulator.state()["objects"]
+    assert objects["1:o1"] == {"object_type_id": "1", "object_id": "o1", "relationships": ["u2"],
+                               "attributes": {"total": 12.5, "status": "paid", "lines": [{"sku": "A"}]}}
+    emulator.track.post("/api/v2/batch", json={"batch": [object_op("o1", attributes={"status": "", "total": None})]})
+    emulator.track.delete("/api/v1/customers/u2")            # a deleted person loses its relationships
+    assert emulator.state()["objects"]["1:o1"]["attributes"] == {"lines": [{"sku": "A"}]}
+    assert emulator.state()["objects"]["1:o1"]["relationships"] == []
+    emulator.track.post("/api/v2/batch", json={"batch": [object_op("s1", "delete", type_id="2")]})
+    assert list(emulator.state()["objects"]) == ["1:o1"]
+
+
+@pytest.mark.parametrize("op, field, message", [
+    (object_op("o1", type_id="9"), "identifiers", "object type 9 does not exist"),
+    (object_op("o1", type_id="0"), "identifiers", "string-formatted integer from 1"),
+    (object_op("o1", type_id=1), "identifiers", "string-formatted integer from 1"),
+    ({"type": "object", "identifiers": {"cio_object_id": "ob1"}, "action": "identify"}, "identifiers", "object_id"),
+    (object_op("o" * 151), "identifiers", "151 bytes"),
+    (object_op("o1", attributes={"note": "x" * 1001}), "attributes", "cannot be longer than 1000 bytes"),
+    (object_op("o1", attributes={f"a{i}": i for i in range(301)}), "attributes", "more than 300 attributes"),
+    (object_op("o1", "add_relationships"), "cio_relationships", "needs cio_relationships"),
+    (object_op("o1", "add_relationships", cio_relationships=[]), "cio_relationships", "must be a list"),
+    (object_op("o1", cio_relationships=[{"identifiers": {"id": "u1", "email": "a@x.io"}}]), "cio_relationships",
+     "exactly one of"),
+    (object_op("o1", cio_relationships=[{"identifiers": {"id": "u1"},
+                                         "relationship_attributes": {"r": "x" * 1001}}]), "cio_relationships",
+     "cannot be longer than 1000 bytes"),
+    (object_op("o1", "merge"), "action", "not one of"),
+])
+def test_object_ops_that_break_the_documented_shapes_or_limits_are_refused(emulator, op, field, message):
+    response = emulator.track.post("/api/v2/batch", json={"batch": [op]})
+    assert response.status_code == 207
+    [error] = response.json()["errors"]
+    assert error["field"] == field and message in error["message"]
+    assert emulator.state()["objects"] == {}
+
+
+def test_the_300_attribute_cap_holds_per_object_across_calls(emulator):
+    first = emulator.track.post("/api/v2/batch", json={"batch": [object_op("o1", attributes={f"a{i}": i for i in range(200)})]})
+    assert first.status_code == 200
+    over = emulator.track.post("/api/v2/batch", json={"batch": [object_op("o1", attributes={f"b{i}": i for i in range(101)})]})
+    assert over.status_code == 207 and "per object" in over.json()["errors"][0]["message"]
+    assert len(emulator.state()["objects"]["1:o1"]["attributes"]) == 200
+
+
+def test_an_objects_attributes_may_total_100_kb_across_calls(emulator):
+    def chunk(start: int) -> dict:
+        return object_op("o1", attributes={f"a{i}": "x" * 990 for i in range(start, start + 30)})   # ~30 KB
+
+    answers = [emulator.track.post("/api/v2/batch", json={"batch": [chunk(start)]}) for start in (0, 30, 60, 90)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 207]
+    assert "at most 102400 bytes in all" in answers[3].json()["errors"][0]["message"]
+    assert len(emulator.state()["objects"]["1:o1"]["attributes"]) == 90

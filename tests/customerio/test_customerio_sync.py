@@ -94,3 +94,55 @@ def test_identify_ops_carry_the_row_state_time_so_older_state_never_wins(people_
     project.sql("update cio_people set plan = 'max', plan_updated_at = timestamp '2026-11-21 10:00:00'")
     assert project.sync(["people_sync"]).outcomes[0].sent["updates"] == 1
     assert emulator.state()["people"]["c1"]["attributes"]["plan"] == "max"
+
+
+# ----- objects ---------------------------------------------------------------------------------------------
+
+OBJECTS = {**PEOPLE, "orders_sync": ({"destination": "customerio", "kind": "objects", "object_type_id": "1"},
+                                     "cio_objects_orders")}
+
+
+def test_objects_are_diffed_like_people_and_carry_their_relationship(tmp_path, emulator):
+    project = CioProject(tmp_path, emulator.url, OBJECTS)
+    project.sql("create table cio_people (customer_id varchar, email varchar)")
+    project.sql("insert into cio_people values ('c1', 'a@example.com'), ('c2', 'b@example.com')")
+    project.sql("create table cio_objects_orders (object_id varchar, customer_id varchar, total double, "
+                "status varchar, ordered_at timestamp)")
+    project.sql("insert into cio_objects_orders values ('o1', 'c1', 12.5, 'paid', timestamp '2026-11-19 10:00:00'), "
+                f"('o2', 'c2', 30, 'paid', null), ('{'o' * 151}', 'c1', 1, 'paid', null)")
+    report = project.sync(["people_sync", "orders_sync"])
+    orders = report.outcomes[1]
+    assert report.exit_code == EXIT_ROWS_REJECTED and orders.sent["updates"] == 2 and orders.rejected == 1
+    assert "object id is 151 bytes" in orders.rejection_samples[0]["reason"]
+    objects = emulator.state()["objects"]
+    assert objects["1:o1"] == {"object_type_id": "1", "object_id": "o1", "relationships": ["c1"],
+                               "attributes": {"total": 12.5, "status": "paid", "ordered_at": 1795082400}}
+    assert objects["1:o2"]["relationships"] == ["c2"] and objects["1:o2"]["attributes"] == {"total": 30, "status": "paid"}
+    project.sql(f"delete from cio_objects_orders where object_id = '{'o' * 151}'")
+    assert project.sync(["orders_sync"]).outcomes[0].requests == 0                    # nothing changed
+    # Someone edits o1's total in Customer.io: only changed attributes are sent, so it stays.
+    emulator.track.post("/api/v2/batch", json={"batch": [{"type": "object", "action": "identify",
+        "identifiers": {"object_type_id": "1", "object_id": "o1"}, "attributes": {"total": 99}}]})
+    project.sql("update cio_objects_orders set status = 'refunded', customer_id = 'c2' where object_id = 'o1'")
+    project.sql("update cio_objects_orders set customer_id = null where object_id = 'o2'")
+    report = project.sync(["orders_sync"])
+    assert report.exit_code == EXIT_OK and report.outcomes[0].sent["updates"] == 2
+    objects = emulator.state()["objects"]
+    assert objects["1:o1"]["attributes"] == {"total": 99, "status": "refunded", "ordered_at": 1795082400}
+    assert objects["1:o1"]["relationships"] == ["c2"]              # moved: the old one was deleted
+    assert objects["1:o2"]["relationships"] == []                  # gone from the model: delete_relationships
+
+
+def test_objects_syncs_name_their_object_type(tmp_path, emulator):
+    from pusher.config import validate_pusher_meta
+    from pusher.errors import ConfigError
+
+    base = {"destination": "customerio", "kind": "objects"}
+    for value in (None, "0", "orders", True):
+        with pytest.raises(ConfigError, match="object_type_id must name the object type"):
+            validate_pusher_meta("orders_sync", {**base, "object_type_id": value} if value is not None else base)
+    assert validate_pusher_meta("orders_sync", {**base, "object_type_id": 2})["object_type_id"] == "2"
+    with pytest.raises(ConfigError, match="only applies to objects syncs"):
+        validate_pusher_meta("people_sync", {"destination": "customerio", "kind": "people", "object_type_id": "1"})
+    with pytest.raises(ConfigError, match="not supported by file"):
+        validate_pusher_meta("x", {"destination": "file", "kind": "objects", "object_type_id": "1"})
