@@ -15,9 +15,37 @@ shared_emails as (
         store_customer_id as source_record_id,
         email,
         customer_id,
-        'store customers sharing a current email are one person; merged into the earliest-created account' as resolution
+        case assignment_rule
+            when 'joined_existing_person_by_email'
+                then 'arrived sharing the current email of an existing person and joined that person; '
+                    || 'a customer_id never moves, even to an account created earlier (identity map)'
+            else 'store customers sharing a current email are one person; merged into the earliest-created account'
+        end as resolution
     from customer_map
     where is_merged
+),
+
+-- accounts assigned to different people that now share a current email (an email changed
+-- after both were mapped): kept apart, because a customer_id never moves
+several_people_per_email as (
+    select
+        'email_shared_by_several_people' as conflict_type,
+        'store' as source_system,
+        store_customer_id as source_record_id,
+        email,
+        customer_id,
+        'kept as separate people: a customer_id never moves. If they are one person, merge their '
+            || 'Customer.io profiles (its merge API keeps the primary and deletes the secondary), then '
+            || 'rebuild the map with dbt build --full-refresh --select int_identity__store_account_map+' as resolution
+    from (
+        select
+            customer_map.*,
+            min(customer_id) over (partition by email) as first_person_with_email,
+            max(customer_id) over (partition by email) as last_person_with_email
+        from customer_map
+        where email is not null
+    ) as people_per_email
+    where first_person_with_email <> last_person_with_email
 ),
 
 changed_emails as (
@@ -64,6 +92,8 @@ orphans as (
 
 conflicts_unioned as (
     select * from shared_emails
+    union all
+    select * from several_people_per_email
     union all
     select * from changed_emails
     union all

@@ -1,6 +1,9 @@
--- Every record of the non-store systems, matched to a person: by the store customer id it
--- carries (or its order's), else by email, else by phone. Unmatched records keep a NULL
--- customer_id and appear in identity_conflicts as orphans.
+-- Every record of the non-store systems, matched to a person. Precedence, highest first:
+-- the store customer id it carries (or its order's), then its email, then its phone. A record
+-- exported several times takes its best match over all its exports (a store id in any export
+-- beats an email in another); among equally good matches the latest export wins. Unmatched
+-- records keep a NULL customer_id and appear in identity_conflicts as orphans.
+{%- set match_precedence = ['store_customer_id', 'email', 'phone'] %}
 
 with
 
@@ -22,25 +25,27 @@ order_customers as (
 
 records_unioned as (
     select 'subscriptions' as source_system, subscription_event_id as source_record_id,
-        store_customer_id, email, cast(null as {{ dbt.type_string() }}) as phone_e164
+        store_customer_id, email, cast(null as {{ dbt.type_string() }}) as phone_e164, exported_at
     from subscription_events
     union all
-    select 'loyalty', loyalty_account_id, cast(null as {{ dbt.type_string() }}), email, cast(null as {{ dbt.type_string() }})
+    select 'loyalty', loyalty_account_id, cast(null as {{ dbt.type_string() }}), email, cast(null as {{ dbt.type_string() }}),
+        exported_at
     from loyalty_accounts
     union all
-    select 'returns', returns.return_id, order_customers.store_customer_id, returns.email, cast(null as {{ dbt.type_string() }})
+    select 'returns', returns.return_id, order_customers.store_customer_id, returns.email, cast(null as {{ dbt.type_string() }}),
+        returns.exported_at
     from returns
     left join order_customers
         on returns.order_id = order_customers.order_id
     union all
-    select 'reviews', review_id, cast(null as {{ dbt.type_string() }}), email, cast(null as {{ dbt.type_string() }})
+    select 'reviews', review_id, cast(null as {{ dbt.type_string() }}), email, cast(null as {{ dbt.type_string() }}), exported_at
     from reviews
     union all
-    select 'back_in_stock', back_in_stock_request_id, cast(null as {{ dbt.type_string() }}), email, phone_e164
+    select 'back_in_stock', back_in_stock_request_id, cast(null as {{ dbt.type_string() }}), email, phone_e164, exported_at
     from back_in_stock_requests
     union all
     -- anonymous visitors (no customer id, no email) cannot be matched and are not orphans
-    select 'web_events', web_event_id, store_customer_id, email, cast(null as {{ dbt.type_string() }})
+    select 'web_events', web_event_id, store_customer_id, email, cast(null as {{ dbt.type_string() }}), exported_at
     from web_events
     where store_customer_id is not null or email is not null
 ),
@@ -52,6 +57,7 @@ records_matched as (
         records_unioned.store_customer_id,
         records_unioned.email,
         records_unioned.phone_e164,
+        records_unioned.exported_at,
         coalesce(customer_map.customer_id, emails.customer_id, phones.customer_id) as customer_id,
         case
             when customer_map.customer_id is not null then 'store_customer_id'
@@ -67,13 +73,22 @@ records_matched as (
         on records_unioned.phone_e164 = phones.phone_e164
 ),
 
--- a record exported several times (or a phone shared by two people) collapses to one match
+-- a record exported several times (or a phone shared by two people) collapses to its best
+-- match: by match_precedence, then the latest export
 records_ranked as (
     select
         records_matched.*,
         row_number() over (
             partition by source_system, source_record_id
-            order by case when customer_id is null then 1 else 0 end, match_rule, customer_id
+            order by
+                case match_rule
+                    {%- for rule in match_precedence %}
+                    when '{{ rule }}' then {{ loop.index }}
+                    {%- endfor %}
+                    else {{ match_precedence | length + 1 }}
+                end,
+                exported_at desc,
+                customer_id
         ) as record_rank
     from records_matched
 ),

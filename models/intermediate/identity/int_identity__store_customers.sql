@@ -1,30 +1,23 @@
--- Store accounts that share a current email are one person (the same shopper with a second
--- account): the earliest-created account's id becomes the person's customer_id, which no later
--- account can displace. Each merge is listed in identity_conflicts.
+-- Store customer id -> person (customer_id), read from the persistent identity map
+-- (int_identity__store_account_map), with each account's current email. Each merge is listed
+-- in identity_conflicts.
 
 with
 
-store_customers as (select * from {{ ref('int_store_customers_merged') }}),
+account_map as (select * from {{ ref('int_identity__store_account_map') }}),
 
-anchors_ranked as (
-    select
-        store_customer_id,
-        email,
-        first_value(store_customer_id) over (
-            partition by coalesce(email, store_customer_id)
-            order by created_at, store_customer_id
-            rows between unbounded preceding and unbounded following
-        ) as customer_id
-    from store_customers
-),
+store_customers as (select * from {{ ref('int_store_customers_merged') }}),
 
 final as (
     select
-        store_customer_id,
-        customer_id,
-        email,
-        store_customer_id <> customer_id as is_merged
-    from anchors_ranked
+        account_map.store_customer_id,
+        account_map.customer_id,
+        store_customers.email,
+        account_map.store_customer_id <> account_map.customer_id as is_merged,
+        account_map.assignment_rule
+    from account_map
+    inner join store_customers
+        on account_map.store_customer_id = store_customers.store_customer_id
 )
 
 select * from final

@@ -1,0 +1,96 @@
+"""Identity stability and export times over the real DuckDB build: a copy of the project is
+built, then rebuilt (incrementally, as a scheduled `dbt build` would) after new raw rows arrive:
+a new store account that shares an existing customer's email and claims an earlier created_at,
+and a loyalty export stamped in 2030 for a customer whose data is stale."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import REPO, run_dbt
+
+LATE_ACCOUNT = ("C9999,Alice.Capital@example.com,,Alice,Capital,US,true,"
+                "2020-01-01 00:00:00,2026-11-20 10:00:00,2026-11-20 11:00:00\n")
+FUTURE_LOYALTY_EXPORT = "LA-9080,ivy.stale@example.com,9100,gold,2026-11-19 12:00:00,2030-01-01 00:00:00\n"
+
+
+def query(database: Path, sql: str, *parameters) -> list[tuple]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        return con.execute(sql, list(parameters)).fetchall()
+
+
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("late-exports")
+    project = workdir / "project"
+    for name in ("models", "macros", "seeds", "tests/generic", "tests/singular"):
+        shutil.copytree(REPO / name, project / name)
+    for name in ("dbt_project.yml", "profiles.yml"):
+        shutil.copy(REPO / name, project / name)
+    database = workdir / "w.duckdb"
+
+    first = run_dbt(workdir, "build", database=database, project=project, target="target-first")
+    assert first.not_passing() == [], first.output()
+    before = {
+        "people": query(database, "select customer_id, email_sha256 from customer_profile where customer_id = 'C9001'"),
+        "audiences": query(database, "select audience_name, customer_id, email_sha256 from audience_membership "
+                                     "where customer_id = 'C9001' order by 1"),
+    }
+
+    with (project / "seeds/store/raw_store__customers.csv").open("a") as handle:
+        handle.write(LATE_ACCOUNT)
+    with (project / "seeds/loyalty/raw_loyalty__loyalty_accounts.csv").open("a") as handle:
+        handle.write(FUTURE_LOYALTY_EXPORT)
+    second = run_dbt(workdir, "build", database=database, project=project, target="target-second")
+    return workdir, project, database, before, second
+
+
+def test_the_rebuild_passes_with_only_the_future_export_warning(rebuilt):
+    _, _, _, _, second = rebuilt
+    not_passing = second.not_passing()
+    assert len(not_passing) == 1 and "no_exports_from_the_future" in not_passing[0], second.output()
+    assert "warn" in not_passing[0]
+    assert second.completed.returncode == 0, second.output()
+
+
+def test_a_late_account_with_an_existing_email_never_takes_over_the_customer_id(rebuilt):
+    _, _, database, before, _ = rebuilt
+    assert query(database, "select store_customer_id, customer_id, assignment_rule from int_identity__store_account_map "
+                           "where store_customer_id in ('C9001', 'C9999') order by 1") == [
+        ("C9001", "C9001", "new_person"), ("C9999", "C9001", "joined_existing_person_by_email")]
+    assert query(database, "select customer_id, email_sha256 from customer_profile where customer_id = 'C9001'") \
+        == before["people"]
+    assert query(database, "select count(*) from customer_profile where customer_id = 'C9999'") == [(0,)]
+    assert query(database, "select audience_name, customer_id, email_sha256 from audience_membership "
+                           "where customer_id = 'C9001' order by 1") == before["audiences"]
+    (resolution,), = query(database, "select resolution from identity_conflicts "
+                                     "where conflict_type = 'shared_email' and source_record_id = 'C9999'")
+    assert "never moves" in resolution
+
+
+def test_full_refresh_is_the_only_way_the_map_is_recomputed(rebuilt):
+    workdir, project, database, _, _ = rebuilt
+    copy = workdir / "refreshed.duckdb"
+    shutil.copy(database, copy)
+    refreshed = run_dbt(workdir, "run", "--full-refresh", "--select", "int_identity__store_account_map",
+                        database=copy, project=project, target="target-refresh")
+    assert refreshed.not_passing() == [], refreshed.output()
+    # recomputed from scratch, the earliest-created account anchors the person
+    assert query(copy, "select customer_id from int_identity__store_account_map where store_customer_id = 'C9001'") \
+        == [("C9999",)]
+
+
+def test_an_export_time_in_the_future_is_quarantined_and_stale_data_stays_stale(rebuilt):
+    _, _, database, _, _ = rebuilt
+    assert query(database, "select source_table, reason, action, exported_at from rejected_inputs "
+                           "where source_record_id = 'LA-9080' and field = '_exported_at'") == [
+        ("loyalty_accounts", "exported_in_future", "row_quarantined", dt.datetime(2030, 1, 1))]
+    fresh, = query(database, "select is_data_fresh from customer_profile where customer_id = 'C9080'")
+    assert fresh == (False,)
+    assert query(database, "select audience_name from audience_membership where customer_id = 'C9080' "
+                           "and audience_name like 'aud_cart%'") == []
