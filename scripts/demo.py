@@ -63,6 +63,20 @@ def requests_sent(url: str) -> int:
     return int(stats.get("total_requests", 0))
 
 
+def print_objects(cio_url: str) -> None:
+    """Customer.io objects (kind: objects syncs) by type, and how many relate to a person."""
+    objects = httpx.get(f"{cio_url}/_emulator/state", timeout=30).json().get("objects", {})
+    by_type: dict[str, list[dict]] = {}
+    for entity in objects.values():
+        by_type.setdefault(entity["object_type_id"], []).append(entity)
+    print("\nCustomer.io objects:")
+    for type_id, entities in sorted(by_type.items()):
+        related = sum(1 for entity in entities if entity["relationships"])
+        example = entities[0]
+        print(f"  type {type_id}: {len(entities)} objects, {related} related to a person; e.g. "
+              f"{example['object_id']} -> {', '.join(example['relationships']) or 'nobody'} {example['attributes']}")
+
+
 def main() -> None:
     (ROOT / "warehouse").mkdir(exist_ok=True)
     for leftover in (ROOT / "warehouse" / "retention.duckdb", ROOT / ".pusher" / "demo", ROOT / "target"):
@@ -79,6 +93,7 @@ def main() -> None:
         # exit code 3 = some rows rejected: reported, not fatal for the demo
         run("sync every destination", [str(BIN / "pusher"), "sync"], env, ok_codes=(0, 3))
         run("compare", [sys.executable, "scripts/compare_destinations.py", cio_url, msads_url], env)
+        print_objects(cio_url)
         before = requests_sent(cio_url) + requests_sent(msads_url)
         run("sync again (nothing changed)", [str(BIN / "pusher"), "sync"], env, ok_codes=(0, 3))
         after = requests_sent(cio_url) + requests_sent(msads_url)

@@ -22,7 +22,7 @@ from pusher.warehouse import Warehouse, qualified
 class Comparison:
     sync: str
     destination: str
-    target: str                 # list/segment name, or "people" / "events"
+    target: str                 # list/segment name, or "people" / "events" / "objects of type N"
     expected: int               # what the warehouse says
     actual: int                 # what the destination holds
     missing: list[str] = field(default_factory=list)   # expected, not at the destination
@@ -101,6 +101,22 @@ def compare_sync(wh: Warehouse, sync: SyncDefinition, states: dict[str, Any]) ->
             wanted = {name: value for name, value in wire_row(columns, row).items()
                       if name != "customer_id"}
             if any(held.get(name) != value for name, value in wanted.items()):
+                comparison.differing.append(key)
+        return comparison
+    if sync.kind == "objects":
+        prefix = f"{sync.object_type_id}:"
+        held = {name[len(prefix):]: entity for name, entity in state.get("objects", {}).items()
+                if name.startswith(prefix)}
+        comparison = _compare_sets(sync, f"objects of type {sync.object_type_id}",
+                                   {row[index["object_id"]] for row in rows}, set(held))
+        for row in rows:
+            key, entity = row[index["object_id"]], held.get(row[index["object_id"]], {})
+            wanted = {name: value for name, value in wire_row(columns, row).items()
+                      if name not in ("object_id", "customer_id")}
+            related = [row[index["customer_id"]]] if row[index["customer_id"]] is not None else []
+            attributes = entity.get("attributes", {})
+            if entity.get("relationships") != related or any(attributes.get(name) != value
+                                                              for name, value in wanted.items()):
                 comparison.differing.append(key)
         return comparison
     return None
