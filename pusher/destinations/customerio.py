@@ -1,4 +1,24 @@
-"""Customer.io: people and events through the Track API v2 batch, audiences as manual segments.
+"""Customer.io: people, events and objects through the Track API v2 batch, audiences as manual segments.
+
+Contract (each point from Customer.io's public docs or its official SDK):
+- Limits: 150-byte ids and attribute names, 1000-byte values, 300 attributes per identify call and
+  per person across calls, 32 KB per v2 op, 500 KB per batch ("Customer limits", "v2 API Limits" in
+  https://docs.customer.io/api/track/); a person who would hold more than 300 is rejected by name
+  before sending (customerio_payloads.person_problem, using what the ledger says it holds).
+- Nested values: attributes may be objects and arrays (https://docs.customer.io/journeys/json-in-segments);
+  a nested value's JSON must fit the 1000-byte value limit (the docs do not say how it is measured:
+  the safe reading).
+- 207 partial success: the official SDK treats it as success (customerio-python client_base.py
+  send_request), so its `errors[].batch_index` are read here and recorded per row.
+- Phone identifier (CUSTOMERIO_IDENTIFIER=phone): v2 `identifiers: {phone}` in E.164, only where the
+  workspace has phone as an identifier (OpenAPI person_common); identifiers change only through
+  cio_id (OpenAPI identify description), so a changed phone is rejected, not guessed.
+- Op-level `timestamp` on identify: "used to control the order of attribute updates when multiple
+  requests are sent in rapid succession" (OpenAPI identify_person); we send the row's state time.
+- Objects (sync kind `objects`): v2 `type: object` identify with `cio_relationships`, and
+  `delete_relationships` (OpenAPI object_identify, object_delete_relationships); object type ids are
+  string-formatted integers from 1; objects and relationships have the person limits plus 100 KB of
+  attributes in all ("Object and relationship limits").
 
 Settings (environment):
   CUSTOMERIO_SITE_ID, CUSTOMERIO_API_KEY     Track API Basic auth (required)

@@ -89,6 +89,10 @@ def phone_problem(update: PersonUpdate) -> str | None:
                 "phone: fill the model's `phone` column (E.164) or leave such people out of the model")
     if not E164.match(update.phone):
         return f"person {update.key}: phone is not in E.164 format (+ and up to 15 digits); fix it in the model"
+    sent = [name for name in update.attributes if name not in RESERVED_ATTRIBUTES]
+    if update.is_new and len(sent) + 1 > MAX_ATTRIBUTES:   # a new person's op also carries `id`
+        return (f"person {update.key}: {len(sent)} attributes plus its id in one update; Customer.io "
+                f"accepts at most {MAX_ATTRIBUTES}")
     if not update.is_new and "phone" in update.attributes:
         return (f"person {update.key}: phone changed, and Customer.io changes an identifier only through the "
                 "person's cio_id; change it in Customer.io (or merge the two profiles), then rerun")

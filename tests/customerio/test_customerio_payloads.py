@@ -137,3 +137,11 @@ def test_identify_op_carries_the_row_state_time():
     op = identify_op(PersonUpdate("c1", {"plan": "pro"}, is_new=False, timestamp=1_700_000_300))
     assert op["timestamp"] == 1_700_000_300
     assert "timestamp" not in identify_op(PersonUpdate("c1", {"plan": "pro"}, is_new=True))
+
+
+def test_a_new_person_identified_by_phone_counts_its_id_against_the_per_call_limit():
+    from pusher.destinations.customerio_payloads import phone_problem
+
+    full = {f"a{i}": i for i in range(300)}
+    assert "plus its id" in phone_problem(PersonUpdate("c1", full, is_new=True, phone="+4791234567"))
+    assert phone_problem(PersonUpdate("c1", full, is_new=False, phone="+4791234567")) is None
