@@ -62,6 +62,11 @@ MSADS_CUSTOMER_ID, MSADS_ACCOUNT_ID; optional:
   are about 12 MB, so big lists still go as few files. MSADS_MAX_FILE_BYTES (100,000,000: the
   documented 100 MB, read as the uncompressed CSV, the stricter reading): files are split by
   bytes as well as rows.
+- MSADS_APPLY_MAX_ITEMS (1000, at most 1000; 0 = always Bulk): a batch of at most this many
+  members goes as one synchronous Campaign Management ApplyCustomerListUserData call (see
+  msads_apply), the documented way for small changes, instead of a bulk round trip (upload,
+  poll, download) that also spends the scarcer bulk quota; bigger batches, and a Replace
+  with no members, go through Bulk. Lists are always created through Bulk.
 - MSADS_POLL_SECONDS (5, growing to 60), MSADS_POLL_TIMEOUT_SECONDS (3600),
   MSADS_THROTTLE_MAX_WAIT_SECONDS (900), MSADS_RATE_WAIT_SECONDS (60),
   MSADS_MAX_THROTTLE_RETRIES (8), MSADS_REQUESTS_PER_SECOND (2).
@@ -89,6 +94,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from pusher.destinations.base import BatchResult, Destination, ListRef, Member, chunked
+from pusher.destinations.msads_apply import MAX_ITEMS as APPLY_MAX_ITEMS
+from pusher.destinations.msads_apply import OPERATION as APPLY_OPERATION
+from pusher.destinations.msads_apply import apply_body, item_errors
 from pusher.destinations.msads_auth import TokenProvider
 from pusher.destinations.msads_bulk_file import (
     MAX_FILE_BYTES, MAX_FILE_ROWS, NEW_LIST_REF, NON_ITEM_ROWS, SANDBOX_FILE_ROWS, SCOPES, BulkFileError, ListRow,
@@ -238,7 +246,7 @@ class MicrosoftAdsDestination(Destination):
                  accept_terms: bool | None = None, list_scope: str = "Customer",
                  membership_duration: int | None = NEVER_EXPIRES, max_rows_per_file: int = DEFAULT_ROWS_PER_FILE,
                  max_file_bytes: int = MAX_FILE_BYTES, file_rows_limit: int = MAX_FILE_ROWS,
-                 oauth_scope: str = ENVIRONMENTS["production"].scope,
+                 oauth_scope: str = ENVIRONMENTS["production"].scope, apply_max_items: int = APPLY_MAX_ITEMS,
                  poll_seconds: float = 5.0, poll_max_seconds: float = 60.0, poll_timeout_seconds: float = 3600.0,
                  throttle_max_wait_seconds: float = 900.0, rate_wait_seconds: float = 60.0,
                  max_throttle_retries: int = 8, requests_per_second: float | None = None,
@@ -254,6 +262,7 @@ class MicrosoftAdsDestination(Destination):
         self.membership_duration = membership_duration
         self.max_members_per_request = max(1, min(max_rows_per_file, file_rows_limit - NON_ITEM_ROWS))
         self.max_file_bytes = max_file_bytes
+        self.apply_max_items = apply_max_items
         self.poll_seconds = poll_seconds
         self.poll_max_seconds = poll_max_seconds
         self.poll_timeout_seconds = poll_timeout_seconds
@@ -334,6 +343,7 @@ class MicrosoftAdsDestination(Destination):
                                                    cast=float, low=0),
             rate_wait_seconds=_int_setting(env, "MSADS_RATE_WAIT_SECONDS", 60.0, cast=float, low=0),
             max_throttle_retries=_int_setting(env, "MSADS_MAX_THROTTLE_RETRIES", 8, low=0, high=100),
+            apply_max_items=_int_setting(env, "MSADS_APPLY_MAX_ITEMS", APPLY_MAX_ITEMS, low=0, high=APPLY_MAX_ITEMS),
             requests_per_second=_int_setting(env, "MSADS_REQUESTS_PER_SECOND", 2.0, cast=float, low=0.01),
         )
         settings.update(overrides)
@@ -422,6 +432,8 @@ class MicrosoftAdsDestination(Destination):
         check_hashes(members)            # before anything leaves: raw emails are refused here
         if not ref.external_id:
             raise DestinationRequestError(f"list {ref.name!r} has no Microsoft Advertising id; call ensure_list first")
+        if 0 < len(members) <= self.apply_max_items:
+            return self._apply(ref, members, action)
         result = BatchResult()
         if not members and action == "Replace":
             members_chunks: list[list[Member]] = [[]]   # Replace with nothing: wipe the list
@@ -445,6 +457,22 @@ class MicrosoftAdsDestination(Destination):
                     result.rejected[member.key] = outcome.item_errors[position]
                 else:
                     result.accepted.append(member.key)
+        return result
+
+    def _apply(self, ref: ListRef, members: Sequence[Member], action: str) -> BatchResult:
+        """One synchronous ApplyCustomerListUserData call; per-item errors become rejections."""
+        what = f"{action} {len(members)} members of {ref.name!r}"
+        answer = self._call(APPLY_OPERATION, apply_body(str(ref.external_id), action, members, self.accept_terms),
+                            what, base=self._campaign_base)
+        by_index, unplaced = item_errors(answer, len(members))
+        if unplaced:
+            raise DestinationRequestError(f"{what}: {'; '.join(unplaced)[:500]}")
+        result = BatchResult()
+        for position, member in enumerate(members):
+            if position in by_index:
+                result.rejected[member.key] = by_index[position]
+            else:
+                result.accepted.append(member.key)
         return result
 
     # ---- the bulk upload round trip ------------------------------------------------------

@@ -50,6 +50,18 @@ It enforces the contract in contracts/microsoft-ads.md ("What the emulator enfor
   or Replace of a member already there) starts it again. Members drop out once it has passed,
   on a membership clock that tests move with `POST /_emulator/clock {"days": n}` (state
   shows `clock_offset_days`).
+- Campaign Management `POST /CampaignManagement/v13/CustomerListUserData/Apply`
+  (ApplyCustomerListUserData; shapes from the bingads SDK's openapi_client models
+  customer_list_user_data.py, apply_customer_list_user_data_response.py, batch_error.py):
+  the same Bearer, DeveloperToken, CustomerId and CustomerAccountId checks as every JSON call;
+  operation errors for the call as a whole: no CustomerListUserData (100), an AudienceId that
+  is not an existing list (8000), ActionType not Add/Remove/Replace (8001), sub type other
+  than Email (8002), AcceptCustomerMatchTerm false, or absent without the UI acceptance
+  (8003), no items (8006), more than 1,000 items (code 0: the emulator's own);
+  per item, the same rules as a bulk Customer List Item row (8006 empty, 8004 not 64
+  lowercase hex, the row-fault knob) answered as PartialErrors with the item's Index, the
+  other items applied at once (Replace: the list becomes the valid items). Same rate limit
+  and injected faults as the bulk calls.
 - Status (GetBulkUploadStatus RequestStatus values): PendingFileUpload while a request id's
   file has not arrived, then, over successive polls after the upload, PendingFileUpload ->
   FileUploaded -> InProgress -> Completed/CompletedWithErrors (the first poll still pending,
@@ -98,6 +110,7 @@ CAMPAIGN = "/CampaignManagement/v13"
 AUDIENCE_TYPES = {"RemarketingList", "Custom", "InMarket", "Product", "SimilarRemarketingList",
                   "CombinedList", "CustomerList", "ImpressionBasedRemarketingList"}
 MAX_AUDIENCE_IDS = 100
+APPLY_MAX_ITEMS = 1000
 AUTH_CODES = {105: "InvalidCredentials", 106: "UserIsNotAuthorized", 109: "AuthenticationTokenExpired"}
 OPERATION_CODES = {
     117: "CallRateExceeded", 1102: "InvalidAccountId", 3224: "BulkServiceUploadUrlAlreadyUsed",
@@ -139,7 +152,8 @@ class Fault(Exception):
                  "Message": self.message, "Type": "AdApiError"}]}
         else:
             body = {"TrackingId": tracking, "Type": "ApiFaultDetail", "BatchErrors": [], "OperationErrors": [
-                {"Code": self.code, "Details": None, "ErrorCode": OPERATION_CODES.get(self.code, "Error"),
+                {"Code": self.code, "Details": None,
+                 "ErrorCode": OPERATION_CODES.get(self.code) or ROW_ERRORS.get(self.code, "Error"),
                  "Message": self.message, "Type": "OperationError"}]}
         return JSONResponse(body, status_code=self.http_status)
 
@@ -175,7 +189,7 @@ class MicrosoftAdsEmulator:
         self.requests: dict[str, dict] = {}
         self.results: dict[str, bytes] = {}
         self.stats: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self.counters: dict = {"uploads": 0, "rows": 0, "upload_auth_headers": {}}
+        self.counters: dict = {"uploads": 0, "rows": 0, "upload_auth_headers": {}, "applied_items": 0}
         self.window_start = time.monotonic()
         self.window_count = 0
         self._load()
@@ -431,6 +445,66 @@ class MicrosoftAdsEmulator:
                                "Message": f"Audience {audience_id} does not exist or is not of the requested type."})
         return JSONResponse({"Audiences": answered, "PartialErrors": errors})
 
+    # ---- Campaign Management: ApplyCustomerListUserData ----------------------------------
+
+    async def apply_user_data(self, request: Request) -> Response:
+        """Synchronous list change of at most 1,000 hashed items; per-item PartialErrors."""
+        self._check_auth(request)
+        body = await self._json_body(request)
+        self._check_account(request.headers.get("customeraccountid"), None)
+        data = body.get("CustomerListUserData")
+        if not isinstance(data, dict):
+            raise Fault(100, "CustomerListUserData is required.")
+        list_id = str(data.get("AudienceId") or "")
+        if list_id not in self.lists:
+            raise Fault(8000, f"Customer list {list_id or '(none)'} does not exist.")
+        action = data.get("ActionType")
+        if action not in ACTION_TYPES:
+            raise Fault(8001, f"ActionType must be one of {', '.join(ACTION_TYPES)}.")
+        if data.get("CustomerListItemSubType") != "Email":
+            raise Fault(8002, "CustomerListItemSubType must be Email.")
+        terms = data.get("AcceptCustomerMatchTerm")
+        if terms is False or (terms is None and not self.terms_accepted):
+            raise Fault(8003, "The Customer Match terms are not accepted (AcceptCustomerMatchTerm or the UI).")
+        if terms is True:
+            self.terms_accepted = True
+        items = data.get("CustomerListItems")
+        if not isinstance(items, list) or not items:
+            raise Fault(8006, "CustomerListItems must list at least one item.")
+        if len(items) > APPLY_MAX_ITEMS:
+            raise Fault(0, f"CustomerListItems holds {len(items)} items; at most {APPLY_MAX_ITEMS} per call.")
+        errors, valid = [], []
+        for index, text in enumerate(items):
+            problem = self._item_problem(text if isinstance(text, str) else "")
+            if problem:
+                code, message = problem
+                errors.append({"Code": code, "Details": None, "ErrorCode": ROW_ERRORS.get(code, "Error"),
+                               "FieldPath": None, "ForwardCompatibilityMap": None, "Index": index,
+                               "Message": message, "Type": "BatchError"})
+            else:
+                valid.append(text)
+        members = self.lists[list_id]["members"]
+        if action == "Replace":
+            members.clear()
+        if action == "Remove":
+            for member in valid:
+                members.pop(member, None)
+        else:
+            members.update(dict.fromkeys(valid, self.now()))
+        self.counters["applied_items"] += len(valid)
+        self._save()
+        return JSONResponse({"PartialErrors": errors})
+
+    def _item_problem(self, text: str) -> tuple[int, str] | None:
+        """The Customer List Item rules, shared by bulk rows and Apply items."""
+        if not text.strip():
+            return 8006, "Text (the hashed email) is required."
+        if not HASH_RE.fullmatch(text):
+            return 8004, "Text must be the SHA-256 hash of the email as 64 lowercase hex characters."
+        if text in self.row_fault_texts:
+            return 0, "An internal error occurred while processing this record (injected)."
+        return None
+
     def _audience(self, item: dict) -> dict:
         # REST JSON carries longs as strings.
         owner = self.customer_id if item["scope"] == "Customer" else self.account_id
@@ -562,12 +636,9 @@ class MicrosoftAdsEmulator:
         if record.get("Sub Type", "").strip() != "Email":
             return [(8002, "Sub Type must be Email.")]
         text = record.get("Text", "")
-        if not text.strip():
-            return [(8006, "Text (the hashed email) is required.")]
-        if not HASH_RE.fullmatch(text):
-            return [(8004, "Text must be the SHA-256 hash of the email as 64 lowercase hex characters.")]
-        if text in self.row_fault_texts:
-            return [(0, "An internal error occurred while processing this record (injected).")]
+        problem = self._item_problem(text)
+        if problem:
+            return [problem]
         change = pending[parent["list"]]
         if change.get("row_action", change["action"]) == "Remove":
             change["remove"].add(text)
@@ -643,6 +714,8 @@ def create_app(options: EmulatorOptions | None = None) -> Starlette:
         route(f"{BULK}/BulkUploadStatus/Query", "BulkUploadStatus", emulator.upload_status, ["POST"], throttled=True),
         route(f"{CAMPAIGN}/Audiences/QueryByIds", "AudiencesQueryByIds", emulator.audiences_by_ids, ["POST"],
               throttled=True),
+        route(f"{CAMPAIGN}/CustomerListUserData/Apply", "ApplyCustomerListUserData", emulator.apply_user_data,
+              ["POST"], throttled=True),
         route(f"{BULK}/ResultFiles/{{result_id}}", "ResultFile", emulator.result_file, ["GET"]),
         Route("/_emulator/state", emulator.state, methods=["GET"]),
         Route("/_emulator/stats", emulator.stats_view, methods=["GET"]),

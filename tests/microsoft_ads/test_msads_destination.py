@@ -225,7 +225,8 @@ def test_raw_email_or_bad_hash_is_never_sent(emulator, make_destination, bad):
         assert "cust-7" in str(err.value)
         if bad:
             assert bad not in str(err.value)
-    assert emulator.stats() == {"requests": {}, "uploads": 0, "rows": 0, "upload_auth_headers": {}}
+    assert emulator.stats() == {"requests": {}, "uploads": 0, "rows": 0, "upload_auth_headers": {},
+                                "applied_items": 0}
 
 
 def test_rotated_refresh_token_is_persisted_0600_and_reused(emulator, make_destination, tmp_path):
@@ -272,7 +273,7 @@ def test_wrong_developer_token_is_an_auth_error_without_secrets(emulator, make_d
 
 
 def test_expired_access_token_is_refreshed_once(emulator, make_destination):
-    dest = make_destination(emulator)
+    dest = make_destination(emulator, MSADS_APPLY_MAX_ITEMS="0")
     ref = made_list(emulator, dest)
     HTTP.post(emulator.base + "/_emulator/expire-tokens")
     assert dest.add_members(ref, members(4)).rejected == {}
@@ -327,7 +328,7 @@ def test_server_errors_are_retried(start_emulator, tmp_path):
 
 def test_a_file_refused_as_a_whole_raises_with_the_reason(start_emulator, make_destination):
     emulator = start_emulator(env={"MSADS_EMULATOR_MAX_ROWS": "4"})
-    dest = make_destination(emulator, MSADS_MAX_ROWS_PER_FILE="10")
+    dest = make_destination(emulator, MSADS_MAX_ROWS_PER_FILE="10", MSADS_APPLY_MAX_ITEMS="0")
     ref = made_list(emulator, dest)
     with pytest.raises(DestinationRequestError, match="UploadFileRowCountExceeded"):
         dest.add_members(ref, members(5))
@@ -381,7 +382,7 @@ def test_fault_errors_reads_the_envelope_the_flat_body_and_a_list_of_flat_errors
 
 @pytest.mark.parametrize("code", [3224, 3226, 3227, 4204, 117])
 def test_upload_step_failures_get_a_new_url_and_succeed(emulator, make_destination, code):
-    dest = make_destination(emulator)
+    dest = make_destination(emulator, MSADS_APPLY_MAX_ITEMS="0")
     ref = made_list(emulator, dest)
     HTTP.post(emulator.base + "/_emulator/upload-faults", json={"codes": [code, code]})
     result = dest.add_members(ref, members(3))
@@ -393,8 +394,8 @@ def test_upload_step_failures_get_a_new_url_and_succeed(emulator, make_destinati
 
 def test_upload_backs_off_on_3227_and_honours_the_wait_setting(emulator, tmp_path):
     waits: list[float] = []
-    dest = MicrosoftAdsDestination.from_env(destination_env(emulator.base, tmp_path, MSADS_RATE_WAIT_SECONDS="0.5"),
-                                            sleep=waits.append)
+    dest = MicrosoftAdsDestination.from_env(destination_env(emulator.base, tmp_path, MSADS_RATE_WAIT_SECONDS="0.5",
+                                                            MSADS_APPLY_MAX_ITEMS="0"), sleep=waits.append)
     try:
         ref = made_list(emulator, dest)
         HTTP.post(emulator.base + "/_emulator/upload-faults", json={"codes": [3227, 3224]})
@@ -406,7 +407,7 @@ def test_upload_backs_off_on_3227_and_honours_the_wait_setting(emulator, tmp_pat
 
 
 def test_upload_failing_past_the_retries_is_unavailable(emulator, make_destination):
-    dest = make_destination(emulator, MSADS_MAX_THROTTLE_RETRIES="3")
+    dest = make_destination(emulator, MSADS_MAX_THROTTLE_RETRIES="3", MSADS_APPLY_MAX_ITEMS="0")
     ref = made_list(emulator, dest)
     HTTP.post(emulator.base + "/_emulator/upload-faults", json={"codes": [3227] * 10})
     with pytest.raises(DestinationUnavailable, match="3227") as raised:
@@ -416,7 +417,7 @@ def test_upload_failing_past_the_retries_is_unavailable(emulator, make_destinati
 
 
 def test_upload_sends_both_auth_headers(emulator, make_destination):
-    dest = make_destination(emulator)
+    dest = make_destination(emulator, MSADS_APPLY_MAX_ITEMS="0")
     dest.add_members(made_list(emulator, dest), members(1))
     assert emulator.stats()["upload_auth_headers"] == {"Authorization": 2, "AuthenticationToken": 2}
 
@@ -461,7 +462,8 @@ def test_sandbox_sync_against_a_sandbox_emulator(start_emulator, tmp_path):
 
 def test_files_are_split_by_bytes_too(start_emulator, tmp_path):
     emulator = start_emulator(env={"MSADS_EMULATOR_MAX_FILE_BYTES": "3000"})
-    dest = MicrosoftAdsDestination.from_env(destination_env(emulator.base, tmp_path, MSADS_MAX_FILE_BYTES="3000"))
+    dest = MicrosoftAdsDestination.from_env(destination_env(emulator.base, tmp_path, MSADS_MAX_FILE_BYTES="3000",
+                                                            MSADS_APPLY_MAX_ITEMS="0"))
     try:
         ref = made_list(emulator, dest)
         uploads = emulator.stats()["uploads"]
