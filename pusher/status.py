@@ -87,7 +87,21 @@ def status(project: Project, wh: Warehouse, syncs, env: Mapping[str, str] | None
             **membership_refresh(wh, sync, env),
         })
     _add_cadence(wh, syncs, out)
+    _add_reported_sizes(project, ledger, syncs, out, env)
     return out
+
+
+def _add_reported_sizes(project: Project, ledger: Ledger, syncs, rows: list[dict[str, Any]],
+                        env: Mapping[str, str]) -> None:
+    """Microsoft lists: the matched size Microsoft reports, beside destination_size (ours)."""
+    from pusher.destinations.msads_sizes import reported_sizes
+
+    ids = {sync.name: ledger.list_external_id(sync.name, sync.list_name or "") for sync in syncs
+           if sync.destination == "microsoft_ads" and sync.kind == "audience"}
+    ids = {name: list_id for name, list_id in ids.items() if list_id}
+    found = reported_sizes(sorted(set(ids.values())), env, project.project_dir)
+    for row in rows:
+        row.update(found.get(ids.get(row["sync"], ""), {}))
 
 
 def _add_cadence(wh: Warehouse, syncs, rows: list[dict[str, Any]]) -> None:

@@ -129,6 +129,14 @@ def print_status(rows: list[dict[str, Any]], verbose: bool = False, out: Console
     out.print(Text("rejected: pending retry / exhausted. destination size: what the destination acknowledged.",
                    style="dim"))
     for row in rows:
+        if "reported_search_size" in row:
+            reported = (f"{row['sync']}: Microsoft reports {_num(row['reported_search_size'])} matched (search), "
+                        f"{_num(row['reported_audience_network_size'])} (audience network) of "
+                        f"{_num(row['destination_size'])} uploaded")
+            out.print(Text(reported, style="yellow" if row.get("reported_warning") else ""))
+        for key in ("reported_warning", "reported_note", "reported_problem"):
+            if row.get(key):
+                out.print(Text(f"{row['sync']}: {row[key]}", style="yellow" if key != "reported_note" else "dim"))
         if row.get("refresh_after_days") is not None:
             out.print(f"{row['sync']}: membership refresh: {row['refresh_due']} member(s) due (re-added after "
                       f"{row['refresh_after_days']:g} days), next due {row['next_refresh_at'] or '-'}")

@@ -404,6 +404,11 @@ class MicrosoftAdsDestination(Destination):
                 "Microsoft Advertising, or change this exposure's list_name, then rerun")
         return ids[0] if ids else None
 
+    def audiences_by_ids(self, ids: Sequence[str]) -> dict:
+        """The GetAudiencesByIds answer for these Customer List ids (at most 100), as it comes."""
+        return self._call("Audiences/QueryByIds", {"AudienceIds": [str(i) for i in ids], "Type": "CustomerList"},
+                          f"look up {len(ids)} list(s)", base=self._campaign_base)
+
     def add_members(self, ref: ListRef, members: Sequence[Member], *, replace: bool = False) -> BatchResult:
         return self._send(ref, members, "Replace" if replace else "Add")
 

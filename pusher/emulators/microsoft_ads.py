@@ -42,6 +42,10 @@ It enforces the contract in contracts/microsoft-ads.md ("What the emulator enfor
   audience types, or a list); `AudienceIds` null/absent/empty = every audience of those
   types, else at most 100 ids answered in order, an unknown one as null plus a PartialErrors
   BatchError with its Index (code 0 / InvalidAudienceId: the emulator's own, not verified).
+  `SearchSize` and `AudienceNetworkSize` (strings, as REST carries longs) count the members
+  held at least MSADS_EMULATOR_SIZE_DELAY_HOURS (48) on the membership clock, null while the
+  list is younger than that (Customer List record docs: check the Audience Size fields about
+  48 hours after an upload).
   Answers `{"Audiences": [{"Id": "<string>", "Name", "Type": "CustomerList", "Scope",
   "MembershipDuration", "ParentId", ...}], "PartialErrors": []}`; only Customer Lists exist
   here. Served on the same base URL as the Bulk API, with the same faults and rate limit.
@@ -172,6 +176,7 @@ class MicrosoftAdsEmulator:
         self.max_rows = int(_env("MSADS_EMULATOR_MAX_ROWS",
                                  str(SANDBOX_FILE_ROWS if self.environment == "sandbox" else MAX_FILE_ROWS)))
         self.max_file_bytes = int(_env("MSADS_EMULATOR_MAX_FILE_BYTES", str(MAX_FILE_BYTES)))
+        self.size_delay = float(_env("MSADS_EMULATOR_SIZE_DELAY_HOURS", "48")) * 3600
         # Rows whose Text is listed here fail with error 0 (InternalError): a per-row fault knob.
         self.row_fault_texts = {x.strip() for x in _env("MSADS_EMULATOR_ROW_FAULT_TEXTS", "").split(",") if x.strip()}
         self.fault_kinds = [int(x) for x in _env("MSADS_EMULATOR_FAULTS", "4204,117,503").split(",") if x.strip()]
@@ -505,13 +510,22 @@ class MicrosoftAdsEmulator:
             return 0, "An internal error occurred while processing this record (injected)."
         return None
 
+    def _reported_size(self, item: dict) -> str | None:
+        """Members held for the size delay or longer (everyone "matches" here); null while the
+        list is younger than the delay, as Microsoft reports sizes about 48 h after an upload."""
+        cutoff = self.now() - self.size_delay
+        if item.get("created_at", 0.0) > cutoff:
+            return None
+        return str(sum(1 for added in item["members"].values() if added <= cutoff))
+
     def _audience(self, item: dict) -> dict:
         # REST JSON carries longs as strings.
         owner = self.customer_id if item["scope"] == "Customer" else self.account_id
-        return {"AudienceNetworkSize": None, "CustomerShare": None, "Description": None,
+        size = self._reported_size(item)
+        return {"AudienceNetworkSize": size, "CustomerShare": None, "Description": None,
                 "ForwardCompatibilityMap": None, "Id": item["id"],
                 "MembershipDuration": item["membership_duration"], "Name": item["name"], "ParentId": owner,
-                "Scope": item["scope"], "SearchSize": None, "SupportedCampaignTypes": None,
+                "Scope": item["scope"], "SearchSize": size, "SupportedCampaignTypes": None,
                 "Type": "CustomerList"}
 
     # ---- file processing -----------------------------------------------------------------
@@ -613,7 +627,7 @@ class MicrosoftAdsEmulator:
             list_id = str(self.next_list_id)
             self.next_list_id += 1
             self.lists[list_id] = {"id": list_id, "name": name, "scope": scope,
-                                   "membership_duration": int(duration), "members": {}}
+                                   "membership_duration": int(duration), "members": {}, "created_at": self.now()}
             pending[list_id] = {"action": "Add", "add": set(), "remove": set()}
             return [], list_id
         if row_id not in self.lists:

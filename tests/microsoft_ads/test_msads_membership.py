@@ -206,3 +206,51 @@ def test_unwritable_token_file_ends_the_sync_with_exit_5_and_a_clear_message(tmp
     assert report.exit_code == 5 and outcome.status == "config_error"
     assert "MSADS_TOKEN_FILE" in outcome.message and "refresh token was not used" in outcome.message
     assert emulator.state()["lists"] == []
+
+
+# ---- the matched size Microsoft reports, beside ours ------------------------------------------
+
+def test_status_shows_the_size_microsoft_reports_once_computed(tmp_path, emulator):
+    import io
+
+    from rich.console import Console
+
+    from pusher.tables import print_status
+
+    loop = Loop(tmp_path, emulator)
+    loop.project.set_audience_range(0, 40)
+    loop.run()
+    fresh = loop.status()
+    assert fresh["destination_size"] == 40
+    assert fresh["reported_search_size"] is None and "48 h" in fresh["reported_note"]
+    loop.days(2)
+    reported = loop.status()
+    assert reported["reported_search_size"] == 40 and reported["reported_audience_network_size"] == 40
+    assert "under the 300" in reported["reported_warning"]
+    buffer = io.StringIO()
+    print_status([reported], out=Console(file=buffer, width=200))
+    assert "Microsoft reports 40 matched (search), 40 (audience network) of 40 uploaded" in buffer.getvalue()
+
+
+def test_status_without_microsoft_reports_the_problem_and_goes_on(tmp_path, emulator):
+    loop = Loop(tmp_path, emulator)
+    loop.project.set_audience_range(0, 3)
+    loop.run()
+    loop.env["MSADS_DEVELOPER_TOKEN"] = "wrong-token"
+    row = loop.status()
+    assert "reported_search_size" not in row and "MSADS_DEVELOPER_TOKEN" in row["reported_problem"]
+    assert row["destination_size"] == 3
+    loop.env["MSADS_STATUS_SIZES"] = "false"
+    assert "reported_problem" not in loop.status()
+
+
+def test_sizes_from_audiences_handles_nulls_gaps_and_big_lists():
+    from pusher.destinations.msads_sizes import sizes_from_audiences
+
+    answer = {"Audiences": [{"Id": "1", "SearchSize": "1200", "AudienceNetworkSize": None}, None,
+                            {"Id": "3", "SearchSize": None, "AudienceNetworkSize": None}],
+              "PartialErrors": [{"Index": 1, "Code": 0}]}
+    found = sizes_from_audiences(["1", "2", "3"], answer)
+    assert found["1"] == {"reported_search_size": 1200, "reported_audience_network_size": None}
+    assert "no Customer List 2" in found["2"]["reported_problem"]
+    assert found["3"]["reported_search_size"] is None and "reported_note" in found["3"]
