@@ -79,7 +79,9 @@ It enforces the contract in contracts/microsoft-ads.md ("What the emulator enfor
 - `GET /_emulator/state` -> {lists: [{id, name, scope, members: [hashes]}]} (to seed lists,
   e.g. two with one name, which the API itself refuses, write options.state_file first);
   `GET /_emulator/stats` -> {requests: {endpoint: {status: count}}, uploads, rows}.
-- Test knobs: `POST /_emulator/expire-tokens` expires every access token at once;
+- Test knobs: `GET /_emulator/uploads` returns the last 50 uploaded files as sent (base64
+  ZIPs), so tests can read them with the bingads SDK's BulkFileReader;
+  `POST /_emulator/expire-tokens` expires every access token at once;
   MSADS_EMULATOR_ROW_FAULT_TEXTS (comma-separated hashes) makes those item rows fail with
   error 0 (InternalError), to exercise per-row error reporting.
 """
@@ -87,6 +89,7 @@ It enforces the contract in contracts/microsoft-ads.md ("What the emulator enfor
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import random
@@ -115,6 +118,7 @@ AUDIENCE_TYPES = {"RemarketingList", "Custom", "InMarket", "Product", "SimilarRe
                   "CombinedList", "CustomerList", "ImpressionBasedRemarketingList"}
 MAX_AUDIENCE_IDS = 100
 APPLY_MAX_ITEMS = 1000
+KEPT_UPLOADS = 50
 AUTH_CODES = {105: "InvalidCredentials", 106: "UserIsNotAuthorized", 109: "AuthenticationTokenExpired"}
 OPERATION_CODES = {
     117: "CallRateExceeded", 1102: "InvalidAccountId", 3224: "BulkServiceUploadUrlAlreadyUsed",
@@ -190,6 +194,7 @@ class MicrosoftAdsEmulator:
         # Volatile state.
         self.access_tokens: dict[str, float] = {}
         self.upload_urls: dict[str, dict] = {}
+        self.uploaded: list[bytes] = []         # the last files received, as sent (GET /_emulator/uploads)
         self.upload_faults: list[int] = []      # codes the next file uploads answer (POST /_emulator/upload-faults)
         self.requests: dict[str, dict] = {}
         self.results: dict[str, bytes] = {}
@@ -387,6 +392,7 @@ class MicrosoftAdsEmulator:
         slot["used"] = True
         data = await upload.read()
         self.counters["uploads"] += 1
+        self.uploaded = (self.uploaded + [data])[-KEPT_UPLOADS:]
         self.requests[slot["request_id"]] = self._process(data, slot["mode"])
         return JSONResponse({"TrackingId": secrets.token_hex(8), "RequestId": slot["request_id"]})
 
@@ -685,6 +691,10 @@ class MicrosoftAdsEmulator:
         self._save()
         return JSONResponse({"clock_offset_days": self.clock_offset / DAY})
 
+    async def uploads(self, request: Request) -> Response:
+        """Test knob: the last uploaded files (base64 ZIPs, oldest first), to check them independently."""
+        return JSONResponse({"files": [base64.b64encode(data).decode("ascii") for data in self.uploaded]})
+
     async def queue_upload_faults(self, request: Request) -> Response:
         """Test knob: `{"codes": [3227, 4204, ...]}`: the next file uploads answer these, one each."""
         try:
@@ -735,6 +745,7 @@ def create_app(options: EmulatorOptions | None = None) -> Starlette:
         Route("/_emulator/stats", emulator.stats_view, methods=["GET"]),
         Route("/_emulator/expire-tokens", emulator.expire_tokens, methods=["POST"]),
         Route("/_emulator/clock", emulator.advance_clock, methods=["POST"]),
+        Route("/_emulator/uploads", emulator.uploads, methods=["GET"]),
         Route("/_emulator/upload-faults", emulator.queue_upload_faults, methods=["POST"]),
     ])
     app.state.emulator = emulator
