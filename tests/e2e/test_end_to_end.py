@@ -288,3 +288,21 @@ def test_a_lost_ledger_and_a_broken_model_never_replace_a_list(stack_factory):
     assert outcome["stopped_by"] == ["remove_share"] and outcome["sent"]["adds"] == 0, outcome
     assert "MSADS__VIP_High_LTV_Current" in outcome["message"]
     assert _vip_list(stack) == members, "the list must keep every member"
+
+
+def test_microsoft_lists_hold_everyone_400_days_later_with_default_settings(stack_factory):
+    stack = stack_factory()
+    assert stack.pusher("sync")["exit_code"] == 0
+    lists = [item for item in fetch_states(stack.cio_url, stack.msads_url)["microsoft_ads"]["lists"]]
+    assert lists and all(item["membership_duration"] == -1 for item in lists)
+    httpx.post(stack.msads_url + "/_emulator/clock", json={"days": 400}).raise_for_status()
+
+    microsoft = [c for c in stack.comparisons() if c.sync.startswith("msads_")]
+    assert microsoft and all(c.equal for c in microsoft), [(c.sync, c.missing[:3]) for c in microsoft if not c.equal]
+    status = {row["sync"]: row for row in stack.pusher("status")["syncs"]}
+    for sync in (c.sync for c in microsoft):
+        row = status[sync]
+        assert row["refresh_after_days"] is None
+        assert row["reported_search_size"] == row["destination_size"] > 0
+    plan = {item["sync"]: item["plan"] for item in stack.pusher("plan")["syncs"]}
+    assert all(plan[c.sync]["adds"] == plan[c.sync]["refreshes"] == 0 for c in microsoft)
