@@ -1,4 +1,12 @@
-"""Microsoft Advertising Customer Match lists, kept in step through the Bulk API (REST, v13).
+"""Microsoft Advertising Customer Match lists, kept in step through the Bulk API (REST, v13)
+and, for small changes, Campaign Management ApplyCustomerListUserData (msads_apply).
+
+Sources: learn.microsoft.com/en-us/advertising/bulk-service/customer-list and
+.../customer-list-item, .../bulk-service/getbulkuploadurl, .../getbulkuploadstatus,
+.../guides/bulk-upload, .../guides/operation-error-codes,
+.../campaign-management-service/applycustomerlistuserdata and .../getaudiencesbyids,
+.../guides/authentication-oauth; the bingads Python SDK (bingads/authorization.py,
+bingads/service_client.py, bingads/v13/bulk/bulk_service_manager.py, openapi_client models).
 
 One call = one bulk upload: BulkUploadUrl/Query -> POST the ZIP to the single-use URL (with
 `Authorization: Bearer` as the SDK's BulkServiceManager sends it, and `AuthenticationToken`

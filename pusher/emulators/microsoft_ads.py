@@ -1,6 +1,16 @@
-"""Local emulator of Microsoft Advertising's OAuth token endpoint and Bulk API (Customer Match).
+"""Local emulator of Microsoft Advertising's OAuth token endpoint, Bulk API and the Campaign
+Management calls the pusher uses (Customer Match).
 
-It enforces the contract in contracts/microsoft-ads.md ("What the emulator enforces"):
+Sources (each rule below names the one it comes from): learn.microsoft.com/en-us/advertising/
+bulk-service/customer-list and .../bulk-service/customer-list-item (the records, terms,
+membership duration, scope, audience sizes), .../bulk-service/getbulkuploadurl and
+.../getbulkuploadstatus, .../guides/bulk-upload (the upload step, its headers, limits),
+.../guides/operation-error-codes, .../campaign-management-service/applycustomerlistuserdata and
+.../getaudiencesbyids, .../guides/authentication-oauth; the bingads Python SDK
+(BingAds/BingAds-Python-SDK: bingads/authorization.py, bingads/service_client.py,
+bingads/v13/bulk/bulk_service_manager.py, bingads/v13/internal/bulk/string_table.py,
+openapi_client/models/campaign/*.py). Where they leave a detail open the emulator takes the
+stricter reading and says so. It enforces the contract in contracts/microsoft-ads.md:
 
 - `POST /common/oauth2/v2.0/token`: form-encoded, grant_type=refresh_token, the client id,
   a scope containing https://ads.microsoft.com/msads.manage (MSADS_EMULATOR_ENVIRONMENT=
@@ -15,13 +25,15 @@ It enforces the contract in contracts/microsoft-ads.md ("What the emulator enfor
   `{"Errors": [{"Code", "ErrorCode", "Message", "Detail"}]}` for auth (HTTP 401) and
   ApiFaultDetail `{"BatchErrors": [], "OperationErrors": [{"Code", "ErrorCode", "Message",
   "Details"}]}` for the rest (HTTP 400).
-- Upload URLs are single use (3224) and expire (3226, MSADS_EMULATOR_UPLOAD_URL_TTL, 900 s).
+- Upload URLs (GetBulkUploadUrl) are single use (3224) and expire (3226,
+  MSADS_EMULATOR_UPLOAD_URL_TTL, 900 s: the documented 15 minutes).
   The upload step answers failures with a flat JSON body, `{"TrackingId", "Code",
   "ErrorCode", "Message"}`, not the envelope (bulk upload guide, "Upload the file"); the
   ErrorCode names are the emulator's own, the codes are Microsoft's (operation error codes:
   3224 used, 3226 expired, 3227 too many requests). Test knob: `POST /_emulator/upload-faults
-  {"codes": [...]}` makes the next uploads answer those codes (HTTP 400). The POST is multipart with field `file`, a ZIP of one UTF-8-with-BOM CSV, Format Version
-  6.0 row, at most MSADS_EMULATOR_MAX_ROWS records (default 4,000,000; sandbox 20,000) and
+  {"codes": [...]}` makes the next uploads answer those codes (HTTP 400). The POST is
+  multipart with field `file` (bulk_service_manager.py), a ZIP of one UTF-8-with-BOM CSV,
+  Format Version 6.0 row (string_table.py), at most MSADS_EMULATOR_MAX_ROWS records (default 4,000,000; sandbox 20,000) and
   MSADS_EMULATOR_MAX_FILE_BYTES (100,000,000, the documented 100 MB, applied to both the ZIP
   and the CSV in it; the status is Failed with code 0 BulkServiceFileTooLarge, the emulator's
   own code).
