@@ -5,6 +5,7 @@ rejected_inputs with its reason, and nothing invalid reaches an audience."""
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 
 import duckdb
 import pytest
@@ -80,3 +81,10 @@ def test_every_rejection_in_the_demo_world_is_one_of_the_named_cases(con):
     record_ids = {row[0] for row in con.execute("select source_record_id from rejected_inputs").fetchall()}
     assert record_ids == {"C9203", "C9204", "C9205", "O-NEG-9206"}
     assert con.execute("select min(lifetime_value) from customer_profile").fetchone()[0] >= 0
+
+
+def test_a_time_with_an_explicit_offset_keeps_it(con):
+    # SE-TZ-OFFSET: '2026-11-10T08:00:00+05:00' in a New York source, exported '...T09:00:00-05:00'
+    assert con.execute("select changed_at, exported_at from stg_subscriptions__subscription_events "
+                       "where subscription_event_id = 'SE-TZ-OFFSET'").fetchone() == (
+        datetime(2026, 11, 10, 3, 0), datetime(2026, 11, 10, 14, 0))
