@@ -134,7 +134,7 @@ def print_status(rows: list[dict[str, Any]], verbose: bool = False, out: Console
                         f"{_num(row['reported_audience_network_size'])} (audience network) of "
                         f"{_num(row['destination_size'])} uploaded")
             out.print(Text(reported, style="yellow" if row.get("reported_warning") else ""))
-        for key in ("reported_warning", "reported_note", "reported_problem"):
+        for key in ("reported_warning", "reported_duration_warning", "reported_note", "reported_problem"):
             if row.get(key):
                 out.print(Text(f"{row['sync']}: {row[key]}", style="yellow" if key != "reported_note" else "dim"))
         if row.get("refresh_after_days") is not None:

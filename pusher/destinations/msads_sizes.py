@@ -28,8 +28,10 @@ def _count(value: Any) -> int | None:
         return None
 
 
-def sizes_from_audiences(ids: list[str], answer: dict) -> dict[str, dict[str, Any]]:
-    """One GetAudiencesByIds answer (asked for `ids`, in order) -> id -> reported fields."""
+def sizes_from_audiences(ids: list[str], answer: dict, configured_duration: int | None = None) -> dict[str, dict[str, Any]]:
+    """One GetAudiencesByIds answer (asked for `ids`, in order) -> id -> reported fields. A list
+    whose MembershipDuration is not the configured one (made before a settings change) is
+    flagged: the pusher refreshes members by the configured duration."""
     out: dict[str, dict[str, Any]] = {}
     audiences = answer.get("Audiences") or []
     for position, list_id in enumerate(ids):
@@ -45,6 +47,12 @@ def sizes_from_audiences(ids: list[str], answer: dict) -> dict[str, dict[str, An
         elif max(search or 0, network or 0) < SERVING_MINIMUM:
             fields["reported_warning"] = (f"Microsoft matched {max(search or 0, network or 0)} members, under the "
                                           f"{SERVING_MINIMUM} a list needs to serve")
+        duration = _count(audience.get("MembershipDuration"))
+        fields["reported_membership_duration"] = duration
+        if configured_duration is not None and duration is not None and duration != configured_duration:
+            fields["reported_duration_warning"] = (
+                f"the list keeps members {duration} days at Microsoft, but MSADS_MEMBERSHIP_DURATION is "
+                f"{configured_duration}: members may expire unrefreshed; set MSADS_MEMBERSHIP_DURATION={duration}")
         out[list_id] = fields
     return out
 
@@ -53,7 +61,7 @@ def reported_sizes(list_ids: list[str], env: Mapping[str, str], project_dir: Pat
     """id -> reported fields, or {"reported_problem": ...} per id when Microsoft cannot be asked."""
     if not list_ids or env.get("MSADS_STATUS_SIZES", "").strip().lower() in ("0", "false", "no"):
         return {}
-    from pusher.destinations.microsoft_ads import MicrosoftAdsDestination
+    from pusher.destinations.microsoft_ads import MicrosoftAdsDestination, membership_duration_setting
 
     try:
         # Status must stay quick: few retries, no long throttle waits.
@@ -65,7 +73,8 @@ def reported_sizes(list_ids: list[str], env: Mapping[str, str], project_dir: Pat
     try:
         for start in range(0, len(list_ids), BATCH):
             chunk = list_ids[start:start + BATCH]
-            out.update(sizes_from_audiences(chunk, destination.audiences_by_ids(chunk)))
+            out.update(sizes_from_audiences(chunk, destination.audiences_by_ids(chunk),
+                                            membership_duration_setting(env)))
     except PusherError as exc:
         out = {list_id: {"reported_problem": str(exc)} for list_id in list_ids}
     finally:

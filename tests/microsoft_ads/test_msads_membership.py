@@ -251,6 +251,18 @@ def test_sizes_from_audiences_handles_nulls_gaps_and_big_lists():
                             {"Id": "3", "SearchSize": None, "AudienceNetworkSize": None}],
               "PartialErrors": [{"Index": 1, "Code": 0}]}
     found = sizes_from_audiences(["1", "2", "3"], answer)
-    assert found["1"] == {"reported_search_size": 1200, "reported_audience_network_size": None}
+    assert found["1"] == {"reported_search_size": 1200, "reported_audience_network_size": None,
+                          "reported_membership_duration": None}
     assert "no Customer List 2" in found["2"]["reported_problem"]
     assert found["3"]["reported_search_size"] is None and "reported_note" in found["3"]
+
+
+def test_status_flags_a_list_whose_duration_is_not_the_configured_one(tmp_path, emulator):
+    loop = Loop(tmp_path, emulator, MSADS_MEMBERSHIP_DURATION="30")     # made by an older setting
+    loop.project.set_audience_range(0, 3)
+    loop.run()
+    assert "reported_duration_warning" not in loop.status()
+    del loop.env["MSADS_MEMBERSHIP_DURATION"]                              # now the default, -1
+    row = loop.status()
+    assert row["reported_membership_duration"] == 30
+    assert "MSADS_MEMBERSHIP_DURATION=30" in row["reported_duration_warning"]
