@@ -1,6 +1,12 @@
 -- Recent events (var cio_event_lookback_days) for Customer.io, one row per event with a
 -- deterministic event_id (sha256 of source system and source record id) so a resend is a
 -- duplicate the destination drops. Extra columns are event data; NULLs are omitted on send.
+-- Read top to bottom: each source's events in one shape (one CTE per source), unioned by
+-- column name, deduplicated per source record, then kept when recent and of a known person.
+{%- set event_columns = [
+    'source_system', 'source_record_id', 'customer_id', 'event_name', 'occurred_at',
+    'order_id', 'product_id', 'amount', 'status',
+] %}
 
 with
 
@@ -12,7 +18,7 @@ returns as (select * from {{ ref('stg_returns__returns') }}),
 source_records as (select * from {{ ref('int_identity__source_records') }}),
 people as (select * from {{ ref('cio_people') }}),
 
-events_unioned as (
+orders_placed as (
     select
         'store' as source_system,
         order_id as source_record_id,
@@ -25,77 +31,95 @@ events_unioned as (
         cast(null as {{ dbt.type_string() }}) as status
     from orders
     where not is_voided
+),
 
-    union all
-
+-- snapshot exports repeat a record once per match: distinct keeps one row per event
+carts_started as (
     select distinct
-        'web_events',
-        web_events.web_event_id,
+        'web_events' as source_system,
+        web_events.web_event_id as source_record_id,
         source_records.customer_id,
         web_events.event_name,
         web_events.occurred_at,
-        cast(null as {{ dbt.type_string() }}),
+        cast(null as {{ dbt.type_string() }}) as order_id,
         web_events.product_id,
-        cast(web_events.cart_value as {{ type_double() }}),
-        cast(null as {{ dbt.type_string() }})
+        cast(web_events.cart_value as {{ type_double() }}) as amount,
+        cast(null as {{ dbt.type_string() }}) as status
     from web_events
     inner join source_records
-        on source_records.source_system = 'web_events'
-        and web_events.web_event_id = source_records.source_record_id
+        on
+            source_records.source_system = 'web_events'
+            and web_events.web_event_id = source_records.source_record_id
     where web_events.event_name in ('added_to_cart', 'checkout_started')
+),
 
-    union all
-
+subscriptions_changed as (
     select distinct
-        'subscriptions',
-        subscription_events.subscription_event_id,
+        'subscriptions' as source_system,
+        subscription_events.subscription_event_id as source_record_id,
         source_records.customer_id,
-        'subscription_status_changed',
-        subscription_events.changed_at,
-        cast(null as {{ dbt.type_string() }}),
-        cast(null as {{ dbt.type_string() }}),
-        cast(null as {{ type_double() }}),
-        subscription_events.subscription_status
+        'subscription_status_changed' as event_name,
+        subscription_events.changed_at as occurred_at,
+        cast(null as {{ dbt.type_string() }}) as order_id,
+        cast(null as {{ dbt.type_string() }}) as product_id,
+        cast(null as {{ type_double() }}) as amount,
+        subscription_events.subscription_status as status
     from subscription_events
     inner join source_records
-        on source_records.source_system = 'subscriptions'
-        and subscription_events.subscription_event_id = source_records.source_record_id
+        on
+            source_records.source_system = 'subscriptions'
+            and subscription_events.subscription_event_id = source_records.source_record_id
+),
 
-    union all
-
+back_in_stock_requested as (
     select distinct
-        'back_in_stock',
-        back_in_stock_requests.back_in_stock_request_id,
+        'back_in_stock' as source_system,
+        back_in_stock_requests.back_in_stock_request_id as source_record_id,
         source_records.customer_id,
-        'back_in_stock_requested',
-        back_in_stock_requests.requested_at,
-        cast(null as {{ dbt.type_string() }}),
+        'back_in_stock_requested' as event_name,
+        back_in_stock_requests.requested_at as occurred_at,
+        cast(null as {{ dbt.type_string() }}) as order_id,
         back_in_stock_requests.product_id,
-        cast(null as {{ type_double() }}),
-        cast(null as {{ dbt.type_string() }})
+        cast(null as {{ type_double() }}) as amount,
+        cast(null as {{ dbt.type_string() }}) as status
     from back_in_stock_requests
     inner join source_records
-        on source_records.source_system = 'back_in_stock'
-        and back_in_stock_requests.back_in_stock_request_id = source_records.source_record_id
+        on
+            source_records.source_system = 'back_in_stock'
+            and back_in_stock_requests.back_in_stock_request_id = source_records.source_record_id
+),
 
-    union all
-
-    -- a return opens at its first known update
+-- a return opens at its first known update
+returns_opened as (
     select
-        'returns',
-        returns.return_id,
-        min(source_records.customer_id),
-        'return_opened',
-        min(returns.updated_at),
-        min(returns.order_id),
-        cast(null as {{ dbt.type_string() }}),
-        cast(null as {{ type_double() }}),
-        cast(null as {{ dbt.type_string() }})
+        'returns' as source_system,
+        returns.return_id as source_record_id,
+        min(source_records.customer_id) as customer_id,
+        'return_opened' as event_name,
+        min(returns.updated_at) as occurred_at,
+        min(returns.order_id) as order_id,
+        cast(null as {{ dbt.type_string() }}) as product_id,
+        cast(null as {{ type_double() }}) as amount,
+        cast(null as {{ dbt.type_string() }}) as status
     from returns
     inner join source_records
-        on source_records.source_system = 'returns'
-        and returns.return_id = source_records.source_record_id
+        on
+            source_records.source_system = 'returns'
+            and returns.return_id = source_records.source_record_id
     group by returns.return_id
+),
+
+events_unioned as (
+    {%- for events in ['orders_placed', 'carts_started', 'subscriptions_changed',
+                       'back_in_stock_requested', 'returns_opened'] %}
+    select
+        {{ event_columns | join(',\n        ') }}
+    from {{ events }}
+    {%- if not loop.last %}
+
+    union all
+    {%- endif %}
+    {%- endfor %}
 ),
 
 -- snapshot sources export the same record several times: keep one row per record
@@ -109,22 +133,29 @@ events_deduplicated as (
     from events_unioned
 ),
 
-final as (
-    select
-        {{ sha256_hex(dbt.concat(['events_deduplicated.source_system', "':'", 'events_deduplicated.source_record_id'])) }} as event_id,
-        events_deduplicated.customer_id,
-        events_deduplicated.event_name,
-        events_deduplicated.occurred_at,
-        events_deduplicated.order_id,
-        events_deduplicated.product_id,
-        events_deduplicated.amount,
-        events_deduplicated.status
+recent_events_of_known_people as (
+    select events_deduplicated.*
     from events_deduplicated
     inner join people
         on events_deduplicated.customer_id = people.customer_id
-    where events_deduplicated.event_rank = 1
-        and events_deduplicated.occurred_at > {{ dbt.dateadd('day', -1 * var('cio_event_lookback_days'), as_of()) }}
+    where
+        events_deduplicated.event_rank = 1
+        and events_deduplicated.occurred_at
+        > {{ dbt.dateadd('day', -1 * var('cio_event_lookback_days'), as_of()) }}
         and events_deduplicated.occurred_at <= {{ as_of() }}
+),
+
+final as (
+    select
+        {{ sha256_hex(dbt.concat(['source_system', "':'", 'source_record_id'])) }} as event_id,
+        customer_id,
+        event_name,
+        occurred_at,
+        order_id,
+        product_id,
+        amount,
+        status
+    from recent_events_of_known_people
 )
 
 select * from final

@@ -1,4 +1,7 @@
-{%- set windows = var('freshness_window_hours') %}
+-- One row per person, read top to bottom: import each state model, summarize orders per person,
+-- join everything known about a person into one row, then derive tiers, then flags, then the
+-- eligibility rules built on those flags. Money stays exact (decimal); ratios are doubles.
+{%- set money = 'decimal(38, 6)' %}
 
 with
 
@@ -9,6 +12,7 @@ loyalty as (select * from {{ ref('int_loyalty__state') }}),
 returns as (select * from {{ ref('int_returns__state') }}),
 source_syncs as (select * from {{ ref('int_source_syncs_summarized') }}),
 
+-- one row per person with a non-voided order
 orders_summarized as (
     select
         customer_id,
@@ -18,13 +22,19 @@ orders_summarized as (
         sum(total_price) as gross_revenue,
         sum(refunded_amount) as refunded_amount,
         sum(net_amount) as lifetime_value,
-        max(last_refunded_at) as last_refunded_at
+        max(last_refunded_at) as last_refunded_at,
+        sum(total_price) / count(*) as average_order_value,
+        case
+            when sum(total_price) > 0 then sum(refunded_amount) / sum(total_price)
+            else 0
+        end as refund_share
     from orders
     where not is_voided
     group by customer_id
 ),
 
-profile_joined as (
+-- every person, with what each system knows about them; people without orders get zeros
+people_joined as (
     select
         people.customer_id,
         people.email,
@@ -34,30 +44,15 @@ profile_joined as (
         people.first_name,
         people.last_name,
         people.country_code,
-        subscriptions.subscription_status,
-        loyalty.vip_tier,
-        loyalty.loyalty_points,
-        returns.return_status,
-        coalesce(orders_summarized.order_count, 0) as order_count,
-        coalesce(orders_summarized.gross_revenue, 0) as gross_revenue,
-        coalesce(orders_summarized.refunded_amount, 0) as refunded_amount,
-        coalesce(orders_summarized.lifetime_value, 0) as lifetime_value,
-        cast(case
-            when orders_summarized.order_count > 0
-                then orders_summarized.gross_revenue / orders_summarized.order_count
-        end as {{ type_double() }}) as average_order_value,
-        cast(case
-            when orders_summarized.gross_revenue > 0
-                then orders_summarized.refunded_amount / orders_summarized.gross_revenue
-            else 0
-        end as {{ type_double() }}) as refund_share,
         people.accepts_marketing,
-        coalesce(subscriptions.subscription_status = 'active', false) as has_active_subscription,
-        coalesce(returns.has_open_return, false) as has_open_return,
         people.created_at,
+        subscriptions.subscription_status,
         subscriptions.subscription_status_updated_at,
+        loyalty.vip_tier,
         loyalty.vip_tier_updated_at,
+        loyalty.loyalty_points,
         loyalty.loyalty_points_updated_at,
+        returns.return_status,
         returns.return_status_updated_at,
         returns.open_return_opened_at,
         orders_summarized.first_order_at,
@@ -65,13 +60,23 @@ profile_joined as (
         orders_summarized.last_refunded_at,
         source_syncs.store_last_synced_at,
         source_syncs.subscriptions_last_synced_at,
-        -- loyalty exports every account on every sync: an account missing from recent
-        -- exports has stopped syncing even while the source as a whole is healthy
-        coalesce(loyalty.loyalty_last_exported_at, source_syncs.loyalty_last_synced_at) as loyalty_last_synced_at,
         source_syncs.returns_last_synced_at,
         source_syncs.reviews_last_synced_at,
         source_syncs.back_in_stock_last_synced_at,
-        source_syncs.web_events_last_synced_at
+        source_syncs.web_events_last_synced_at,
+        coalesce(orders_summarized.order_count, 0) as order_count,
+        cast(coalesce(orders_summarized.gross_revenue, 0) as {{ money }}) as gross_revenue,
+        cast(coalesce(orders_summarized.refunded_amount, 0) as {{ money }}) as refunded_amount,
+        cast(coalesce(orders_summarized.lifetime_value, 0) as {{ money }}) as lifetime_value,
+        cast(orders_summarized.average_order_value as {{ type_double() }}) as average_order_value,
+        cast(coalesce(orders_summarized.refund_share, 0) as {{ type_double() }}) as refund_share,
+        coalesce(subscriptions.subscription_status = 'active', false) as has_active_subscription,
+        coalesce(returns.has_open_return, false) as has_open_return,
+        -- loyalty exports every account on every sync: an account missing from recent
+        -- exports has stopped syncing even while the source as a whole is healthy
+        coalesce(
+            loyalty.loyalty_last_exported_at, source_syncs.loyalty_last_synced_at
+        ) as loyalty_last_synced_at
     from people
     cross join source_syncs
     left join orders_summarized
@@ -84,9 +89,9 @@ profile_joined as (
         on people.customer_id = returns.customer_id
 ),
 
-flags_derived as (
+tiers_assigned as (
     select
-        profile_joined.*,
+        people_joined.*,
         case
             when lifetime_value >= {{ var('ltv_high_threshold') }} then 'high'
             when lifetime_value >= {{ var('ltv_medium_threshold') }} then 'medium'
@@ -98,15 +103,42 @@ flags_derived as (
             when average_order_value is not null then 'standard'
             else 'none'
         end as aov_tier,
-        coalesce(last_order_at > {{ dbt.dateadd('day', -1 * var('recent_purchase_days'), as_of()) }}, false)
-            as is_recent_purchaser,
-        not has_open_return and refund_share < {{ var('no_discount_refund_share') }} as is_discount_eligible,
-        {%- for source_name, hours in windows.items() %}
-        {{ 'coalesce(' if loop.first }}{{ source_name }}_last_synced_at > {{ dbt.dateadd('hour', -1 * hours, as_of()) }}
-            {{- ' and' if not loop.last else ', false) as is_data_fresh,' }}
-        {%- endfor %}
         {{ holdout_group('customer_id') }} as holdout_group
-    from profile_joined
+    from people_joined
+),
+
+flags_derived as (
+    select
+        tiers_assigned.*,
+        coalesce(
+            last_order_at > {{ dbt.dateadd('day', -1 * var('recent_purchase_days'), as_of()) }},
+            false
+        ) as is_recent_purchaser,
+        not has_open_return
+        and refund_share < {{ var('no_discount_refund_share') }} as is_discount_eligible,
+        -- fresh: every sensitive source synced within its var freshness_window_hours window
+        coalesce(
+            {%- for source_name, hours in var('freshness_window_hours').items() %}
+            {{ source_name }}_last_synced_at > {{ dbt.dateadd('hour', -1 * hours, as_of()) }}
+            {%- if not loop.last %} and{% endif %}
+            {%- endfor %},
+            false
+        ) as is_data_fresh
+    from tiers_assigned
+),
+
+eligibility_derived as (
+    select
+        flags_derived.*,
+        order_count > 0
+        and last_order_at <= {{ dbt.dateadd('day', -1 * var('lapsed_window_days')[0], as_of()) }}
+        and not has_active_subscription
+        and is_discount_eligible as is_winback_eligible,
+        -- sensitive (treatment) audiences take only consenting, fresh, non-holdout people
+        accepts_marketing
+        and is_data_fresh
+        and holdout_group = 'treatment' as is_treatment_eligible
+    from flags_derived
 ),
 
 final as (
@@ -137,13 +169,9 @@ final as (
         has_open_return,
         is_recent_purchaser,
         is_discount_eligible,
-        order_count > 0
-            and last_order_at <= {{ dbt.dateadd('day', -1 * var('lapsed_window_days')[0], as_of()) }}
-            and not has_active_subscription
-            and is_discount_eligible as is_winback_eligible,
+        is_winback_eligible,
         is_data_fresh,
-        -- sensitive (treatment) audiences take only consenting, fresh, non-holdout people
-        accepts_marketing and is_data_fresh and holdout_group = 'treatment' as is_treatment_eligible,
+        is_treatment_eligible,
         created_at,
         first_order_at,
         last_order_at,
@@ -160,7 +188,7 @@ final as (
         reviews_last_synced_at,
         back_in_stock_last_synced_at,
         web_events_last_synced_at
-    from flags_derived
+    from eligibility_derived
 )
 
 select * from final
