@@ -28,8 +28,12 @@ docs: $(STAMP)
 	$(BIN)/dbt docs generate --static --profiles-dir .
 	@echo "docs: open target/static_index.html in a browser (one file), or run: $(BIN)/dbt docs serve --profiles-dir ."
 
+# SQL lint: sqlfluff with the dbt templater (.sqlfluff); compiling opens a throwaway DuckDB file.
+SQL_LINTED := models/marts models/intermediate/state models/intermediate/audiences
+
 test: $(STAMP)
 	$(BIN)/ruff check .
+	PUSHER_DUCKDB_PATH=$$(mktemp -d)/lint.duckdb $(BIN)/sqlfluff lint $(SQL_LINTED)
 	$(BIN)/python -m pytest
 
 test-slow: $(STAMP)

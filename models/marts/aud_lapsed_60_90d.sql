@@ -9,7 +9,8 @@ members_selected as (
         phone_sha256,
         {{ dbt.dateadd('day', var('lapsed_window_days')[0], 'last_order_at') }} as entered_at
     from profile
-    where is_winback_eligible
+    where
+        is_winback_eligible
         and aov_tier <> 'high'
         and {{ in_age_window('last_order_at', var('lapsed_window_days')[0], var('lapsed_window_days')[1]) }}
         and is_treatment_eligible

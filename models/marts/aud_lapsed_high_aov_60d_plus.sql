@@ -9,7 +9,8 @@ members_selected as (
         phone_sha256,
         {{ dbt.dateadd('day', var('lapsed_window_days')[0], 'last_order_at') }} as entered_at
     from profile
-    where is_winback_eligible
+    where
+        is_winback_eligible
         and aov_tier = 'high'
         and {{ in_age_window('last_order_at', var('lapsed_window_days')[0]) }}
         and is_treatment_eligible
@@ -17,7 +18,11 @@ members_selected as (
 
 final as (
     select
-        {{ audience_columns('aud_lapsed_high_aov_60d_plus', 'Lapsed_High_AOV_60d-Plus__NoPurchase_NoOpenReturn', 'lapsed') | indent(8) }}
+        {{ audience_columns(
+            'aud_lapsed_high_aov_60d_plus',
+            'Lapsed_High_AOV_60d-Plus__NoPurchase_NoOpenReturn',
+            'lapsed',
+        ) | indent(8) }}
     from members_selected
 )
 

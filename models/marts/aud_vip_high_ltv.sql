@@ -1,3 +1,5 @@
+{%- set vip_tiers = "'" ~ var('vip_tiers') | join("', '") ~ "'" %}
+
 with
 
 profile as (select * from {{ ref('customer_profile') }}),
@@ -9,7 +11,11 @@ members_selected as (
         phone_sha256,
         coalesce(vip_tier_updated_at, last_order_at, created_at) as entered_at
     from profile
-    where (vip_tier in ('{{ var('vip_tiers') | join("', '") }}') or ltv_tier = 'high')
+    where
+        (
+            vip_tier in ({{ vip_tiers }})
+            or ltv_tier = 'high'
+        )
         and is_treatment_eligible
 ),
 

@@ -11,11 +11,17 @@
 with
 
 orders as (select * from {{ ref('int_orders__state') }}),
+
 web_events as (select * from {{ ref('stg_web_events__web_events') }}),
+
 subscription_events as (select * from {{ ref('stg_subscriptions__subscription_events') }}),
+
 back_in_stock_requests as (select * from {{ ref('stg_back_in_stock__back_in_stock_requests') }}),
+
 returns as (select * from {{ ref('stg_returns__returns') }}),
+
 source_records as (select * from {{ ref('int_identity__source_records') }}),
+
 people as (select * from {{ ref('cio_people') }}),
 
 orders_placed as (
@@ -125,7 +131,7 @@ events_unioned as (
 -- snapshot sources export the same record several times: keep one row per record
 events_deduplicated as (
     select
-        events_unioned.*,
+        *,
         row_number() over (
             partition by source_system, source_record_id
             order by occurred_at

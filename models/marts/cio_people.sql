@@ -32,8 +32,13 @@ final as (
         subscription_status_updated_at,
         vip_tier_updated_at,
         loyalty_points_updated_at,
-        cast({{ dbt.date_trunc('day', 'least(' ~ (fresh_sources | map('string') | join('_last_synced_at, ')) ~ '_last_synced_at)') }}
-            as {{ dbt.type_timestamp() }}) as last_synced_at
+        cast(
+            {{ dbt.date_trunc(
+                'day',
+                'least(' ~ (fresh_sources | map('string') | join('_last_synced_at, ')) ~ '_last_synced_at)',
+            ) }}
+            as {{ dbt.type_timestamp() }}
+        ) as last_synced_at
     from profile
     where email is not null
 )

@@ -6,10 +6,15 @@
 with
 
 people as (select * from {{ ref('int_identity__people') }}),
+
 orders as (select * from {{ ref('int_orders__state') }}),
+
 subscriptions as (select * from {{ ref('int_subscriptions__state') }}),
+
 loyalty as (select * from {{ ref('int_loyalty__state') }}),
+
 returns as (select * from {{ ref('int_returns__state') }}),
+
 source_syncs as (select * from {{ ref('int_source_syncs_summarized') }}),
 
 -- one row per person with a non-voided order
@@ -91,7 +96,7 @@ people_joined as (
 
 tiers_assigned as (
     select
-        people_joined.*,
+        *,
         case
             when lifetime_value >= {{ var('ltv_high_threshold') }} then 'high'
             when lifetime_value >= {{ var('ltv_medium_threshold') }} then 'medium'
@@ -109,7 +114,7 @@ tiers_assigned as (
 
 flags_derived as (
     select
-        tiers_assigned.*,
+        *,
         coalesce(
             last_order_at > {{ dbt.dateadd('day', -1 * var('recent_purchase_days'), as_of()) }},
             false
@@ -129,7 +134,7 @@ flags_derived as (
 
 eligibility_derived as (
     select
-        flags_derived.*,
+        *,
         order_count > 0
         and last_order_at <= {{ dbt.dateadd('day', -1 * var('lapsed_window_days')[0], as_of()) }}
         and not has_active_subscription

@@ -4,8 +4,11 @@
 with
 
 customer_snapshots as (select * from {{ ref('stg_store__customers') }}),
+
 customer_map as (select * from {{ ref('int_identity__store_customers') }}),
+
 emails as (select * from {{ ref('int_identity__emails') }}),
+
 source_records as (select * from {{ ref('int_identity__source_records') }}),
 
 shared_emails as (
@@ -59,7 +62,8 @@ changed_emails as (
     from customer_snapshots
     inner join customer_map
         on customer_snapshots.store_customer_id = customer_map.store_customer_id
-    where customer_snapshots.email is not null
+    where
+        customer_snapshots.email is not null
         and customer_snapshots.email <> customer_map.email
 ),
 
@@ -70,11 +74,14 @@ contested_emails as (
         losers.customer_id as source_record_id,
         losers.email,
         winners.customer_id,
-        {{ dbt.concat(["'email resolves to the '", 'winners.match_rule', "' of the earliest-created person'"]) }} as resolution
+        {{ dbt.concat([
+            "'email resolves to the '", 'winners.match_rule', "' of the earliest-created person'",
+        ]) }} as resolution
     from emails as losers
     inner join emails as winners
-        on losers.email = winners.email
-        and winners.is_match
+        on
+            losers.email = winners.email
+            and winners.is_match
     where not losers.is_match
 ),
 
@@ -104,7 +111,10 @@ conflicts_unioned as (
 
 final as (
     select
-        {{ sha256_hex(dbt.concat(['conflict_type', "'|'", 'source_system', "'|'", 'source_record_id', "'|'", "coalesce(email, '')"])) }} as conflict_id,
+        {{ sha256_hex(dbt.concat([
+            'conflict_type', "'|'", 'source_system', "'|'", 'source_record_id', "'|'", "coalesce(email, '')",
+        ])) }}
+            as conflict_id,
         conflict_type,
         source_system,
         source_record_id,

@@ -6,9 +6,12 @@
 with
 
 web_events as (select * from {{ ref('stg_web_events__web_events') }}),
+
 source_records as (
-    select * from {{ ref('int_identity__source_records') }} where source_system = 'web_events'
+    select * from {{ ref('int_identity__source_records') }}
+    where source_system = 'web_events'
 ),
+
 orders as (select * from {{ ref('int_orders__state') }}),
 
 cart_events_matched as (
@@ -24,13 +27,16 @@ cart_events_matched as (
     from web_events
     inner join source_records
         on web_events.web_event_id = source_records.source_record_id
-    where web_events.event_name in ('added_to_cart', 'checkout_started')
+    where
+        web_events.event_name in ('added_to_cart', 'checkout_started')
         and source_records.customer_id is not null
         and web_events.occurred_at <= {{ as_of() }}
 ),
 
 orders_latest as (
-    select customer_id, max(ordered_at) as last_order_at
+    select
+        customer_id,
+        max(ordered_at) as last_order_at
     from orders
     where not is_voided
     group by customer_id

@@ -9,8 +9,10 @@
 with
 
 loyalty_accounts as (select * from {{ ref('stg_loyalty__loyalty_accounts') }}),
+
 source_records as (
-    select * from {{ ref('int_identity__source_records') }} where source_system = 'loyalty'
+    select * from {{ ref('int_identity__source_records') }}
+    where source_system = 'loyalty'
 ),
 
 accounts_matched as (

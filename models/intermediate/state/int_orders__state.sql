@@ -4,7 +4,9 @@
 with
 
 order_snapshots as (select * from {{ ref('stg_store__orders') }}),
+
 refunds as (select * from {{ ref('stg_store__refunds') }}),
+
 customer_map as (select * from {{ ref('int_identity__store_customers') }}),
 
 orders_merged as (
@@ -25,7 +27,12 @@ refunds_summed as (
         sum(amount) as refunded_amount,
         max(refunded_at) as last_refunded_at
     from (
-        select distinct refund_id, order_id, amount, refunded_at from refunds
+        select distinct
+            refund_id,
+            order_id,
+            amount,
+            refunded_at
+        from refunds
     ) as distinct_refunds
     group by order_id
 ),

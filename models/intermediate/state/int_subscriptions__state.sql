@@ -6,8 +6,10 @@
 with
 
 subscription_events as (select * from {{ ref('stg_subscriptions__subscription_events') }}),
+
 source_records as (
-    select * from {{ ref('int_identity__source_records') }} where source_system = 'subscriptions'
+    select * from {{ ref('int_identity__source_records') }}
+    where source_system = 'subscriptions'
 ),
 
 events_matched as (
@@ -27,8 +29,12 @@ subscriptions_latest as (
     select distinct
         customer_id,
         subscription_id,
-        {{ latest_known('subscription_status', 'customer_id, subscription_id', 'changed_at desc, exported_at desc') }} as subscription_status,
-        {{ latest_known_at('subscription_status', 'changed_at', 'customer_id, subscription_id', 'changed_at desc, exported_at desc') }} as subscription_status_updated_at,
+        {{ latest_known('subscription_status', 'customer_id, subscription_id', 'changed_at desc, exported_at desc') }}
+            as subscription_status,
+        {{ latest_known_at(
+            'subscription_status', 'changed_at', 'customer_id, subscription_id', 'changed_at desc, exported_at desc',
+        ) }}
+            as subscription_status_updated_at,
         max(exported_at) over (partition by customer_id) as last_exported_at
     from events_matched
 ),
@@ -37,10 +43,10 @@ subscriptions_ranked as (
     select
         subscriptions_latest.*,
         row_number() over (
-            partition by customer_id
+            partition by subscriptions_latest.customer_id
             order by
-                case subscription_status when 'active' then 1 when 'paused' then 2 else 3 end,
-                subscription_status_updated_at desc
+                case subscriptions_latest.subscription_status when 'active' then 1 when 'paused' then 2 else 3 end,
+                subscriptions_latest.subscription_status_updated_at desc
         ) as subscription_rank
     from subscriptions_latest
 ),
