@@ -6,6 +6,7 @@
 with
 
 orders as (select * from {{ ref('int_orders__state') }}),
+
 people as (select * from {{ ref('cio_people') }}),
 
 final as (

@@ -6,9 +6,12 @@
 with
 
 subscription_events as (select * from {{ ref('stg_subscriptions__subscription_events') }}),
+
 source_records as (
-    select * from {{ ref('int_identity__source_records') }} where source_system = 'subscriptions'
+    select * from {{ ref('int_identity__source_records') }}
+    where source_system = 'subscriptions'
 ),
+
 people as (select * from {{ ref('cio_people') }}),
 
 events_matched as (
@@ -31,7 +34,9 @@ subscriptions_latest as (
         subscription_id,
         {{ latest_known('customer_id', 'subscription_id', 'changed_at desc, exported_at desc') }} as customer_id,
         {{ latest_known('subscription_status', 'subscription_id', 'changed_at desc, exported_at desc') }} as status,
-        {{ latest_known_at('subscription_status', 'changed_at', 'subscription_id', 'changed_at desc, exported_at desc') }} as status_updated_at,
+        {{ latest_known_at(
+            'subscription_status', 'changed_at', 'subscription_id', 'changed_at desc, exported_at desc',
+        ) }} as status_updated_at,
         min(changed_at) over (partition by subscription_id) as started_at
     from events_matched
 ),

@@ -20,7 +20,8 @@ shared_emails as (
         customer_id,
         case assignment_rule
             when 'joined_existing_person_by_email'
-                then 'arrived sharing the current email of an existing person and joined that person; '
+                then
+                    'arrived sharing the current email of an existing person and joined that person; '
                     || 'a customer_id never moves, even to an account created earlier (identity map)'
             else 'store customers sharing a current email are one person; merged into the earliest-created account'
         end as resolution
@@ -30,6 +31,15 @@ shared_emails as (
 
 -- accounts assigned to different people that now share a current email (an email changed
 -- after both were mapped): kept apart, because a customer_id never moves
+people_per_email_ranged as (
+    select
+        *,
+        min(customer_id) over (partition by email) as first_person_with_email,
+        max(customer_id) over (partition by email) as last_person_with_email
+    from customer_map
+    where email is not null
+),
+
 several_people_per_email as (
     select
         'email_shared_by_several_people' as conflict_type,
@@ -38,16 +48,9 @@ several_people_per_email as (
         email,
         customer_id,
         'kept as separate people: a customer_id never moves. If they are one person, merge their '
-            || 'Customer.io profiles (its merge API keeps the primary and deletes the secondary), then '
-            || 'rebuild the map with dbt build --full-refresh --select int_identity__store_account_map+' as resolution
-    from (
-        select
-            customer_map.*,
-            min(customer_id) over (partition by email) as first_person_with_email,
-            max(customer_id) over (partition by email) as last_person_with_email
-        from customer_map
-        where email is not null
-    ) as people_per_email
+        || 'Customer.io profiles (its merge API keeps the primary and deletes the secondary), then '
+        || 'rebuild the map with dbt build --full-refresh --select int_identity__store_account_map+' as resolution
+    from people_per_email_ranged
     where first_person_with_email <> last_person_with_email
 ),
 
