@@ -32,6 +32,7 @@ from pusher.config import SyncDefinition
 from pusher.errors import ConfigError
 from pusher.ledger import SCHEMA, table
 from pusher.pii import mask
+from pusher.state import STATE_CATALOG
 from pusher.warehouse import Warehouse, qualified
 
 KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]{0,127}$")
@@ -61,7 +62,7 @@ def view_name(sync: SyncDefinition) -> str:
 
 def sliced(wh: Warehouse, sync: SyncDefinition, keys: tuple[str, ...]) -> SyncDefinition:
     """The sync, reading a view of its model restricted to `keys` (see the module docstring)."""
-    relation = (wh.database, SCHEMA, view_name(sync))
+    relation = (STATE_CATALOG, SCHEMA, view_name(sync))   # next to the ledger: the warehouse is only read
     model = qualified(*sync.relation)
     wanted = _literals(keys)
     if sync.kind == "audience":
@@ -77,7 +78,7 @@ def sliced(wh: Warehouse, sync: SyncDefinition, keys: tuple[str, ...]) -> SyncDe
 
 def drop_views(wh: Warehouse, syncs: Iterable[SyncDefinition]) -> None:
     for sync in syncs:
-        wh.execute(f"drop view if exists {qualified(wh.database, SCHEMA, view_name(sync))}")
+        wh.execute(f"drop view if exists {qualified(STATE_CATALOG, SCHEMA, view_name(sync))}")
 
 
 def where_now(wh: Warehouse, syncs: list[SyncDefinition], keys: tuple[str, ...], destination_of) -> dict[str, Any]:
