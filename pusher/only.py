@@ -37,7 +37,7 @@ from pusher.warehouse import Warehouse, qualified
 
 KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]{0,127}$")
 MAX_KEYS = 1000
-PEOPLE_DEPARTED = "people syncs never delete profiles"   # the plan's warning, meaningless for a slice
+DEPARTED = "acknowledged before are no longer in"   # the plan's people/objects warning: meaningless for a slice
 
 
 def parse_keys(text: str) -> tuple[str, ...]:

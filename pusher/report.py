@@ -110,7 +110,7 @@ def sync_figure(sync: SyncDefinition, runs: list[dict[str, Any]]) -> str:
         size, changes, rejected = figure.subplots(1, 3, gridspec_kw={"width_ratios": [1.3, 1.3, 1]})
         x = list(range(len(runs)))
         labels = [_label(run) for run in runs]
-        size_name = "people" if sync.kind == "people" else "events" if sync.kind == "events" else "members"
+        size_name = {"audience": "members"}.get(sync.kind, sync.kind)   # people, events, objects
         size.plot(x, [run["audience_size"] for run in runs], marker="o", color=COLORS["audience"],
                   label=f"model ({size_name})")
         size.plot(x, [run["ledger_size"] for run in runs], marker="s", linestyle="--", color=COLORS["destination"],
@@ -127,7 +127,7 @@ def sync_figure(sync: SyncDefinition, runs: list[dict[str, Any]]) -> str:
             changes.bar(x, [-(run["removes"] or 0) for run in runs], color=COLORS["removes"], label="removes")
             changes.set_title("adds (up) and removes (down) per run")
         else:
-            key = "updates" if sync.kind == "people" else "events"
+            key = "events" if sync.kind == "events" else "updates"   # people and objects are updates
             changes.bar(x, [run[key] or 0 for run in runs], color=COLORS["adds"], label=key)
             changes.set_title(f"{key} sent per run")
         changes.axhline(0, color="#444", linewidth=0.8)

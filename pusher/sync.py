@@ -134,7 +134,7 @@ class Engine:
         planned = only.sliced(self.wh, sync, self.only) if self.only else sync
         plan, diff = make_plan(self.wh, planned, self.limits(sync.destination), env=self.env, for_delivery=for_delivery)
         if self.only:
-            plan.warnings = [warning for warning in plan.warnings if only.PEOPLE_DEPARTED not in warning]
+            plan.warnings = [warning for warning in plan.warnings if only.DEPARTED not in warning]
         return plan, diff, guards.check(sync, plan, self.project.manifest, self.project.target_path)
 
     def plan_all(self, syncs: list[SyncDefinition]) -> RunReport:

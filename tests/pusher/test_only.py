@@ -81,11 +81,13 @@ def test_only_people_and_events_of_the_slice(project, run):
     code, _, stderr = run("sync", "-s", "sync_people", "--only", "p1")        # the human table
     assert code == 0 and "where they are now" in stderr and "a***@example.com" in stderr
     assert "ann@example.com" not in stderr
+    code, document, _ = run("sync", "-s", "sync_people", "--only", "p3", "--json")   # p1, p2 are not in the slice
+    assert document["syncs"][0]["sent"]["updates"] == 1 and document["syncs"][0]["warnings"] == []
 
     code, document, _ = run("sync", "-s", "sync_people", "-s", "sync_events", "--json")
     assert set(project.people()) == {"p1", "p2", "p3"} and set(project.events()) == {"e1", "e2"}
     assert {s["sync"]: s["sent"]["updates"] + s["sent"]["events"] for s in document["syncs"]} == \
-        {"sync_people": 1, "sync_events": 1}
+        {"sync_people": 0, "sync_events": 1}        # p3 went in its own slice
 
 
 def test_only_rejects_what_is_not_a_customer_id(project, run):
