@@ -46,6 +46,7 @@ class DiffSql:
     stored_fingerprint: bool = False          # audiences: read the model's member_fingerprint column
     temporary_work: bool = False              # plan only: the work table need not outlive the connection
     json_columns: tuple[str, ...] = ()         # JSON-typed attribute columns: their text is parsed before sending
+    people_sources: tuple[SyncDefinition, ...] = ()   # audiences: a new member waits until one made its person
 
     @property
     def key_column(self) -> str:
@@ -196,6 +197,17 @@ class DiffSql:
 
     def refresh_count(self) -> Query:
         return f"select count(*) from {self.work} where op = 'refresh'", []
+
+    def hold_for_people(self) -> Query:
+        """A destination that ignores memberships of people it does not know (Customer.io): a
+        new member whose person it has not acknowledged yet waits (op 'wait'): it is neither
+        sent nor recorded, and is added on the first run after its person's."""
+        known, params = known_people_sql(self.people_sources)
+        return (f"update {self.work} set op = 'wait' where op = 'add' and not in_ledger and member_key not in "
+                f"({known})"), params
+
+    def waiting_count(self) -> Query:
+        return f"select count(*) from {self.work} where op = 'wait'", []
 
     def work_validation(self) -> Query:
         """Malformed rows among the rows to add (all others are in the ledger, so were checked
@@ -371,6 +383,24 @@ class DiffSql:
               and not exists (select 1 from {table('rejections')} as x where x.sync = ? and x.op = 'event'
                               and x.attempts >= ? and x.member_key = cast(e.event_id as varchar))"""
         return _limited(sql, [self.sync.name, self.sync.name, self.sync.max_row_attempts], limit, "e.event_id")
+
+
+def known_people_sql(sources: Sequence[SyncDefinition]) -> Query:
+    """Keys of the people the destination acknowledged: an identify of a people sync, or an
+    event of an events sync (Customer.io creates the person an event names when it is missing:
+    https://docs.customer.io/api/track/#operation/batch). A select of one column, member_key."""
+    people = [sync.name for sync in sources if sync.kind == "people"]
+    parts, params = [], []
+    if people:
+        parts.append(f"select member_key from {table('members')} where sync in ({', '.join('?' for _ in people)})")
+        params += people
+    for sync in sources:
+        if sync.kind == "events":
+            parts.append(f"select cast(e.customer_id as varchar) from {qualified(*sync.relation)} as e "
+                         f"join {table('members')} as l on l.sync = ? and l.member_key = cast(e.event_id as varchar) "
+                         "where e.customer_id is not null")
+            params.append(sync.name)
+    return " union all ".join(parts) or "select cast(null as varchar) where false", params
 
 
 def _limited(sql: str, params: list[Any], limit: int | None, order: str) -> Query:

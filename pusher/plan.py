@@ -41,6 +41,7 @@ class DestinationLimits:
     requests_per_second: float = 10.0
     required_identifier: str = "key"
     supports_replace: bool = False
+    needs_known_people: bool = False          # memberships of unknown people are silently ignored
     refresh_after_days: float | None = None   # members acknowledged longer ago are re-added
 
     @classmethod
@@ -48,6 +49,7 @@ class DestinationLimits:
         refresh = getattr(destination, "refresh_after_days", None)
         return cls(destination.max_members_per_request, destination.requests_per_second,
                    destination.required_identifier, destination.supports_replace,
+                   getattr(destination, "needs_known_people", False),
                    refresh(os.environ if env is None else env) if refresh else None)
 
 
@@ -71,6 +73,7 @@ class SyncPlan:
     events: int = 0
     skipped: int = 0                  # rows without the destination's required identifier
     exhausted: int = 0                # rows whose retries are spent (reported, not resent)
+    waiting: int = 0                  # new members whose person is not acknowledged yet (Customer.io)
     batch_size: int = 1000
     estimated_requests: int = 0
     estimated_seconds: float = 0.0
@@ -144,7 +147,11 @@ def attribute_columns(sync: SyncDefinition, columns: list[str]) -> tuple[str, ..
 
 
 def make_plan(wh: Warehouse, sync: SyncDefinition, limits: DestinationLimits, *, samples: bool = True,
-              env: Mapping[str, str] | None = None, for_delivery: bool = True) -> tuple[SyncPlan, DiffSql]:
+              env: Mapping[str, str] | None = None, for_delivery: bool = True,
+              people_sources: tuple[SyncDefinition, ...] = ()) -> tuple[SyncPlan, DiffSql]:
+    """people_sources: the people and events syncs whose acknowledgements make a person known
+    to the destination; on destinations that ignore unknown people, a new audience member
+    waits for them (see DiffSql.hold_for_people)."""
     if not wh.relation_exists(sync.relation):
         raise InputError(f"sync {sync.name}: model {sync.model} ({'.'.join(sync.relation)}) is not in the "
                          "warehouse; run `dbt build` first")
@@ -152,7 +159,8 @@ def make_plan(wh: Warehouse, sync: SyncDefinition, limits: DestinationLimits, *,
     columns = list(types)
     attributes = attribute_columns(sync, columns)
     diff = DiffSql(wh, sync, limits.required_identifier, attributes, temporary_work=not for_delivery,
-                   json_columns=tuple(column for column in attributes if types[column] == "JSON"))
+                   json_columns=tuple(column for column in attributes if types[column] == "JSON"),
+                   people_sources=people_sources if limits.needs_known_people and sync.kind == "audience" else ())
     plan = SyncPlan(sync=sync.name, kind=sync.kind, destination=sync.destination, list_name=sync.list_name,
                     batch_size=batch_size_for(sync, limits, env))
     if sync.kind == "audience":
@@ -187,6 +195,11 @@ def make_plan(wh: Warehouse, sync: SyncDefinition, limits: DestinationLimits, *,
                              f"{sync.min_audience_size} (the destination may not serve it)")
     if plan.skipped:
         plan.warnings.append(f"{plan.skipped} row(s) lack {limits.required_identifier} and are not sent")
+    if plan.waiting:
+        plan.warnings.append(f"{plan.waiting} new member(s) wait for their person to be acknowledged by "
+                             f"{', '.join(source.name for source in people_sources)}: {sync.destination} ignores "
+                             "memberships of people it does not know, so they are neither sent nor recorded yet and "
+                             "are added on the first run after their person's")
     if plan.exhausted:
         plan.warnings.append(f"{plan.exhausted} row(s) were rejected {sync.max_row_attempts} times and are "
                              "no longer retried (see `pusher status`)")
@@ -265,6 +278,10 @@ def plan_audience(wh: Warehouse, diff: DiffSql, plan: SyncPlan, refresh_before: 
         _raise_problem(diff, "duplicate_keys", int(total), duplicate)
     if diff.required == "key":
         wh.execute(*diff.readds())
+    if diff.people_sources:
+        wh.execute(*diff.hold_for_people())
+        plan.waiting = int(wh.fetchone(*diff.waiting_count())[0])
+    if diff.required == "key" or plan.waiting:
         counts = [int(value or 0) for value in wh.fetchone(*diff.work_counts())]
     (plan.adds, plan.removes, plan.retired, plan.identifier_changes, plan.departures, plan.exhausted,
      plan.pending_removals) = counts[:7]

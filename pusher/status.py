@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 from pusher import cadence
 from pusher.config import Project
+from pusher.diff import known_people_sql
 from pusher.destinations import registry
 from pusher.errors import PusherError
 from pusher.guards import ancestors
@@ -55,6 +56,23 @@ def membership_refresh(wh: Warehouse, sync, env: Mapping[str, str]) -> dict[str,
             "next_refresh_at": _iso(oldest + timedelta(days=after)) if oldest else None}
 
 
+def waiting_for_people(project: Project, wh: Warehouse, sync) -> int | None:
+    """Audience members not delivered because no people sync has had their person acknowledged
+    (destinations that ignore unknown people; see DiffSql.hold_for_people). None: not applicable."""
+    sources = [other for other in project.syncs
+               if other.kind in ("people", "events") and other.destination == sync.destination]
+    if sync.kind != "audience" or not sources or not registry.destination_class(sync.destination).needs_known_people:
+        return None
+    known, params = known_people_sql(sources)
+    try:
+        return int(wh.fetchone(
+            f"select count(*) from {qualified(*sync.relation)} as s where not exists (select 1 from {table('members')} "
+            "as m where m.sync = ? and m.member_key = cast(s.customer_id as varchar)) and cast(s.customer_id as "
+            f"varchar) not in ({known})", (sync.name, *params))[0])
+    except Exception:  # the model may not be built yet
+        return None
+
+
 def status(project: Project, wh: Warehouse, syncs, env: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     env = os.environ if env is None else env
     ledger = Ledger(wh)
@@ -84,6 +102,7 @@ def status(project: Project, wh: Warehouse, syncs, env: Mapping[str, str] | None
             "rejected_exhausted": exhausted,
             "rejections": ledger.rejections(sync.name, limit=10),
             "sources": _source_freshness(project, sync.model_id),
+            "waiting_for_people": waiting_for_people(project, wh, sync),
             **membership_refresh(wh, sync, env),
         })
     _add_cadence(wh, syncs, out)

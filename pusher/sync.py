@@ -130,9 +130,16 @@ class Engine:
             destination.close()
 
     # -- planning --------------------------------------------------------------------------
+    def people_sources(self, sync: SyncDefinition) -> tuple[SyncDefinition, ...]:
+        """The people and events syncs of the audience's destination, selected or not: their
+        ledgers say which people the destination has acknowledged."""
+        return tuple(other for other in self.project.syncs
+                     if other.kind in ("people", "events") and other.destination == sync.destination)
+
     def plan(self, sync: SyncDefinition, for_delivery: bool = True) -> tuple[SyncPlan, DiffSql, list[tuple[str, str]]]:
         planned = only.sliced(self.wh, sync, self.only) if self.only else sync
-        plan, diff = make_plan(self.wh, planned, self.limits(sync.destination), env=self.env, for_delivery=for_delivery)
+        plan, diff = make_plan(self.wh, planned, self.limits(sync.destination), env=self.env, for_delivery=for_delivery,
+                               people_sources=self.people_sources(sync))
         if self.only:
             plan.warnings = [warning for warning in plan.warnings if only.DEPARTED not in warning]
         return plan, diff, guards.check(sync, plan, self.project.manifest, self.project.target_path)
@@ -253,7 +260,8 @@ class Engine:
             elif self._reconcile(run_id, sync, plan, diff, destination, ref, outcome):
                 # The ledger now holds the adopted members: diff again so they are not re-added.
                 cleanup(self.wh, diff)
-                plan, diff = make_plan(self.wh, sync, self.limits(sync.destination), samples=False, env=self.env)
+                plan, diff = make_plan(self.wh, sync, self.limits(sync.destination), samples=False, env=self.env,
+                                       people_sources=self.people_sources(sync))
                 plan.batch_size = max(1, min(plan.batch_size, destination.max_members_per_request))
                 try:
                     if plan.has_changes:  # no work table exists when the re-plan found nothing left to do

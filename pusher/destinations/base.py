@@ -96,6 +96,9 @@ class Destination(ABC):
     max_members_per_request: int = 1000
     requests_per_second: float = 10.0
     supports_replace: bool = False   # add_members(..., replace=True) wipes the list first
+    # List memberships of people the destination does not know are silently dropped: a member is
+    # added only once a people sync has had its person acknowledged (see DiffSql.hold_for_people).
+    needs_known_people: bool = False
     supports_people: bool = False
     supports_events: bool = False
     # Which Member field the destination needs: rows where it is NULL are not sent (and reported).

@@ -64,6 +64,7 @@ class CustomerIoDestination(Destination):
     max_members_per_request = 1000
     requests_per_second = DEFAULT_REQUESTS_PER_SECOND
     supports_replace = False
+    needs_known_people = True        # add_customers silently ignores ids matching nobody
     supports_people = True
     supports_events = True
     required_identifier = "key"

@@ -130,6 +130,12 @@ def test_after_a_sync_every_destination_equals_the_warehouse_and_a_rerun_sends_n
     sent = {item["sync"]: item["sent"] for item in report["syncs"]}
     assert sent["cio_people"]["updates"] > 300 and sent["cio_events"]["events"] > 100
     stack.assert_destinations_equal_warehouse()
+    # Members Customer.io cannot know (no email, no event: never identified) wait, and say so.
+    people = set(fetch_states(stack.cio_url, None)["customerio"]["people"])
+    with duckdb.connect(stack.env["PUSHER_DUCKDB_PATH"], read_only=True) as conn:
+        unknown = {row[0] for row in conn.execute("select customer_id from aud_vip_high_ltv").fetchall()} - people
+    status = {row["sync"]: row for row in stack.pusher("status", ok=(0, 3))["syncs"]}
+    assert status["cio_segment_vip_high_ltv"]["waiting_for_people"] == len(unknown)
 
     before = stack.requests()
     again = stack.pusher("sync")
