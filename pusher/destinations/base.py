@@ -58,6 +58,7 @@ class ObjectUpdate:
     is_new: bool
     relate_to: str | None = None    # customer_id to relate the object to (new or changed)
     unrelate_from: str | None = None  # customer_id whose relationship to the object is gone
+    held: frozenset[str] = frozenset()  # attribute names acknowledged before with a value (the ledger)
 
     @classmethod
     def of_change(cls, object_type_id: str, key: str, changes: dict[str, Any],
@@ -69,7 +70,9 @@ class ObjectUpdate:
             relate_to = changes["customer_id"]
             old = (previous or {}).get("customer_id")
             unrelate_from = old if old is not None and old != relate_to else None
-        return cls(key, object_type_id, attributes, is_new, relate_to, unrelate_from)
+        held = frozenset(name for name, value in (previous or {}).items()
+                         if value is not None and name != "customer_id")
+        return cls(key, object_type_id, attributes, is_new, relate_to, unrelate_from, held)
 
 
 @dataclass(frozen=True)

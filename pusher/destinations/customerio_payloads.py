@@ -127,6 +127,11 @@ def object_problem(update: ObjectUpdate) -> str | None:
     attributes = update.attributes
     if len(attributes) > MAX_ATTRIBUTES:
         return f"object {update.key}: {len(attributes)} attributes; Customer.io accepts at most {MAX_ATTRIBUTES}"
+    holding = len(attributes_after(update.held, attributes))
+    if holding > MAX_ATTRIBUTES and holding > len(update.held):
+        return (f"object {update.key} would hold {holding} attributes in Customer.io, which keeps at most "
+                f"{MAX_ATTRIBUTES} per object across calls ({len(update.held)} acknowledged before); remove "
+                "attribute columns from the objects model, or delete attributes it no longer sends in Customer.io")
     for name, value in attributes.items():
         name_size = len(str(name).encode("utf-8"))
         if not name_size or name_size > MAX_ATTRIBUTE_NAME_BYTES:

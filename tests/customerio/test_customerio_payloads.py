@@ -145,3 +145,20 @@ def test_a_new_person_identified_by_phone_counts_its_id_against_the_per_call_lim
     full = {f"a{i}": i for i in range(300)}
     assert "plus its id" in phone_problem(PersonUpdate("c1", full, is_new=True, phone="+4791234567"))
     assert phone_problem(PersonUpdate("c1", full, is_new=False, phone="+4791234567")) is None
+
+
+def test_objects_are_kept_under_300_attributes_across_calls_and_their_relationship_is_split_off():
+    from pusher.destinations.base import ObjectUpdate
+    from pusher.destinations.customerio_payloads import object_ops, object_problem
+
+    previous = {"customer_id": "c1", **{f"a{i}": i for i in range(250)}, "gone": None}
+    over = ObjectUpdate.of_change("1", "o1", {f"b{i}": i for i in range(51)}, previous, is_new=False)
+    assert over.held == frozenset(f"a{i}" for i in range(250))
+    assert "object o1 would hold 301 attributes" in object_problem(over)
+    fits = ObjectUpdate.of_change("1", "o1", {"a0": None, **{f"b{i}": i for i in range(51)}}, previous, False)
+    assert object_problem(fits) is None
+    moved = ObjectUpdate.of_change("1", "o1", {"customer_id": "c2", "status": "paid"}, previous, is_new=False)
+    assert [op["action"] for op in object_ops(moved)] == ["identify", "delete_relationships"]
+    assert object_ops(moved)[0]["cio_relationships"] == [{"identifiers": {"id": "c2"}}]
+    assert object_ops(moved)[0]["attributes"] == {"status": "paid"}
+    assert object_ops(moved)[1]["cio_relationships"] == [{"identifiers": {"id": "c1"}}]
