@@ -1,5 +1,7 @@
 -- One row per person for Customer.io identify calls: a stable id (customer_id), the email and
--- flat attributes. Every column but customer_id becomes a person attribute.
+-- flat attributes. Every column but customer_id becomes a person attribute. Everyone gets a
+-- profile, with or without a valid email: segments are keyed by customer_id, and Customer.io
+-- silently ignores segment ids of people it does not know.
 -- last_synced_at: the oldest last export of the sources that decide is_data_fresh (var
 -- freshness_window_hours), cut to the day so a person is re-sent at most once a day for it.
 {%- set fresh_sources = var('freshness_window_hours').keys() | list %}
@@ -40,7 +42,6 @@ final as (
             as {{ dbt.type_timestamp() }}
         ) as last_synced_at
     from profile
-    where email is not null
 )
 
 select * from final
