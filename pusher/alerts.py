@@ -82,9 +82,11 @@ def _clean(text: str) -> str:
 
 
 def collect(report, previous_sizes: Mapping[str, int | None], stale: Mapping[str, list[str]],
-            thresholds: Thresholds) -> list[Alert]:
+            thresholds: Thresholds, newly_exhausted: Mapping[str, int] | None = None) -> list[Alert]:
     """Every alert a finished run deserves (pure). `previous_sizes`: sync -> audience size at
-    its last successful run before this one; `stale`: source -> the selected syncs it feeds."""
+    its last successful run before this one; `stale`: source -> the selected syncs it feeds;
+    `newly_exhausted`: sync -> rows whose last attempt was in this run (None: every exhausted
+    row counts), so rows that ran out of attempts are announced once, not on every later run."""
     alerts: list[Alert] = []
     for outcome in report.outcomes:
         sync = outcome.sync
@@ -96,10 +98,11 @@ def collect(report, previous_sizes: Mapping[str, int | None], stale: Mapping[str
             alerts.append(Alert("guard_stopped", sync, f"{sync} stopped by guard {', '.join(outcome.stopped_by)}: "
                                 f"{_clean(outcome.message).splitlines()[0] if outcome.message else ''}",
                                 {"stopped_by": list(outcome.stopped_by)}))
-        if outcome.exhausted:
-            alerts.append(Alert("rows_exhausted", sync, f"{sync}: {outcome.exhausted} row(s) rejected on every "
+        exhausted = outcome.exhausted if newly_exhausted is None else newly_exhausted.get(sync, 0)
+        if exhausted:
+            alerts.append(Alert("rows_exhausted", sync, f"{sync}: {exhausted} row(s) rejected on every "
                                 "attempt; they are no longer retried (see `pusher status --verbose`)",
-                                {"exhausted": outcome.exhausted}))
+                                {"exhausted": exhausted, "exhausted_total": outcome.exhausted}))
         attempted = sum(outcome.sent.values()) + outcome.rejected
         if outcome.rejected and attempted and outcome.rejected / attempted > thresholds.failed_share:
             share = outcome.rejected / attempted
@@ -193,6 +196,15 @@ def previous_sizes(wh, syncs, run_id: str | None) -> dict[str, int | None]:
     return out
 
 
+def newly_exhausted(wh, syncs, run_id: str | None) -> dict[str, int]:
+    """Rows that spent their last attempt in this run (the ledger's rejections)."""
+    from pusher.ledger import table
+
+    return {sync.name: int(wh.fetchone(f"select count(*) from {table('rejections')} where sync = ? and "
+                                       "last_run_id = ? and attempts >= ?",
+                                       (sync.name, run_id or "", sync.max_row_attempts))[0]) for sync in syncs}
+
+
 def stale_sources(project, syncs) -> dict[str, list[str]]:
     """Sources past their warn or error freshness (target/sources.json) -> the syncs they feed."""
     from pusher.status import source_freshness
@@ -210,7 +222,7 @@ def notify(report, project, wh, syncs, env: Mapping[str, str], log: Callable[[st
     if not webhooks(env):
         return []
     alerts = collect(report, previous_sizes(wh, syncs, report.run_id), stale_sources(project, syncs),
-                     Thresholds.from_env(env))
+                     Thresholds.from_env(env), newly_exhausted(wh, syncs, report.run_id))
     post(alerts, report.run_id, report.exit_code, env, log)
     return alerts
 

@@ -126,6 +126,11 @@ def test_alerts_reach_a_local_server_from_a_real_sync(project, receiver):
     assert dry.returncode == 3 or dry.returncode == 0
     assert receiver.generic == []                                     # a dry run alerts nobody
 
+    again = pusher(project, receiver, "sync", "-s", "sync_cart", PUSHER_FILE_REJECT_KEYS="c00000[3-6]",
+                   PUSHER_ALERT_SIZE_CHANGE="2")
+    assert again.returncode == 3 and receiver.kinds() == ["stale_sources"]   # the exhausted rows: told once
+    (project.root / "target" / "sources.json").unlink()
+
     everything = b"".join(receiver.raw).decode() + "".join(receiver.outputs)
     assert "s3cr3t" not in everything and "secret-generic" not in everything
     assert "@example.com" not in b"".join(receiver.raw).decode()
