@@ -19,7 +19,7 @@ from . import postgres_server
 
 
 def run_dbt_target(workdir: Path, target: str, env: dict[str, str], *arguments: str,
-                   timeout: int = 900) -> DbtRun:
+                   timeout: int = 2100) -> DbtRun:
     """dbt on `target` of the committed profiles.yml, in seeds mode at the demo's as_of;
     target/ and logs/ stay under workdir."""
     completed = subprocess.run(
@@ -61,5 +61,16 @@ def postgres_demo(postgres, tmp_path_factory) -> EngineBuild:
     postgres_server.create_database(postgres, "demo")
     env = postgres.env("demo")
     build = run_dbt_target(workdir, "postgres", env, "build")
+    assert build.results, build.output()
+    return EngineBuild(workdir, env, build)
+
+
+@pytest.fixture(scope="session")
+def spark_demo(tmp_path_factory) -> EngineBuild:
+    """The demo on a local Spark session (pyspark inside the dbt process, parquet tables); its
+    tables, metastore and derby.log stay in the work directory."""
+    workdir = tmp_path_factory.mktemp("spark-demo")
+    env = {"PUSHER_SPARK_DIR": str(workdir), "PUSHER_SPARK_SCHEMA": "retention"}
+    build = run_dbt_target(workdir, "spark", env, "build")
     assert build.results, build.output()
     return EngineBuild(workdir, env, build)
