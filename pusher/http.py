@@ -1,4 +1,9 @@
-"""One httpx client per destination, with rate limiting and retries that honour Retry-After."""
+"""One httpx client per destination, with rate limiting and retries that honour Retry-After.
+
+A destination's RateLimiter is shared by all its workers (see pusher.pipeline): it spaces
+their requests to the configured rate, and a 429 (with or without Retry-After) seen by one
+worker pauses every worker of that destination, not just the one that was answered.
+"""
 
 from __future__ import annotations
 
@@ -35,25 +40,48 @@ class RetryPolicy:
 
 
 class RateLimiter:
-    """Spaces requests so that at most `per_second` start each second (thread-safe)."""
+    """Spaces requests so that at most `per_second` start each second, across threads.
+
+    pause(seconds) holds every thread's next request until the pause ends. The thread that
+    called it sleeps the pause itself (its retry policy's sleep), so it is not held twice.
+    """
 
     def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
         self.interval = 1.0 / per_second if per_second > 0 else 0.0
         self._next = 0.0
+        self._paused_until = 0.0
         self._lock = threading.Lock()
         self._clock = clock
         self._sleep = sleep
+        self._served = threading.local()   # per thread: the end of the pause it slept itself
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            until = self._clock() + max(seconds, 0.0)
+            self._paused_until = max(self._paused_until, until)
+            # The caller sleeps its own answer's delay; it is not held again by an older pause.
+            self._served.until = self._paused_until
 
     def wait(self) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        if start > now:
-            self._sleep(start - now)
+        while True:
+            with self._lock:
+                now = self._clock()
+                start = max(now, self._next) if self.interval else now
+                start = max(start, self._held_until())
+                if self.interval:
+                    self._next = start + self.interval
+                pause_seen = self._paused_until
+            if start > now:
+                self._sleep(start - now)
+            with self._lock:
+                # A pause that began while this thread waited for its turn holds it as well.
+                if self._paused_until == pause_seen or self._held_until() <= start:
+                    return
+
+    def _held_until(self) -> float:
+        """The end of the current pause, unless this thread slept that pause itself (lock held)."""
+        return self._paused_until if self._paused_until > getattr(self._served, "until", 0.0) else 0.0
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -98,6 +126,12 @@ def send_with_retries(client: httpx.Client, method: str, url: str, *, policy: Re
                 return response
             last_problem = f"HTTP {response.status_code}"
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if response.status_code == 429 and limiter and attempt < policy.max_attempts:
+                # Throttled: every worker sharing this limiter holds for the same time.
+                delay = policy.backoff(attempt, retry_after)
+                limiter.pause(delay)
+                policy.sleep(delay)
+                continue
         if attempt < policy.max_attempts:
             policy.sleep(policy.backoff(attempt, retry_after))
     raise DestinationUnavailable(

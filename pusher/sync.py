@@ -24,16 +24,17 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from pusher import guards, only
 from pusher.config import Project, SyncDefinition
 from pusher.destinations import registry
-from pusher.destinations.base import Destination, Event, ListRef, Member, ObjectUpdate, PersonUpdate
+from pusher.destinations.base import BatchResult, Destination, Event, ListRef, Member, ObjectUpdate, PersonUpdate
 from pusher.diff import DiffSql, changed_attributes, payload_json, state_time, wire_row
 from pusher.errors import (EXIT_OK, EXIT_ROWS_REJECTED, DestinationUnavailable, GuardStopped,
                            PusherError)
 from pusher.ledger import Acknowledged, Ledger, fingerprint_of, table
+from pusher.pipeline import Pipeline
 from pusher.plan import DestinationLimits, SyncPlan, cleanup, make_plan
 from pusher.timeconv import unix_seconds
 from pusher.warehouse import Warehouse
@@ -300,36 +301,60 @@ class Engine:
 
     def _send_audience(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
                        destination: Destination, ref: ListRef, outcome: SyncOutcome, replace_first: bool) -> None:
-        done = 0
-        for rows in self.wh.stream(*diff.removes(), size=plan.batch_size):
-            retire = [Acknowledged(key, email, phone) for key, email, phone, send in rows if not send]
-            if retire:
-                # The hash stays on a hash-keyed list for another member: no request, ledger only.
-                self._record(run_id, sync, outcome, "retire", 0, retire, {})
-            members = [Member(key, email, phone) for key, email, phone, send in rows if send]
-            if members:
-                result = destination.remove_members(ref, members)
-                by_key = {m.key: m for m in members}
-                rejected = {key: (reason, fingerprint_of(by_key[key].email_sha256, by_key[key].phone_sha256))
-                            for key, reason in result.rejected.items() if key in by_key}
-                acknowledged = [Acknowledged(key, by_key[key].email_sha256, by_key[key].phone_sha256)
-                                for key in result.accepted if key in by_key]
-                self._record(run_id, sync, outcome, "remove", len(members), acknowledged, rejected)
-            done += len(rows)
-            self._tick(sync.name, plan, done)
-        for rows in self.wh.stream(*diff.adds(), size=plan.batch_size):
+        done = [0]
+        pipeline = Pipeline(destination.max_in_flight)
+
+        def removes() -> Iterator[tuple[list[Member], int]]:
+            for rows in self.wh.stream(*diff.removes(), size=plan.batch_size):
+                retire = [Acknowledged(key, email, phone) for key, email, phone, send in rows if not send]
+                if retire:
+                    # The hash stays on a hash-keyed list for another member: no request, ledger only.
+                    self._record(run_id, sync, outcome, "retire", 0, retire, {})
+                members = [Member(key, email, phone) for key, email, phone, send in rows if send]
+                if members:
+                    yield members, len(rows)
+                else:
+                    done[0] += len(rows)
+                    self._tick(sync.name, plan, done[0])
+
+        def record_remove(batch: tuple[list[Member], int], result: BatchResult) -> None:
+            members, rows = batch
+            by_key = {m.key: m for m in members}
+            rejected = {key: (reason, fingerprint_of(by_key[key].email_sha256, by_key[key].phone_sha256))
+                        for key, reason in result.rejected.items() if key in by_key}
+            acknowledged = [Acknowledged(key, by_key[key].email_sha256, by_key[key].phone_sha256)
+                            for key in result.accepted if key in by_key]
+            self._record(run_id, sync, outcome, "remove", len(members), acknowledged, rejected)
+            done[0] += rows
+            self._tick(sync.name, plan, done[0])
+
+        # Every remove is acknowledged before the first add is sent: on a key-keyed list a
+        # remove of a key drops the member whatever identifiers it carries.
+        pipeline.run(removes(), lambda batch: destination.remove_members(ref, batch[0]), record_remove)
+
+        def record_add(op: str, rows: list[tuple], result: BatchResult) -> None:
             members = [Member(key, email, phone) for key, email, phone, _ in rows]
-            result = destination.add_members(ref, members, replace=replace_first)
             by_key = {m.key: m for m in members}
             acknowledged = [Acknowledged(key, by_key[key].email_sha256, by_key[key].phone_sha256)
                             for key in result.accepted if key in by_key]
             rejected = {key: (reason, fingerprint_of(by_key[key].email_sha256, by_key[key].phone_sha256))
                         for key, reason in result.rejected.items() if key in by_key}
-            self._record(run_id, sync, outcome, "replace" if replace_first else "add", len(members),
-                         acknowledged, rejected, replaces_rows=any(row[3] for row in rows))
-            replace_first = False
-            done += len(members)
-            self._tick(sync.name, plan, done)
+            self._record(run_id, sync, outcome, op, len(members), acknowledged, rejected,
+                         replaces_rows=any(row[3] for row in rows))
+            done[0] += len(members)
+            self._tick(sync.name, plan, done[0])
+
+        def add(rows: list[tuple], replace: bool = False) -> BatchResult:
+            return destination.add_members(ref, [Member(key, email, phone) for key, email, phone, _ in rows],
+                                           replace=replace)
+
+        adds = iter(self.wh.stream(*diff.adds(), size=plan.batch_size))
+        if replace_first:
+            # The Replace batch empties the list: it is acknowledged and recorded before any add.
+            first = next(adds, None)
+            if first is not None:
+                record_add("replace", first, add(first, replace=True))
+        pipeline.run(adds, add, lambda rows, result: record_add("add", rows, result))
 
     def _reconcile(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
                    destination: Destination, ref: ListRef, outcome: SyncOutcome) -> bool:
@@ -378,30 +403,39 @@ class Engine:
 
     def _deliver_people(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
                         destination: Destination, outcome: SyncOutcome) -> None:
-        done = 0
-        for rows in self.wh.stream(*diff.people_updates(), size=plan.batch_size):
-            updates: list[PersonUpdate] = []
-            pending: dict[str, Acknowledged] = {}
-            unchanged: list[Acknowledged] = []
-            for key, payload_hash, acknowledged_json, in_ledger, *values in rows:
-                current = wire_row(diff.attribute_columns, values, diff.json_columns)
-                ack = Acknowledged(key, payload_hash=payload_hash, payload_json=payload_json(current))
-                previous = json.loads(acknowledged_json) if acknowledged_json else None
-                changes = changed_attributes(current, previous)
-                if in_ledger and not changes:
-                    unchanged.append(ack)    # same values, only the hash's text changed: nothing to send
-                    continue
-                held = frozenset(name for name, value in (previous or {}).items() if value is not None)
-                updates.append(PersonUpdate(key, changes, is_new=not in_ledger, held=held,
-                                            phone=current.get("phone"), timestamp=state_time(current, previous)))
-                pending[key] = ack
-            result = destination.upsert_people(updates) if updates else None
+        done = [0]
+
+        def batches() -> Iterator[PeopleBatch]:
+            for rows in self.wh.stream(*diff.people_updates(), size=plan.batch_size):
+                batch = PeopleBatch(len(rows))
+                for key, payload_hash, acknowledged_json, in_ledger, *values in rows:
+                    current = wire_row(diff.attribute_columns, values, diff.json_columns)
+                    ack = Acknowledged(key, payload_hash=payload_hash, payload_json=payload_json(current))
+                    previous = json.loads(acknowledged_json) if acknowledged_json else None
+                    changes = changed_attributes(current, previous)
+                    if in_ledger and not changes:
+                        batch.unchanged.append(ack)    # same values, only the hash's text changed: nothing to send
+                        continue
+                    held = frozenset(name for name, value in (previous or {}).items() if value is not None)
+                    batch.updates.append(PersonUpdate(key, changes, is_new=not in_ledger, held=held,
+                                                      phone=current.get("phone"),
+                                                      timestamp=state_time(current, previous)))
+                    batch.pending[key] = ack
+                yield batch
+
+        def send(batch: PeopleBatch) -> BatchResult | None:
+            return destination.upsert_people(batch.updates) if batch.updates else None
+
+        def record(batch: PeopleBatch, result: BatchResult | None) -> None:
+            pending = batch.pending
             accepted = [pending[key] for key in (result.accepted if result else []) if key in pending]
             rejected = {key: (reason, pending[key].payload_hash)
                         for key, reason in (result.rejected.items() if result else []) if key in pending}
-            self._record(run_id, sync, outcome, "update", len(updates), accepted + unchanged, rejected)
-            done += len(rows)
-            self._tick(sync.name, plan, done)
+            self._record(run_id, sync, outcome, "update", len(batch.updates), accepted + batch.unchanged, rejected)
+            done[0] += batch.rows
+            self._tick(sync.name, plan, done[0])
+
+        Pipeline(destination.max_in_flight).run(batches(), send, record)
 
     def _deliver_objects(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
                          destination: Destination, outcome: SyncOutcome) -> None:
@@ -433,20 +467,37 @@ class Engine:
 
     def _deliver_events(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
                         destination: Destination, outcome: SyncOutcome) -> None:
-        done = 0
-        for rows in self.wh.stream(*diff.new_events(), size=plan.batch_size):
-            events = []
-            for key, customer_id, name, occurred_at, *values in rows:
-                data = {k: v for k, v in wire_row(diff.attribute_columns, values, diff.json_columns).items() if v is not None}
-                events.append(Event(key, customer_id, name, unix_seconds(occurred_at), data))
-            result = destination.send_events(events)
+        done = [0]
+
+        def batches() -> Iterator[list[Event]]:
+            for rows in self.wh.stream(*diff.new_events(), size=plan.batch_size):
+                events = []
+                for key, customer_id, name, occurred_at, *values in rows:
+                    data = {k: v for k, v in wire_row(diff.attribute_columns, values, diff.json_columns).items()
+                            if v is not None}
+                    events.append(Event(key, customer_id, name, unix_seconds(occurred_at), data))
+                yield events
+
+        def record(events: list[Event], result: BatchResult) -> None:
             keys = {event.key for event in events}
             self._record(run_id, sync, outcome, "event", len(events),
                          [Acknowledged(key) for key in result.accepted if key in keys],
                          {key: (reason, "") for key, reason in result.rejected.items() if key in keys},
                          replaces_rows=False)
-            done += len(events)
-            self._tick(sync.name, plan, done)
+            done[0] += len(events)
+            self._tick(sync.name, plan, done[0])
+
+        Pipeline(destination.max_in_flight).run(batches(), destination.send_events, record)
+
+
+@dataclass
+class PeopleBatch:
+    """One streamed batch of people: what to send, and what to record once it is acknowledged."""
+
+    rows: int
+    updates: list[PersonUpdate] = field(default_factory=list)
+    pending: dict[str, Acknowledged] = field(default_factory=dict)     # sent: recorded if accepted
+    unchanged: list[Acknowledged] = field(default_factory=list)        # not sent: recorded with the batch
 
 
 def _failed(sync: SyncDefinition, exc: PusherError) -> SyncOutcome:

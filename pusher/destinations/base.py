@@ -98,6 +98,7 @@ class Destination(ABC):
     list_prefix: str = ""            # "CIO" | "MSADS" | "FILE": list name = f"{prefix}__{list_name}"
     max_members_per_request: int = 1000
     requests_per_second: float = 10.0
+    max_in_flight: int = 1           # batches sent at once (pusher.pipeline); 1 = one after the other
     supports_replace: bool = False   # add_members(..., replace=True) wipes the list first
     # List memberships of people the destination does not know are silently dropped: a member is
     # added only once a people sync has had its person acknowledged (see DiffSql.hold_for_people).

@@ -8,7 +8,9 @@ Layout under the directory (PUSHER_FILE_DIR, default `.pusher/file-destination`)
 Each batch is fsynced before it is acknowledged, so an acknowledgement is never ahead of the file.
 
 Test hooks (environment): PUSHER_FILE_REJECT_KEYS, a regular expression: matching keys are
-rejected on add/identify/event with a reason; PUSHER_FILE_DELAY_MS, a pause per batch.
+rejected on add/identify/event with a reason; PUSHER_FILE_DELAY_MS, a pause per batch;
+PUSHER_FILE_MAX_IN_FLIGHT, batches written at once (default 1): appends are serialized by a
+lock, the pause is taken outside it, so batches overlap like requests to a real service.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import csv
 import json
 import os
 import re
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,8 +40,11 @@ class FileDestination(Destination):
     supports_events = True
     required_identifier = "key"
 
-    def __init__(self, directory: Path | str, reject_keys: str | None = None, delay_ms: int = 0):
+    def __init__(self, directory: Path | str, reject_keys: str | None = None, delay_ms: int = 0,
+                 max_in_flight: int = 1):
         self.directory = Path(directory)
+        self.max_in_flight = max(1, max_in_flight)
+        self._lock = threading.Lock()   # one writer at a time: a torn-tail check must not see another's write
         self.reject = re.compile(reject_keys) if reject_keys else None
         self.delay = delay_ms / 1000.0
         self.session = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
@@ -46,7 +52,7 @@ class FileDestination(Destination):
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "FileDestination":
         return cls(env.get("PUSHER_FILE_DIR") or DEFAULT_DIR, env.get("PUSHER_FILE_REJECT_KEYS") or None,
-                   int(env.get("PUSHER_FILE_DELAY_MS") or 0))
+                   int(env.get("PUSHER_FILE_DELAY_MS") or 0), int(env.get("PUSHER_FILE_MAX_IN_FLIGHT") or 1))
 
     # -- files ---------------------------------------------------------------------------
     def _list_log(self, name: str) -> Path:
@@ -54,7 +60,7 @@ class FileDestination(Destination):
 
     def _append(self, path: Path, record: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "ab+") as handle:
+        with self._lock, open(path, "ab+") as handle:
             _drop_torn_tail(handle)
             handle.write((json.dumps(record, separators=(",", ":")) + "\n").encode())
             handle.flush()
@@ -67,8 +73,8 @@ class FileDestination(Destination):
     def _inspect_csv(self, name: str, what: str, members: Sequence[Member]) -> None:
         path = self.directory / "runs" / self.session / f"{name}.{what}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
-        new = not path.exists()
-        with open(path, "a", newline="", encoding="utf-8") as handle:
+        with self._lock, open(path, "a", newline="", encoding="utf-8") as handle:
+            new = handle.tell() == 0
             writer = csv.writer(handle)
             if new:
                 writer.writerow(["customer_id", "email_sha256", "phone_sha256"])

@@ -78,6 +78,13 @@ MSADS_CUSTOMER_ID, MSADS_ACCOUNT_ID; optional:
 - MSADS_POLL_SECONDS (5, growing to 60), MSADS_POLL_TIMEOUT_SECONDS (3600),
   MSADS_THROTTLE_MAX_WAIT_SECONDS (900), MSADS_RATE_WAIT_SECONDS (60),
   MSADS_MAX_THROTTLE_RETRIES (8), MSADS_REQUESTS_PER_SECOND (2).
+- MSADS_MAX_CONCURRENT_UPLOADS (4): see Concurrency.
+
+Concurrency: a customer may run 5-6 bulk uploads at once (the Bulk service's limits, see
+https://learn.microsoft.com/en-us/advertising/guides/bulk-download-upload?view=bingads-13).
+MSADS_MAX_CONCURRENT_UPLOADS (1-5, default 4: one below the lower figure, so another tool of
+the same customer can still upload) is how many batches the sync engine uploads at once. All
+uploads share one rate limiter, and a 4204 or 117 seen by one of them holds them all.
 
 MSADS_CAMPAIGN_URL unset: derived from MSADS_BULK_URL (see campaign_base_url). A Microsoft
 bulk host `bulk.api[.sandbox].bingads.microsoft.com` maps to its campaign twin
@@ -160,6 +167,7 @@ RETRIED_CODES = (AUTH_EXPIRED, NO_MORE_BULK_CALLS, CALL_RATE_EXCEEDED, TOO_MANY_
 NEVER_EXPIRES = -1
 MAX_MEMBERSHIP_DAYS = 390
 DEFAULT_REFRESH_MARGIN_DAYS = 7.0
+MAX_CONCURRENT_UPLOADS = 5             # documented: 5-6 per customer; the lower figure
 
 
 def _int_setting(env: Mapping[str, str], name: str, default: int | float, *, cast=int,
@@ -258,6 +266,7 @@ class MicrosoftAdsDestination(Destination):
                  poll_seconds: float = 5.0, poll_max_seconds: float = 60.0, poll_timeout_seconds: float = 3600.0,
                  throttle_max_wait_seconds: float = 900.0, rate_wait_seconds: float = 60.0,
                  max_throttle_retries: int = 8, requests_per_second: float | None = None,
+                 max_concurrent_uploads: int = 4,
                  retry_policy: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep):
         for secret in (developer_token, refresh_token, client_secret):
@@ -277,6 +286,7 @@ class MicrosoftAdsDestination(Destination):
         self.throttle_max_wait_seconds = throttle_max_wait_seconds
         self.rate_wait_seconds = rate_wait_seconds
         self.max_throttle_retries = max_throttle_retries
+        self.max_in_flight = max(1, min(max_concurrent_uploads, MAX_CONCURRENT_UPLOADS))
         self._sleep = sleep
         if requests_per_second:
             self.requests_per_second = requests_per_second
@@ -353,6 +363,8 @@ class MicrosoftAdsDestination(Destination):
             max_throttle_retries=_int_setting(env, "MSADS_MAX_THROTTLE_RETRIES", 8, low=0, high=100),
             apply_max_items=_int_setting(env, "MSADS_APPLY_MAX_ITEMS", APPLY_MAX_ITEMS, low=0, high=APPLY_MAX_ITEMS),
             requests_per_second=_int_setting(env, "MSADS_REQUESTS_PER_SECOND", 2.0, cast=float, low=0.01),
+            max_concurrent_uploads=_int_setting(env, "MSADS_MAX_CONCURRENT_UPLOADS", 4, low=1,
+                                                high=MAX_CONCURRENT_UPLOADS),
         )
         settings.update(overrides)
         return cls(**settings)
@@ -533,7 +545,9 @@ class MicrosoftAdsDestination(Destination):
             # The service's own word, kept within the configured ceiling (short in tests).
             wait = min(max(retry_after, wait), self.throttle_max_wait_seconds)
         if wait:
-            self._sleep(wait * random.uniform(0.9, 1.0))
+            wait *= random.uniform(0.9, 1.0)
+            self._limiter.pause(wait)      # the other uploads hold too
+            self._sleep(wait)
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._tokens.access_token()}",

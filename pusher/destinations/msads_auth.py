@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -92,17 +93,24 @@ class TokenProvider:
         self._access: str | None = None
         self._checked_file = False
         self._expires_at = 0.0
+        # Uploads run in parallel: one refresh at a time, so a rotated token is never used twice.
+        self._lock = threading.RLock()
         register_secret(refresh_token)
         register_secret(client_secret)
         register_secret(read_secret_file(token_file))
 
     def access_token(self) -> str:
-        if self._access is None or self._clock() >= self._expires_at - EXPIRY_MARGIN_SECONDS:
-            self.refresh()
-        assert self._access is not None
-        return self._access
+        with self._lock:
+            if self._access is None or self._clock() >= self._expires_at - EXPIRY_MARGIN_SECONDS:
+                self.refresh()
+            assert self._access is not None
+            return self._access
 
     def refresh(self) -> None:
+        with self._lock:
+            self._refresh()
+
+    def _refresh(self) -> None:
         if not self._checked_file:
             check_writable(self._file)     # before a refresh token is spent, never after
             self._checked_file = True

@@ -1,5 +1,7 @@
 """Crash safety: kill -9 the pusher at random points, rerun, and the destination and the
-ledger must equal the audience exactly (nothing lost, nothing left over)."""
+ledger must equal the audience exactly (nothing lost, nothing left over). Each seed runs one
+batch at a time or with several batches in flight (the file destination's
+PUSHER_FILE_MAX_IN_FLIGHT), where a kill leaves several batches delivered but not recorded."""
 
 from __future__ import annotations
 
@@ -17,10 +19,13 @@ from pusher.destinations.file import FileDestination
 from .conftest import Project, sha
 
 AUDIENCE = 20_000
+IN_FLIGHT = 4
 
 
 def _pusher(project, *args: str) -> subprocess.Popen:
-    env = {**os.environ, **project.env, "PUSHER_BATCH_SIZE": "250", "PUSHER_FILE_DELAY_MS": "25",
+    in_flight = int(project.env.get("PUSHER_FILE_MAX_IN_FLIGHT", "1"))
+    # The same pace either way: each batch takes longer, several overlap.
+    env = {**os.environ, **project.env, "PUSHER_BATCH_SIZE": "250", "PUSHER_FILE_DELAY_MS": str(25 * in_flight),
            "DBT_PROFILES_DIR": str(project.root)}
     env.pop("DBT_TARGET", None)
     return subprocess.Popen([sys.executable, "-m", "pusher", "sync", "--select", "sync_cart", "--json",
@@ -75,9 +80,12 @@ def crash_and_converge(project, seed: int) -> None:
     assert any(kills), "no kill landed mid-sync; the test would prove nothing"
 
 
-def seeded_project(tmp_path, seed: int) -> Project:
+def seeded_project(tmp_path, seed: int, concurrent: bool = False) -> Project:
     """Odd seeds: an audience carrying member_fingerprint (as dbt builds it); even: without."""
-    return Project(tmp_path, model_fingerprint=seed % 2 == 1)
+    project = Project(tmp_path, model_fingerprint=seed % 2 == 1)
+    if concurrent:
+        project.env["PUSHER_FILE_MAX_IN_FLIGHT"] = str(IN_FLIGHT)
+    return project
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -85,10 +93,16 @@ def test_sigkill_at_random_points_converges(tmp_path, seed):
     crash_and_converge(seeded_project(tmp_path, seed), seed)
 
 
+@pytest.mark.parametrize("seed", [4, 5])
+def test_sigkill_with_batches_in_flight_converges(tmp_path, seed):
+    crash_and_converge(seeded_project(tmp_path, seed, concurrent=True), seed)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(100, 150))
 def test_sigkill_at_random_points_converges_50_seeds(tmp_path, seed):
-    crash_and_converge(seeded_project(tmp_path, seed), seed)
+    """Half the seeds one batch at a time, half with batches in flight (both fingerprint kinds each)."""
+    crash_and_converge(seeded_project(tmp_path, seed, concurrent=seed % 4 >= 2), seed)
 
 
 class DiesAfterDelivery(FileDestination):

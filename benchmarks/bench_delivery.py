@@ -1,0 +1,241 @@
+"""Benchmark: delivery to a Customer.io-like sink with a real round trip and rate limit.
+
+For each audience size (default 100k and 1M members) and each mode (serial: one request in
+flight, CUSTOMERIO_MAX_IN_FLIGHT=1; concurrent: the default), a fresh DuckDB project and a
+fresh sink process, then three `pusher sync` processes in a row:
+  first sync   empty ledger: every member is added (size / 1000 requests)
+  1% churn     0.5% leave, 0.5% join
+  no change    nothing to send
+Each is timed wall-clock (the whole process: start-up, plan, delivery) with its peak RSS
+(wait4), and its requests are counted by the sink. The floor of a sync is requests / rate
+limit: no client can be faster without breaking the limit; the ratio first-sync / floor is
+what the target reads (<= 1.2 at 100 ms and 100 requests/s).
+
+The sink is the Customer.io emulator (`pusher emulate customerio --latency-ms L --rate-limit R`)
+in its own process, so it does not share the pusher's interpreter. --sink-check sends
+requests at the rate limit straight to it first and reports whether it keeps up.
+
+    .venv/bin/python benchmarks/bench_delivery.py [--sizes 100000,1000000] [--latency-ms 100]
+        [--rate 100] [--modes serial,concurrent]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from pusher.emulators.server import free_port
+from pusher.emulators.settings import DEMO_CREDENTIALS
+
+LIST = "CIO__Bench_Audience__None"
+TARGET_RATIO = 1.2
+TARGET_RSS_MB = 300.0
+MODES = {"serial": "1", "concurrent": ""}      # CUSTOMERIO_MAX_IN_FLIGHT ("" = the destination's default)
+
+
+def write_project(root: Path, members: int) -> None:
+    """An audience model as dbt builds it (with member_fingerprint), and a manifest that syncs
+    it to a Customer.io segment."""
+    import duckdb
+
+    root.mkdir(parents=True)
+    (root / "dbt_project.yml").write_text("name: bench\nprofile: bench\nconfig-version: 2\n")
+    (root / "profiles.yml").write_text("bench:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
+                                       "      path: warehouse.duckdb\n")
+    (root / "target").mkdir()
+    (root / "target" / "manifest.json").write_text(json.dumps({
+        "nodes": {"model.bench.aud_bench": {"name": "aud_bench", "alias": "aud_bench", "database": "warehouse",
+                                            "schema": "main", "resource_type": "model"}},
+        "exposures": {"exposure.bench.sync_bench": {
+            "name": "sync_bench", "depends_on": {"nodes": ["model.bench.aud_bench"]},
+            "meta": {"pusher": {"destination": "customerio", "kind": "audience", "list_name": LIST}}}},
+        "parent_map": {"model.bench.aud_bench": []},
+    }))
+    with duckdb.connect(str(root / "warehouse.duckdb")) as conn:
+        conn.execute("""create table aud_bench as
+            select customer_id, email_sha256, cast(null as varchar) as phone_sha256, 'aud_bench' as audience_name,
+                   'Bench' as list_name, cast(null as varchar) as exclusivity_group,
+                   timestamp '2024-01-01' as entered_at,
+                   cast(hash(customer_id, email_sha256, cast(null as varchar)) >> 1 as bigint) as member_fingerprint
+            from (select 'c' || lpad(cast(i as varchar), 9, '0') as customer_id,
+                         sha256('user' || cast(i as varchar) || '@example.com') as email_sha256
+                  from range(?) t(i))""", [members])
+
+
+def churn(root: Path, members: int) -> None:
+    """0.5% leave (the first ones), 0.5% join (new ids)."""
+    import duckdb
+
+    moved = members // 200
+    with duckdb.connect(str(root / "warehouse.duckdb")) as conn:
+        conn.execute("delete from aud_bench where customer_id < ?", ["c" + str(moved).zfill(9)])
+        conn.execute("""insert into aud_bench
+            select customer_id, email_sha256, null, 'aud_bench', 'Bench', null, timestamp '2024-01-01',
+                   cast(hash(customer_id, email_sha256, cast(null as varchar)) >> 1 as bigint)
+            from (select 'n' || lpad(cast(i as varchar), 9, '0') as customer_id,
+                         sha256('new' || cast(i as varchar) || '@example.com') as email_sha256
+                  from range(?) t(i))""", [moved])
+
+
+class Sink:
+    """The Customer.io emulator in its own process."""
+
+    def __init__(self, latency_ms: int, rate: float):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pusher", "emulate", "customerio", "--port", str(self.port),
+             "--latency-ms", str(latency_ms), "--rate-limit", str(rate)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(self.url + "/_emulator/stats", timeout=1)
+                return
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the sink did not start")
+                time.sleep(0.1)
+
+    def counts(self) -> dict[str, int]:
+        """Track API requests by status (segment membership calls)."""
+        stats = httpx.get(self.url + "/_emulator/stats", timeout=10).json()["requests"]
+        totals: dict[str, int] = {}
+        for endpoint, by_status in stats.items():
+            if "/api/v1/segments/" in endpoint:
+                for status, count in by_status.items():
+                    totals[status] = totals.get(status, 0) + count
+        return totals
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=20)
+
+
+def sink_check(sink: Sink, rate: float, seconds: float = 3.0) -> dict:
+    """Requests of 1000 ids sent straight to the sink at the rate limit, 32 in flight: does it keep up?"""
+    body = {"ids": [f"c{i:09d}" for i in range(1000)]}
+    segment = httpx.post(sink.url + "/v1/segments", json={"segment": {"name": "sink-check"}},
+                         headers={"Authorization": f"Bearer {DEMO_CREDENTIALS['CUSTOMERIO_APP_API_KEY']}"}).json()
+    path = f"/api/v1/segments/{segment['segment']['id']}/add_customers?id_type=id"
+    auth = (DEMO_CREDENTIALS["CUSTOMERIO_SITE_ID"], DEMO_CREDENTIALS["CUSTOMERIO_API_KEY"])
+    total = int(rate * seconds)
+    client = httpx.Client(base_url=sink.url, auth=auth, limits=httpx.Limits(max_connections=64))
+    started = time.perf_counter()
+
+    def one(i: int) -> int:
+        time.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        return client.post(path, json=body).status_code
+
+    with ThreadPoolExecutor(32) as pool:
+        statuses = list(pool.map(one, range(total)))
+    elapsed = time.perf_counter() - started
+    client.close()
+    return {"requests": total, "seconds": round(elapsed, 2), "floor": round(total / rate, 2),
+            "ok": statuses.count(200)}
+
+
+def run_sync(root: Path, sink: Sink, rate: float, in_flight: str) -> dict:
+    env = {**os.environ, **DEMO_CREDENTIALS, "CUSTOMERIO_TRACK_URL": sink.url, "CUSTOMERIO_APP_URL": sink.url,
+           "CUSTOMERIO_RATE_LIMIT": str(rate), "DBT_PROFILES_DIR": str(root)}
+    env.pop("DBT_TARGET", None)
+    if in_flight:
+        env["CUSTOMERIO_MAX_IN_FLIGHT"] = in_flight
+    else:
+        env.pop("CUSTOMERIO_MAX_IN_FLIGHT", None)
+    before = sink.counts()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "pusher", "sync", "--json", "--project-dir", str(root)],
+                                   env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if process.returncode != 0:
+            raise SystemExit(f"pusher sync exited {process.returncode}: {err.read().decode()[-2000:]}")
+        report = json.loads(out.read())
+    after = sink.counts()
+    sync = report["syncs"][0]
+    return {"seconds": elapsed, "rss_mb": usage.ru_maxrss / 1024, "requests": sync["requests"],
+            "sink_requests": sum(after.values()) - sum(before.values()),
+            "throttled": after.get("429", 0) - before.get("429", 0),
+            "adds": sync["sent"]["adds"], "removes": sync["sent"]["removes"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--latency-ms", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--modes", default="serial,concurrent")
+    parser.add_argument("--dir", type=Path, default=None)
+    options = parser.parse_args()
+    sizes = [int(size) for size in options.sizes.split(",")]
+    modes = options.modes.split(",")
+    base = options.dir or Path(tempfile.mkdtemp(prefix="pusher-bench-delivery-"))
+
+    check_sink = Sink(options.latency_ms, options.rate)
+    try:
+        check = sink_check(check_sink, options.rate)
+    finally:
+        check_sink.stop()
+
+    results: dict[tuple[int, str], dict[str, dict]] = {}
+    for size in sizes:
+        for mode in modes:
+            root = base / f"{mode}-{size}"
+            shutil.rmtree(root, ignore_errors=True)
+            write_project(root, size)
+            sink = Sink(options.latency_ms, options.rate)
+            try:
+                runs = {"first sync": run_sync(root, sink, options.rate, MODES[mode])}
+                churn(root, size)
+                runs["1% churn"] = run_sync(root, sink, options.rate, MODES[mode])
+                runs["no change"] = run_sync(root, sink, options.rate, MODES[mode])
+            finally:
+                sink.stop()
+                shutil.rmtree(root, ignore_errors=True)
+            results[(size, mode)] = runs
+            print(f"done {mode} {size:,}", file=sys.stderr)
+
+    print(f"machine: {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}; sink: Customer.io emulator, "
+          f"{options.latency_ms} ms added per request, {options.rate:g} requests/s")
+    print(f"sink alone at the rate limit: {check['requests']} requests of 1000 ids in {check['seconds']} s "
+          f"(floor {check['floor']} s), {check['ok']} answered 200")
+    print(f"{'members':>9} {'mode':<10} {'run':<10} {'seconds':>8} {'requests':>8} {'429s':>5} {'floor s':>8} "
+          f"{'ratio':>6} {'peak RSS':>9}")
+    for (size, mode), runs in results.items():
+        for name, run in runs.items():
+            floor = run["requests"] / options.rate
+            ratio = f"{run['seconds'] / floor:.2f}" if floor else "-"
+            print(f"{size:>9,} {mode:<10} {name:<10} {run['seconds']:>8.2f} {run['requests']:>8} "
+                  f"{run['throttled']:>5} {floor:>8.2f} {ratio:>6} {run['rss_mb']:>6.0f} MB")
+    for size in sizes:
+        if (size, "serial") in results and (size, "concurrent") in results:
+            serial = results[(size, "serial")]["first sync"]["seconds"]
+            concurrent = results[(size, "concurrent")]["first sync"]["seconds"]
+            print(f"{size:,} first sync: serial / concurrent = {serial / concurrent:.1f}x")
+    for (size, mode), runs in results.items():
+        first = runs["first sync"]
+        if mode == "concurrent":
+            ratio = first["seconds"] / (first["requests"] / options.rate)
+            print(f"target {size:,} {mode}: first sync {ratio:.2f}x the floor (target <= {TARGET_RATIO}) "
+                  f"{'ok' if ratio <= TARGET_RATIO else 'OVER TARGET'}; peak RSS {first['rss_mb']:.0f} MB "
+                  f"(target < {TARGET_RSS_MB:.0f}) {'ok' if first['rss_mb'] < TARGET_RSS_MB else 'OVER TARGET'}")
+
+
+if __name__ == "__main__":
+    main()

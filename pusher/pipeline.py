@@ -1,0 +1,85 @@
+"""Several batches in flight to one destination, each written to the ledger after its own
+acknowledgement.
+
+    Pipeline(max_in_flight).run(batches, send, record)
+
+`batches` is consumed on the calling thread (a warehouse stream stays on its connection) and
+only as fast as workers free up, so at most `max_in_flight` batches are held at a time:
+memory is flat in the audience size. `send(batch)` runs on a worker thread and talks to the
+destination (whose rate limiter is shared by all workers). `record(batch, result)` runs on
+the calling thread, one batch at a time, in the order the acknowledgements arrive: ledger
+writes stay on one connection and never precede their batch's acknowledgement.
+
+When a send fails, no new batch is started; the batches already in flight are awaited and
+those acknowledged are recorded (nothing acknowledged is forgotten), then the first failure
+is raised. A kill at any point leaves at most the in-flight batches delivered but not
+recorded; the next run sends them again, as with one batch at a time.
+
+max_in_flight 1 is the serial path: send and record alternate on the calling thread, no
+worker thread is involved.
+
+A phase that must finish before the next starts (removes before adds; a list's Replace
+before any add) is one run() call: run() returns only once every batch it started is
+acknowledged and recorded.
+"""
+
+from __future__ import annotations
+
+import itertools
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Callable, Generic, Iterable, TypeVar
+
+Batch = TypeVar("Batch")
+Result = TypeVar("Result")
+_END = object()
+
+
+class Pipeline(Generic[Batch, Result]):
+    def __init__(self, max_in_flight: int = 1, name: str = "pusher-send"):
+        self.max_in_flight = max(1, int(max_in_flight))
+        self.name = name
+
+    def run(self, batches: Iterable[Batch], send: Callable[[Batch], Result],
+            record: Callable[[Batch, Result], None]) -> None:
+        if self.max_in_flight == 1:
+            for batch in batches:
+                record(batch, send(batch))
+            return
+        executor = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix=self.name)
+        in_flight: dict[Future, tuple[int, Batch]] = {}
+        failure: BaseException | None = None
+        failed_at = -1
+        try:
+            stream = iter(batches)
+            for number in itertools.count():
+                # Read the next batch only once a worker is free: at most max_in_flight are held.
+                while len(in_flight) >= self.max_in_flight and failure is None:
+                    failure, failed_at = self._settle(in_flight, record, failure, failed_at)
+                batch = next(stream, _END) if failure is None else _END
+                if batch is _END:
+                    break
+                in_flight[executor.submit(send, batch)] = (number, batch)
+            while in_flight:
+                failure, failed_at = self._settle(in_flight, record, failure, failed_at)
+        finally:
+            # Normally nothing is left; after an exception in record() or the stream, let the
+            # requests already sent finish (their batches are simply resent next run).
+            executor.shutdown(wait=True, cancel_futures=True)
+        if failure is not None:
+            raise failure
+
+    @staticmethod
+    def _settle(in_flight: dict[Future, tuple[int, Batch]], record: Callable[[Batch, Result], None],
+                failure: BaseException | None, failed_at: int) -> tuple[BaseException | None, int]:
+        """Record every finished batch (acknowledgement order; ties by batch number); keep the
+        earliest failure."""
+        done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+        for future in sorted(done, key=lambda f: in_flight[f][0]):
+            number, batch = in_flight.pop(future)
+            error = future.exception()
+            if error is not None:
+                if failure is None or number < failed_at:
+                    failure, failed_at = error, number
+                continue
+            record(batch, future.result())
+        return failure, failed_at

@@ -1,0 +1,269 @@
+"""Several batches in flight: the pipeline's rules on their own, then the engine against the
+Customer.io emulator over real HTTP with added latency (removes before adds, each ledger write
+after its own acknowledgement, on the main thread), and a 429 storm that must hold every worker."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import ExitStack
+
+import httpx
+import pytest
+
+from pusher.destinations.base import ListRef, Member
+from pusher.destinations.customerio import CustomerIoDestination
+from pusher.emulators.customerio import create_app
+from pusher.emulators.options import EmulatorOptions
+from pusher.emulators.server import running
+from pusher.http import RateLimiter, RetryPolicy
+from pusher.ledger import table
+from pusher.pipeline import Pipeline
+from pusher.warehouse import Warehouse, load_profile
+
+from .conftest import Project
+
+SITE, KEY, APP_KEY = "demo-site", "demo-key", "demo-app-key"
+SEGMENT = "CIO__Cart_Abandon_0-1d__NoPurchase"
+ADD_ENDPOINT = "POST /api/v1/segments/{segment_id}/add_customers"
+
+
+# -- the pipeline on its own ---------------------------------------------------------------------
+
+def test_serial_pipeline_sends_and_records_one_after_the_other_on_the_calling_thread():
+    log = []
+    Pipeline(1).run(iter(range(4)), lambda b: log.append(("send", b, threading.current_thread().name)) or b * 10,
+                    lambda b, r: log.append(("record", r, threading.current_thread().name)))
+    main = threading.current_thread().name
+    assert log == [(step, value, main) for b in range(4) for step, value in (("send", b), ("record", b * 10))]
+
+
+def test_concurrent_pipeline_bounds_batches_held_and_records_on_the_calling_thread():
+    in_flight, most, pulled, recorded = [0], [0], [0], []
+    lock = threading.Lock()
+    gate = threading.Barrier(3)           # three sends must be in flight together to pass
+
+    def batches():
+        for number in range(12):
+            pulled[0] += 1
+            assert pulled[0] - len(recorded) <= 3, "the stream is read ahead of the workers"
+            yield number
+
+    def send(number):
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        gate.wait(timeout=10)
+        with lock:
+            in_flight[0] -= 1
+        return number
+
+    def record(number, result):
+        assert threading.current_thread() is threading.main_thread()
+        recorded.append(result)
+
+    Pipeline(3).run(batches(), send, record)
+    assert sorted(recorded) == list(range(12)) and most[0] == 3
+
+
+def test_a_failed_send_stops_new_batches_and_records_those_acknowledged_first():
+    started, recorded = [], []
+    failing = threading.Event()
+
+    def send(number):
+        started.append(number)
+        if number == 2:
+            failing.set()
+            raise RuntimeError("destination down")
+        if number < 2:
+            failing.wait(timeout=10)      # acknowledged only after the failure was seen
+        return number
+
+    with pytest.raises(RuntimeError, match="destination down"):
+        Pipeline(3).run(iter(range(10)), send, lambda number, result: recorded.append(result))
+    assert sorted(recorded) == [0, 1]     # in flight when it failed: awaited and recorded
+    assert max(started) <= 4              # no batch started once the failure was known
+
+
+def test_a_pause_holds_the_other_threads_but_not_the_one_that_slept_it():
+    now = [100.0]
+    slept: dict[str, list[float]] = {"A": [], "B": []}
+    names = threading.local()
+    limiter = RateLimiter(0, clock=lambda: now[0], sleep=lambda s: slept[names.name].append(round(s, 3)))
+
+    def thread_a():
+        names.name = "A"
+        limiter.pause(2.0)                 # A got the 429 and sleeps the 2 s itself (its retry policy)
+        limiter.wait()
+
+    def thread_b():
+        names.name = "B"
+        limiter.wait()
+
+    for target in (thread_a, thread_b):
+        worker = threading.Thread(target=target)
+        worker.start()
+        worker.join()
+    assert slept == {"A": [], "B": [2.0]}
+
+
+# -- the engine against the Customer.io emulator -------------------------------------------------
+
+class Recording(CustomerIoDestination):
+    """The real destination, noting when each membership call started and was acknowledged."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls: list[tuple[str, float, float]] = []
+        self.acknowledged: set[str] = set()
+        self.in_flight = self.most_in_flight = 0
+        self._guard = threading.Lock()
+
+    def _timed(self, op, call, keys):
+        with self._guard:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        start = time.monotonic()
+        try:
+            result = call()
+        finally:
+            with self._guard:
+                self.in_flight -= 1
+        with self._guard:
+            self.calls.append((op, start, time.monotonic()))
+            self.acknowledged.update(f"{op}:{key}" for key in result.accepted)
+        return result
+
+    def add_members(self, ref, members, *, replace=False):
+        return self._timed("add", lambda: super(Recording, self).add_members(ref, members, replace=replace),
+                           [m.key for m in members])
+
+    def remove_members(self, ref, members):
+        return self._timed("remove", lambda: super(Recording, self).remove_members(ref, members),
+                           [m.key for m in members])
+
+    def upsert_people(self, people):
+        return self._timed("update", lambda: super(Recording, self).upsert_people(people), [p.key for p in people])
+
+    def send_events(self, events):
+        return self._timed("event", lambda: super(Recording, self).send_events(events), [e.key for e in events])
+
+
+@pytest.fixture
+def cio(tmp_path):
+    with ExitStack() as stack:
+        app = create_app(EmulatorOptions(latency_ms=30), env={})
+        url = stack.enter_context(running(app))
+        yield url, app
+
+
+def _sync(project: Project, destination, select: list[str]):
+    """One run, with every ledger write checked: on the main thread, after its own acknowledgement."""
+    wh = Warehouse.connect(load_profile(project.root, env={}))
+    try:
+        engine = project.engine(wh, destination)
+        write = engine.ledger.record_batch
+
+        def checked(run_id, sync, batch_no, op, sent, acknowledged, rejected, replaces_rows=True):
+            assert threading.current_thread() is threading.main_thread()
+            if op in ("remove", "add", "update", "event"):
+                unacknowledged = [row.member_key for row in acknowledged
+                                  if f"{op}:{row.member_key}" not in destination.acknowledged]
+                assert not unacknowledged, (op, unacknowledged[:3])
+            return write(run_id, sync, batch_no, op, sent, acknowledged, rejected, replaces_rows=replaces_rows)
+
+        engine.ledger.record_batch = checked
+        return engine.sync_all(engine.project.select(select))
+    finally:
+        wh.close()
+
+
+def test_concurrent_sync_keeps_every_promise_against_the_emulator(tmp_path, cio):
+    url, app = cio
+    project = Project(tmp_path)
+    project.env.update(PUSHER_BATCH_SIZE="100")
+    project.set_meta("sync_cart", destination="customerio", list_name=SEGMENT)
+    project.set_meta("sync_people", destination="customerio")
+    project.set_meta("sync_events", destination="customerio")
+    project.set_audience_range(0, 3000)
+    project.sql("insert into cio_people select 'c' || lpad(cast(i as varchar), 6, '0'), null, 'Name' || i, i, "
+                "i % 2 = 0, null from range(0, 3300) t(i)")
+    project.sql("insert into cio_events select 'e' || i, 'c' || lpad(cast(i as varchar), 6, '0'), 'order_placed', "
+                "timestamp '2024-01-01', 10 from range(0, 1000) t(i)")
+
+    def destination():
+        return Recording(SITE, KEY, APP_KEY, track_url=url, app_url=url, requests_per_second=500,
+                         max_in_flight=8, retry=RetryPolicy(base_delay=0.01, max_delay=0.05))
+
+    first = destination()
+    report = _sync(project, first, ["sync_people", "sync_events", "sync_cart"])
+    first.close()
+    assert report.exit_code == 0, report.to_dict()
+    assert first.most_in_flight > 1
+    state = app.workspace.inspect()
+    assert len(state["people"]) == 3300 and sum(len(p["events"]) for p in state["people"].values()) == 1000
+
+    # Churn: 10% leave, 10% join, 10% change email (a remove and an add of the same key).
+    project.sql("delete from aud_cart where customer_id < 'c000300'")
+    project.sql("insert into aud_cart select 'c' || lpad(cast(i as varchar), 6, '0'), sha256('j' || i), null, "
+                "'aud_cart', 'Cart', null, timestamp '2024-01-01' from range(3000, 3300) t(i)")
+    project.sql("update aud_cart set email_sha256 = sha256(email_sha256) where customer_id between 'c000300' and 'c000599'")
+    second = destination()
+    report = _sync(project, second, ["sync_cart"])
+    second.close()
+    outcome = report.outcomes[0]
+    assert report.exit_code == 0, report.to_dict()
+    assert outcome.sent["removes"] == 600 and outcome.sent["adds"] == 600
+    removes = [call for call in second.calls if call[0] == "remove"]
+    adds = [call for call in second.calls if call[0] == "add"]
+    assert max(end for _, _, end in removes) <= min(start for _, start, _ in adds), "an add went before a remove"
+    assert second.most_in_flight > 1
+
+    segment = next(s for s in app.workspace.inspect()["segments"].values() if s["name"] == SEGMENT)
+    assert set(segment["members"]) == set(project.audience()) == set(project.ledger())
+    run_id = report.run_id
+    numbers = [row[0] for row in project.sql(f"select batch_no from {table('batches')} where run_id = ? "
+                                             "and op <> 'adopt' order by batch_no", [run_id])]
+    assert numbers == list(range(1, outcome.batches + 1)) and outcome.batches == 12
+
+
+def test_a_429_storm_holds_every_worker(tmp_path):
+    """The emulator admits 10 requests a second and answers Retry-After: 1. Four workers paced at
+    40/s: the first 429 holds them all, so each second costs one 429, not one per worker."""
+    app = create_app(EmulatorOptions(rate_limit=10), retry_after="1", env={})
+    with running(app) as url:
+        destination = CustomerIoDestination(SITE, KEY, APP_KEY, track_url=url, app_url=url,
+                                            requests_per_second=40, max_in_flight=4)
+        ref = ListRef(SEGMENT, destination.ensure_list(ListRef(SEGMENT)))
+        samples: list[tuple[float, int, int]] = []
+        stop = threading.Event()
+
+        def sample():
+            with httpx.Client(base_url=url) as client:
+                while not stop.is_set():
+                    counts = client.get("/_emulator/stats").json()["requests"].get(ADD_ENDPOINT, {})
+                    samples.append((time.monotonic(), sum(counts.values()), counts.get("429", 0)))
+                    time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            batches = [[Member(f"c{i}") for i in range(n, n + 10)] for n in range(0, 400, 10)]
+            acknowledged = []
+            Pipeline(destination.max_in_flight).run(iter(batches), lambda batch: destination.add_members(ref, batch),
+                                                    lambda batch, result: acknowledged.extend(result.accepted))
+        finally:
+            stop.set()
+            sampler.join()
+            destination.close()
+        with httpx.Client(base_url=url) as client:
+            counts = client.get("/_emulator/stats").json()["requests"][ADD_ENDPOINT]
+    assert len(acknowledged) == 400
+    total, throttled = sum(counts.values()), counts.get("429", 0)
+    # 40 requests through a 10/s window: about 4 storms. Each costs one 429 when every worker
+    # holds, about four (one per worker) when only the answered worker waits.
+    assert total - throttled >= 40
+    assert throttled <= 7, f"{throttled} answers 429: the pause did not hold the other workers"
+    first_429 = next(t for t, _, n in samples if n)
+    during = [count for t, count, _ in samples if first_429 + 0.15 <= t <= first_429 + 0.8]
+    assert during and max(during) - min(during) <= 1, "requests kept arriving while the destination was paused"
