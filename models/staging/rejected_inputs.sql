@@ -68,7 +68,9 @@ with
         cast({{ check.field }} as {{ dbt.type_string() }}) as raw_value,
         {{ to_utc('_exported_at', 'UTC') }} as exported_at
     from (
-        select *, {{ clean_identifier_text(check.field) }} as value_cleaned
+        select
+            *,
+            {{ clean_identifier_text(check.field) }} as value_cleaned
         from {{ source(check.source, check.table) }}
     ) as cleaned
 ),
@@ -77,7 +79,8 @@ with
 
 rejections_unioned as (
     {%- for check in checks %}
-    select * from {{ check.source }}__{{ check.table }}__{{ check.field }} where reason is not null
+    select * from {{ check.source }}__{{ check.table }}__{{ check.field }}
+    where reason is not null
     {%- if not loop.last %}
     union all
     {%- endif %}

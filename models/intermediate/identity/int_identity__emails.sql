@@ -1,4 +1,5 @@
--- One row per (email, person) candidate; is_match marks the person an email belongs to, for matching the other systems' records.
+-- One row per (email, person) candidate; is_match marks the person an email belongs to, for
+-- matching the other systems' records.
 -- Rules, in order: a store account's current email; an email the account used before
 -- (changed emails keep matching); the email on a store order. Among several people the
 -- earliest-created wins; the losers are listed in identity_conflicts.
@@ -14,13 +15,19 @@ customer_map as (select * from {{ ref('int_identity__store_customers') }}),
 people as (select * from {{ ref('int_identity__people') }}),
 
 candidates_unioned as (
-    select email, customer_id, 1 as rule_rank
+    select
+        email,
+        customer_id,
+        1 as rule_rank
     from customer_map
     where email is not null
 
     union all
 
-    select customer_snapshots.email, customer_map.customer_id, 2 as rule_rank
+    select
+        customer_snapshots.email,
+        customer_map.customer_id,
+        2 as rule_rank
     from customer_snapshots
     inner join customer_map
         on customer_snapshots.store_customer_id = customer_map.store_customer_id
@@ -28,7 +35,10 @@ candidates_unioned as (
 
     union all
 
-    select orders.email, customer_map.customer_id, 3 as rule_rank
+    select
+        orders.email,
+        customer_map.customer_id,
+        3 as rule_rank
     from orders
     inner join customer_map
         on orders.store_customer_id = customer_map.store_customer_id
@@ -36,7 +46,10 @@ candidates_unioned as (
 ),
 
 candidates_collapsed as (
-    select email, customer_id, min(rule_rank) as rule_rank
+    select
+        email,
+        customer_id,
+        min(rule_rank) as rule_rank
     from candidates_unioned
     group by email, customer_id
 ),

@@ -10,7 +10,8 @@ accounts_ranked as (
         store_customers.*,
         row_number() over (
             partition by customer_map.customer_id
-            order by case when store_customers.store_customer_id = customer_map.customer_id then 0 else 1 end,
+            order by
+                case when store_customers.store_customer_id = customer_map.customer_id then 0 else 1 end,
                 store_customers.created_at
         ) as account_rank,
         min(store_customers.created_at) over (partition by customer_map.customer_id) as first_created_at,

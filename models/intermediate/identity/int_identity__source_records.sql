@@ -8,44 +8,101 @@
 with
 
 subscription_events as (select * from {{ ref('stg_subscriptions__subscription_events') }}),
+
 loyalty_accounts as (select * from {{ ref('stg_loyalty__loyalty_accounts') }}),
+
 returns as (select * from {{ ref('stg_returns__returns') }}),
+
 orders as (select * from {{ ref('stg_store__orders') }}),
+
 reviews as (select * from {{ ref('stg_reviews__reviews') }}),
+
 back_in_stock_requests as (select * from {{ ref('stg_back_in_stock__back_in_stock_requests') }}),
+
 web_events as (select * from {{ ref('stg_web_events__web_events') }}),
+
 customer_map as (select * from {{ ref('int_identity__store_customers') }}),
-emails as (select * from {{ ref('int_identity__emails') }} where is_match),
+
+emails as (
+    select * from {{ ref('int_identity__emails') }}
+    where is_match
+),
+
 people as (select * from {{ ref('int_identity__people') }}),
 
 order_customers as (
-    select distinct order_id, store_customer_id
+    select distinct
+        order_id,
+        store_customer_id
     from orders
 ),
 
 records_unioned as (
-    select 'subscriptions' as source_system, subscription_event_id as source_record_id,
-        store_customer_id, email, cast(null as {{ dbt.type_string() }}) as phone_e164, exported_at
+    select
+        'subscriptions' as source_system,
+        subscription_event_id as source_record_id,
+        store_customer_id,
+        email,
+        cast(null as {{ dbt.type_string() }}) as phone_e164,
+        exported_at
     from subscription_events
+
     union all
-    select 'loyalty', loyalty_account_id, cast(null as {{ dbt.type_string() }}), email, cast(null as {{ dbt.type_string() }}),
+
+    select
+        'loyalty' as source_system,
+        loyalty_account_id as source_record_id,
+        cast(null as {{ dbt.type_string() }}) as store_customer_id,
+        email,
+        cast(null as {{ dbt.type_string() }}) as phone_e164,
         exported_at
     from loyalty_accounts
+
     union all
-    select 'returns', returns.return_id, order_customers.store_customer_id, returns.email, cast(null as {{ dbt.type_string() }}),
+
+    select
+        'returns' as source_system,
+        returns.return_id as source_record_id,
+        order_customers.store_customer_id,
+        returns.email,
+        cast(null as {{ dbt.type_string() }}) as phone_e164,
         returns.exported_at
     from returns
     left join order_customers
         on returns.order_id = order_customers.order_id
+
     union all
-    select 'reviews', review_id, cast(null as {{ dbt.type_string() }}), email, cast(null as {{ dbt.type_string() }}), exported_at
+
+    select
+        'reviews' as source_system,
+        review_id as source_record_id,
+        cast(null as {{ dbt.type_string() }}) as store_customer_id,
+        email,
+        cast(null as {{ dbt.type_string() }}) as phone_e164,
+        exported_at
     from reviews
+
     union all
-    select 'back_in_stock', back_in_stock_request_id, cast(null as {{ dbt.type_string() }}), email, phone_e164, exported_at
+
+    select
+        'back_in_stock' as source_system,
+        back_in_stock_request_id as source_record_id,
+        cast(null as {{ dbt.type_string() }}) as store_customer_id,
+        email,
+        phone_e164,
+        exported_at
     from back_in_stock_requests
+
     union all
+
     -- anonymous visitors (no customer id, no email) cannot be matched and are not orphans
-    select 'web_events', web_event_id, store_customer_id, email, cast(null as {{ dbt.type_string() }}), exported_at
+    select
+        'web_events' as source_system,
+        web_event_id as source_record_id,
+        store_customer_id,
+        email,
+        cast(null as {{ dbt.type_string() }}) as phone_e164,
+        exported_at
     from web_events
     where store_customer_id is not null or email is not null
 ),
@@ -77,7 +134,7 @@ records_matched as (
 -- match: by match_precedence, then the latest export
 records_ranked as (
     select
-        records_matched.*,
+        *,
         row_number() over (
             partition by source_system, source_record_id
             order by
@@ -88,7 +145,7 @@ records_ranked as (
                     else {{ match_precedence | length + 1 }}
                 end,
                 exported_at desc,
-                customer_id
+                customer_id asc
         ) as record_rank
     from records_matched
 ),

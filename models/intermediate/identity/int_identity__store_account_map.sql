@@ -63,8 +63,9 @@ new_accounts_anchored as (
         ) as new_anchor_id
     from new_accounts
     left join email_holders_ranked
-        on new_accounts.email = email_holders_ranked.email
-        and email_holders_ranked.holder_rank = 1
+        on
+            new_accounts.email = email_holders_ranked.email
+            and email_holders_ranked.holder_rank = 1
 ),
 
 final as (

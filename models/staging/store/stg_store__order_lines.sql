@@ -15,7 +15,8 @@ renamed as (
         {{ to_utc('_exported_at', 'UTC') }} as exported_at
     from source
     -- quarantined (listed in rejected_inputs): negative prices or quantities
-    where not {{ is_negative_amount('unit_price') }}
+    where
+        not {{ is_negative_amount('unit_price') }}
         and not {{ is_negative_amount('quantity') }}
 ),
 
