@@ -12,8 +12,15 @@ limit: no client can be faster without breaking the limit; the ratio first-sync 
 what the target reads (<= 1.2 at 100 ms and 100 requests/s).
 
 The sink is the Customer.io emulator (`pusher emulate customerio --latency-ms L --rate-limit R`)
-in its own process, so it does not share the pusher's interpreter. --sink-check sends
-requests at the rate limit straight to it first and reports whether it keeps up.
+in its own process, so it does not share the pusher's interpreter. Its limit (--sink-rate)
+defaults to 1.1x the pusher's rate: requests that leave evenly spaced arrive bunched on a
+busy machine, and a strict one-second window would answer some of them 429 (Customer.io
+calls its limit fair use, not a hard cut). Before the syncs, requests of 1000 ids are sent
+straight to the sink at the rate, to show whether the sink itself keeps up.
+
+The process's fixed costs (interpreter start, imports, planning) are in every figure; the
+no-change run is nearly all fixed cost, so "send" = first sync - no change estimates the
+delivery alone, and its ratio to the floor is printed too.
 
     .venv/bin/python benchmarks/bench_delivery.py [--sizes 100000,1000000] [--latency-ms 100]
         [--rate 100] [--modes serial,concurrent]
@@ -180,14 +187,16 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--latency-ms", type=int, default=100)
     parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--sink-rate", type=float, default=None, help="the sink's limit (default 1.1 x --rate)")
     parser.add_argument("--modes", default="serial,concurrent")
     parser.add_argument("--dir", type=Path, default=None)
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]
     modes = options.modes.split(",")
     base = options.dir or Path(tempfile.mkdtemp(prefix="pusher-bench-delivery-"))
+    sink_rate = options.sink_rate or options.rate * 1.1
 
-    check_sink = Sink(options.latency_ms, options.rate)
+    check_sink = Sink(options.latency_ms, sink_rate)
     try:
         check = sink_check(check_sink, options.rate)
     finally:
@@ -199,7 +208,7 @@ def main() -> None:
             root = base / f"{mode}-{size}"
             shutil.rmtree(root, ignore_errors=True)
             write_project(root, size)
-            sink = Sink(options.latency_ms, options.rate)
+            sink = Sink(options.latency_ms, sink_rate)
             try:
                 runs = {"first sync": run_sync(root, sink, options.rate, MODES[mode])}
                 churn(root, size)
@@ -212,7 +221,8 @@ def main() -> None:
             print(f"done {mode} {size:,}", file=sys.stderr)
 
     print(f"machine: {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}; sink: Customer.io emulator, "
-          f"{options.latency_ms} ms added per request, {options.rate:g} requests/s")
+          f"{options.latency_ms} ms added per request, limit {sink_rate:g} requests/s; pusher rate "
+          f"{options.rate:g} requests/s")
     print(f"sink alone at the rate limit: {check['requests']} requests of 1000 ids in {check['seconds']} s "
           f"(floor {check['floor']} s), {check['ok']} answered 200")
     print(f"{'members':>9} {'mode':<10} {'run':<10} {'seconds':>8} {'requests':>8} {'429s':>5} {'floor s':>8} "
@@ -220,7 +230,7 @@ def main() -> None:
     for (size, mode), runs in results.items():
         for name, run in runs.items():
             floor = run["requests"] / options.rate
-            ratio = f"{run['seconds'] / floor:.2f}" if floor else "-"
+            ratio = f"{run['seconds'] / floor:.2f}" if floor and name == "first sync" else "-"
             print(f"{size:>9,} {mode:<10} {name:<10} {run['seconds']:>8.2f} {run['requests']:>8} "
                   f"{run['throttled']:>5} {floor:>8.2f} {ratio:>6} {run['rss_mb']:>6.0f} MB")
     for size in sizes:
@@ -230,8 +240,11 @@ def main() -> None:
             print(f"{size:,} first sync: serial / concurrent = {serial / concurrent:.1f}x")
     for (size, mode), runs in results.items():
         first = runs["first sync"]
+        floor = first["requests"] / options.rate
+        send = first["seconds"] - runs["no change"]["seconds"]
+        print(f"{size:,} {mode}: send (first sync - no change) {send:.2f}s = {send / floor:.2f}x the floor")
         if mode == "concurrent":
-            ratio = first["seconds"] / (first["requests"] / options.rate)
+            ratio = first["seconds"] / floor
             print(f"target {size:,} {mode}: first sync {ratio:.2f}x the floor (target <= {TARGET_RATIO}) "
                   f"{'ok' if ratio <= TARGET_RATIO else 'OVER TARGET'}; peak RSS {first['rss_mb']:.0f} MB "
                   f"(target < {TARGET_RSS_MB:.0f}) {'ok' if first['rss_mb'] < TARGET_RSS_MB else 'OVER TARGET'}")
