@@ -30,7 +30,12 @@ shared_emails as (
 ),
 
 -- accounts assigned to different people that now share a current email (an email changed
--- after both were mapped): kept apart, because a customer_id never moves
+-- after both were mapped): kept apart, because a customer_id never moves. Merging them is a
+-- decision for a person: Customer.io's Track API v2 `person` operation with action `merge`
+-- ({"type": "person", "action": "merge", "primary": {"id": ...}, "secondary": {"id": ...}})
+-- merges the secondary profile into the primary and deletes it, irreversibly
+-- (https://customer.io/docs/journeys/people/manage/merge-people/); then a --full-refresh of the
+-- identity map gives the warehouse the same single person.
 people_per_email_ranged as (
     select
         *,
