@@ -1,0 +1,79 @@
+"""Several bulk uploads in flight against the emulator with latency: the Replace that starts a
+list is finished before any add, every remove before the first add, and the list and the
+ledger end equal to the audience."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from msads_helpers import Emulator, destination_env
+
+from pusher.destinations.microsoft_ads import MicrosoftAdsDestination
+from pusher.emulators.microsoft_ads import create_app
+from pusher.emulators.options import EmulatorOptions
+from pusher.emulators.server import running
+from tests.pusher.conftest import Project
+
+LIST = "MSADS__Cart_Abandon_0-1d__NoPurchase"
+
+
+class Timed(MicrosoftAdsDestination):
+    """The real destination, noting when each upload started and ended and how many overlapped."""
+
+    def __init__(self, **settings):
+        super().__init__(**settings)
+        self.calls: list[tuple[str, float, float]] = []
+        self.in_flight = self.most_in_flight = 0
+        self._guard = threading.Lock()
+
+    def _send(self, ref, members, action):
+        with self._guard:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        start = time.monotonic()
+        try:
+            return super()._send(ref, members, action)
+        finally:
+            with self._guard:
+                self.in_flight -= 1
+                self.calls.append((action, start, time.monotonic()))
+
+
+def _destination(base: str, tmp_path) -> Timed:
+    env = destination_env(base, tmp_path, MSADS_MAX_ROWS_PER_FILE="50", MSADS_MAX_CONCURRENT_UPLOADS="4")
+    return Timed.from_env(env)
+
+
+def test_uploads_in_flight_keep_replace_and_removes_first(tmp_path):
+    project = Project(tmp_path)
+    project.set_meta("sync_cart", destination="microsoft_ads", list_name=LIST)
+    project.set_audience_range(0, 600)
+    with running(create_app(EmulatorOptions(latency_ms=20))) as base:
+        emulator = Emulator(base)
+        first = _destination(base, tmp_path)
+        try:
+            report = project.sync(destination=first)
+        finally:
+            first.close()
+        assert report.exit_code == 0, report.to_dict()
+        replace = [call for call in first.calls if call[0] == "Replace"]
+        adds = [call for call in first.calls if call[0] == "Add"]
+        assert len(replace) == 1 and len(adds) == 11 and first.most_in_flight > 1
+        assert replace[0][2] <= min(start for _, start, _ in adds), "an add overlapped the Replace"
+
+        project.sql("delete from aud_cart where customer_id < 'c000060'")
+        project.sql("update aud_cart set email_sha256 = sha256(email_sha256) where customer_id < 'c000120'")
+        second = _destination(base, tmp_path)
+        try:
+            report = project.sync(destination=second)
+        finally:
+            second.close()
+        assert report.exit_code == 0, report.to_dict()
+        removes = [call for call in second.calls if call[0] == "Remove"]
+        adds = [call for call in second.calls if call[0] == "Add"]
+        assert removes and adds and max(end for _, _, end in removes) <= min(start for _, start, _ in adds)
+        list_id = next(item["id"] for item in emulator.state()["lists"] if item["name"] == LIST)
+        audience = project.audience()
+        assert emulator.members_of(list_id) == {email for email, _ in audience.values()}
+        assert project.ledger() == audience
