@@ -9,6 +9,7 @@ Exit codes (the highest code among the selected syncs wins; 1 outranks all):
   6  destination unreachable (after retries); acknowledged batches are kept, rerun later
   7  `pusher status --check` only: a sync has not succeeded within twice its cadence
   1  unexpected error (a bug)
+  130 interrupted (Ctrl-C): acknowledged batches are kept, rerun to continue
 """
 
 from __future__ import annotations
@@ -44,6 +45,19 @@ JSON_OUT = typer.Option(False, "--json", help="Print one JSON document on stdout
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Also show sample rows (emails and phones masked) and details.")
 
 
+EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report it
+INTERRUPTED = "interrupted; acknowledged batches are kept, rerun to continue"
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Ctrl-C: Python's KeyboardInterrupt, or DuckDB's when it lands inside a query."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    import duckdb
+
+    return isinstance(exc, duckdb.InterruptException)
+
+
 def _err(text: str) -> None:
     typer.echo(text, err=True)
 
@@ -72,6 +86,13 @@ def _session(project_dir: Path, profiles_dir: Optional[Path], target: Optional[s
         if on_error:
             on_error(exc)
         raise typer.Exit(exc.exit_code)
+    except BaseException as exc:
+        if not _interrupted(exc):
+            raise
+        if as_json:
+            typer.echo(json.dumps({"error": "interrupted", "exit_code": EXIT_INTERRUPTED}))
+        _err(INTERRUPTED)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         if wh is not None:
             wh.close()
@@ -93,6 +114,16 @@ class _Bar:
         if sync not in self.tasks:
             self.tasks[sync] = self.progress.add_task(sync, total=total)
         self.progress.update(self.tasks[sync], completed=done)
+
+
+def _add_broken(report, project, select) -> None:
+    """Malformed syncs the selection names: each is a config error of its own (exit 5); every
+    other sync has run."""
+    from pusher.errors import EXIT_CONFIG_ERROR
+    from pusher.sync import SyncOutcome
+
+    report.outcomes += [SyncOutcome(name, "config_error", exit_code=EXIT_CONFIG_ERROR, message=error)
+                        for name, error in project.broken_in(select).items()]
 
 
 def _print_report(report, as_json: bool, verbose: bool = False, where_now: Optional[dict] = None) -> None:
@@ -129,6 +160,7 @@ def plan(select: Optional[List[str]] = SELECT, project_dir: Path = PROJECT_DIR,
         syncs = project.select(select)
         engine = _engine(project, wh)
         report = engine.plan_all(syncs)
+        _add_broken(report, project, select)
     _print_report(report, as_json, verbose)
     raise typer.Exit(report.exit_code)
 
@@ -170,6 +202,7 @@ def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(Fals
         try:
             with bar.progress:
                 report = engine.sync_all(syncs)
+            _add_broken(report, project, select)
             if keys:
                 try:
                     where_now = only.where_now(wh, syncs, keys, engine.destination)
@@ -231,6 +264,30 @@ def status(select: Optional[List[str]] = SELECT, project_dir: Path = PROJECT_DIR
         _err(f"late for their cadence: {', '.join(late)}")
         raise typer.Exit(EXIT_SYNC_LATE)
     raise typer.Exit(EXIT_ROWS_REJECTED if any(r["rejected_exhausted"] for r in rows) else EXIT_OK)
+
+
+@app.command()
+def retry(sync_name: str = typer.Argument(..., metavar="SYNC", help="The sync (exposure) whose exhausted rows to retry."),
+          key: Optional[str] = typer.Option(None, "--key", help="Only this member/event key (customer_id, event_id)."),
+          project_dir: Path = PROJECT_DIR, profiles_dir: Optional[Path] = PROFILES_DIR, target: Optional[str] = TARGET,
+          target_path: Optional[Path] = TARGET_PATH, as_json: bool = JSON_OUT) -> None:
+    """Reset rows rejected max_row_attempts times, so the next `pusher sync` sends them again."""
+    from pusher.ledger import Ledger
+
+    with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
+        [sync_definition] = [s for s in project.select([sync_name]) if s.name == sync_name] or [None]
+        if sync_definition is None:
+            from pusher.errors import ConfigError
+            raise ConfigError(f"{sync_name} is a model, not a sync; name the sync (exposure)")
+        ledger = Ledger(wh)
+        ledger.ensure()
+        count = ledger.reset_exhausted(sync_name, sync_definition.max_row_attempts, key)
+    if as_json:
+        typer.echo(json.dumps({"sync": sync_name, "key": key, "reset": count}))
+    else:
+        which = f" for key {key}" if key is not None else ""
+        typer.echo(f"{sync_name}: reset {count} exhausted row(s){which}; "
+                   + (f"the next `pusher sync --select {sync_name}` sends them again" if count else "nothing to retry"))
 
 
 @app.command()

@@ -56,6 +56,12 @@ class Project:
     syncs: list[SyncDefinition]
     manifest: dict[str, Any] = field(repr=False)
     warnings: list[str] = field(default_factory=list)   # shown, not fatal (e.g. a cadence too slow)
+    broken: dict[str, str] = field(default_factory=dict)  # malformed syncs: name -> their config error
+
+    def broken_in(self, names: Iterable[str] | None) -> dict[str, str]:
+        """The malformed syncs a selection names (all of them when it names none)."""
+        names = [name for name in (names or []) if name]
+        return {name: error for name, error in self.broken.items() if not names or name in names}
 
     @property
     def parent_map(self) -> dict[str, list[str]]:
@@ -66,7 +72,8 @@ class Project:
         if not names:
             return list(self.syncs)
         chosen = [sync for sync in self.syncs if sync.name in names or sync.model in names]
-        unknown = [name for name in names if not any(name in (s.name, s.model) for s in self.syncs)]
+        unknown = [name for name in names
+                   if name not in self.broken and not any(name in (s.name, s.model) for s in self.syncs)]
         if unknown:
             known = ", ".join(sync.name for sync in self.syncs) or "none"
             raise ConfigError(f"--select {', '.join(unknown)}: no sync or model of that name (syncs: {known})")
@@ -149,37 +156,56 @@ def _object_type_id(sync: str, kind: str, value: Any) -> str | None:
 
 
 def syncs_from_manifest(manifest: Mapping[str, Any]) -> list[SyncDefinition]:
-    nodes = manifest.get("nodes") or {}
+    """Every sync; the first malformed exposure raises its ConfigError."""
+    syncs, broken = read_syncs(manifest)
+    if broken:
+        raise ConfigError(next(iter(broken.values())))
+    return syncs
+
+
+def read_syncs(manifest: Mapping[str, Any]) -> tuple[list[SyncDefinition], dict[str, str]]:
+    """(the valid syncs, {name: error} of the malformed ones): one bad exposure stops only itself."""
     syncs: list[SyncDefinition] = []
+    broken: dict[str, str] = {}
     for exposure_id, exposure in sorted((manifest.get("exposures") or {}).items()):
         meta = exposure.get("meta") or (exposure.get("config") or {}).get("meta") or {}
         if "pusher" not in meta:
             continue
         name = exposure.get("name") or exposure_id
-        settings = validate_pusher_meta(name, meta["pusher"])
-        models = [node for node in (exposure.get("depends_on") or {}).get("nodes", [])
-                  if node.startswith("model.")]
-        if len(models) != 1:
-            raise ConfigError(f"sync {name}: depends_on must name exactly one model (ref('...')), "
-                              f"found {len(models)}")
-        node = nodes.get(models[0])
-        if not node:
-            raise ConfigError(f"sync {name}: model {models[0]} is not in the manifest; rerun `dbt parse`")
-        relation = (node.get("database"), node.get("schema"), node.get("alias") or node.get("name"))
-        if not all(relation):
-            raise ConfigError(f"sync {name}: model {models[0]} has no database/schema/alias in the manifest")
-        syncs.append(SyncDefinition(name=name, model=node.get("name"), model_id=models[0],
-                                    relation=relation, **settings))
+        try:
+            syncs.append(_sync_definition(manifest, name, exposure, meta["pusher"]))
+        except ConfigError as exc:
+            broken[name] = str(exc)
     owners: dict[tuple[str, str], str] = {}
-    for sync in syncs:
+    for sync in list(syncs):
         if sync.kind != "audience":
             continue
         slot = (sync.destination, sync.list_name)
         if slot in owners:
-            raise ConfigError(f"sync {sync.name}: meta.pusher.list_name {sync.list_name} on {sync.destination} "
-                              f"is already written by sync {owners[slot]}; each list needs exactly one owner")
+            broken[sync.name] = (f"sync {sync.name}: meta.pusher.list_name {sync.list_name} on {sync.destination} "
+                                 f"is already written by sync {owners[slot]}; each list needs exactly one owner")
+            syncs.remove(sync)
+            continue
         owners[slot] = sync.name
-    return syncs
+    return syncs, broken
+
+
+def _sync_definition(manifest: Mapping[str, Any], name: str, exposure: Mapping[str, Any],
+                     pusher_meta: Any) -> SyncDefinition:
+    nodes = manifest.get("nodes") or {}
+    settings = validate_pusher_meta(name, pusher_meta)
+    models = [node for node in (exposure.get("depends_on") or {}).get("nodes", [])
+              if node.startswith("model.")]
+    if len(models) != 1:
+        raise ConfigError(f"sync {name}: depends_on must name exactly one model (ref('...')), "
+                          f"found {len(models)}")
+    node = nodes.get(models[0])
+    if not node:
+        raise ConfigError(f"sync {name}: model {models[0]} is not in the manifest; rerun `dbt parse`")
+    relation = (node.get("database"), node.get("schema"), node.get("alias") or node.get("name"))
+    if not all(relation):
+        raise ConfigError(f"sync {name}: model {models[0]} has no database/schema/alias in the manifest")
+    return SyncDefinition(name=name, model=node.get("name"), model_id=models[0], relation=relation, **settings)
 
 
 def resolve_target_path(project_dir: Path, target_path: Path | None = None,
@@ -200,6 +226,6 @@ def load_project(project_dir: Path, target_path: Path | None = None,
         manifest = json.loads(manifest_file.read_text())
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{manifest_file} is not valid JSON ({exc}); rerun `dbt parse`") from exc
-    syncs = syncs_from_manifest(manifest)
+    syncs, broken = read_syncs(manifest)
     return Project(project_dir=project_dir, target_path=resolved, syncs=syncs, manifest=manifest,
-                   warnings=cadence.window_warnings(syncs))
+                   warnings=cadence.window_warnings(syncs), broken=broken)

@@ -1,6 +1,7 @@
 """Safety guards: each returns a message when it would stop a sync (None otherwise).
 
-All guards read only local files and the plan, so `pusher plan` shows them too.
+All guards read only local files, the plan and the test results dbt recorded in the
+warehouse (pusher.test_evidence), so `pusher plan` shows them too.
 Override one guard with `pusher sync --override <guard>` (the message names it), every guard
 with `--force`.
 """
@@ -11,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from pusher import test_evidence
 from pusher.config import SyncDefinition
 from pusher.errors import ConfigError
 from pusher.plan import SyncPlan
@@ -52,12 +54,28 @@ def _load(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def failed_tests(sync: SyncDefinition, manifest: Mapping[str, Any], run_results: Mapping[str, Any] | None) -> str | None:
-    """The model or an ancestor failed a test, or failed/skipped to build, in the last dbt run."""
-    if not run_results:
-        return None
+def failed_tests(sync: SyncDefinition, manifest: Mapping[str, Any], run_results: Mapping[str, Any] | None,
+                 evidence: Mapping[str, test_evidence.Result] | None = None) -> str | None:
+    """The model or an ancestor failed a test, or failed/skipped to build. With the project's
+    test-evidence hook (pusher.test_evidence), from the results dbt recorded in the warehouse:
+    a test that never ran, or last ran before its model was rebuilt, stops the sync too.
+    Without the hook, from the last dbt run (target/run_results.json)."""
     lineage = ancestors(sync.model_id, manifest.get("parent_map") or {}) | {sync.model_id}
     nodes = manifest.get("nodes") or {}
+    if test_evidence.hook_declared(manifest):
+        if evidence is None:
+            return (f"sync {sync.name}: no dbt test results are recorded in the warehouse "
+                    f"({test_evidence.TABLE}, written by the project's on-run-end hook), so nothing shows that "
+                    f"{sync.model}'s tests passed. Run `dbt build`, or rerun with --override failed_tests")
+        found = test_evidence.problems(lineage, nodes, evidence)
+        if not found:
+            return None
+        shown = "; ".join(found[:5]) + (f" (+{len(found) - 5} more)" if len(found) > 5 else "")
+        return (f"sync {sync.name}: model {sync.model} or an upstream node has no passing test evidence newer than "
+                f"its build (dbt results recorded in {test_evidence.TABLE}): {shown}. Fix and rerun `dbt build` "
+                "(or `dbt test`), or rerun with --override failed_tests")
+    if not run_results:
+        return None
     problems = []
     for result in run_results.get("results") or []:
         unique_id = result.get("unique_id", "")
@@ -102,9 +120,9 @@ def overridden(force: bool, names: Iterable[str] = ()) -> frozenset[str]:
 
 
 def check(sync: SyncDefinition, plan: SyncPlan | None, manifest: Mapping[str, Any],
-          target_path: Path) -> list[tuple[str, str]]:
+          target_path: Path, evidence: Mapping[str, test_evidence.Result] | None = None) -> list[tuple[str, str]]:
     """(guard, message) for every guard that would stop this sync, in the order a person should read them."""
-    reasons = [("failed_tests", failed_tests(sync, manifest, _load(target_path / "run_results.json"))),
+    reasons = [("failed_tests", failed_tests(sync, manifest, _load(target_path / "run_results.json"), evidence)),
                ("stale_sources", stale_sources(sync, manifest, _load(target_path / "sources.json")))]
     if plan is not None:
         reasons.append(("remove_share", remove_share(sync, plan)))

@@ -265,6 +265,16 @@ class Ledger:
         rows = self.wh.fetchall(sql + " order by member_key, op limit ?", (*params, limit))
         return [dict(zip(("member_key", "op", "reason", "attempts"), row)) for row in rows]
 
+    def reset_exhausted(self, sync: str, max_attempts: int, key: str | None = None) -> int:
+        """Forget the rejections of rows whose retries are spent (one key, or all of the sync),
+        so the next run sends them again, with max_attempts fresh attempts. Returns how many."""
+        where = "sync = ? and attempts >= ?" + (" and member_key = ?" if key is not None else "")
+        params = (sync, max_attempts, *([key] if key is not None else []))
+        with self.wh.transaction():
+            count = int(self.wh.fetchone(f"select count(*) from {table('rejections')} where {where}", params)[0])
+            self.wh.execute(f"delete from {table('rejections')} where {where}", params)
+        return count
+
     def rejection_counts(self, sync: str, max_attempts: int) -> tuple[int, int]:
         """(pending retries, exhausted) for one sync."""
         row = self.wh.fetchone(

@@ -101,6 +101,7 @@ def status(project: Project, wh: Warehouse, syncs, env: Mapping[str, str] | None
             "rejected_pending": pending,
             "rejected_exhausted": exhausted,
             "rejections": ledger.rejections(sync.name, limit=10),
+            "retry_command": f"pusher retry {sync.name}" if exhausted else None,
             "sources": _source_freshness(project, sync.model_id),
             "waiting_for_people": waiting_for_people(project, wh, sync),
             **membership_refresh(wh, sync, env),

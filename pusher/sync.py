@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from pusher import guards, only
+from pusher import guards, only, test_evidence
 from pusher.config import Project, SyncDefinition
 from pusher.destinations import registry
 from pusher.destinations.base import BatchResult, Destination, Event, ListRef, Member, ObjectUpdate, PersonUpdate
@@ -131,6 +131,12 @@ class Engine:
             destination.close()
 
     # -- planning --------------------------------------------------------------------------
+    def test_evidence(self) -> dict[str, test_evidence.Result] | None:
+        """Read once per run: the latest dbt result per node recorded in the warehouse."""
+        if not hasattr(self, "_test_evidence"):
+            self._test_evidence = test_evidence.read(self.wh)
+        return self._test_evidence
+
     def people_sources(self, sync: SyncDefinition) -> tuple[SyncDefinition, ...]:
         """The people and events syncs of the audience's destination, selected or not: their
         ledgers say which people the destination has acknowledged."""
@@ -143,7 +149,8 @@ class Engine:
                                people_sources=self.people_sources(sync))
         if self.only:
             plan.warnings = [warning for warning in plan.warnings if only.DEPARTED not in warning]
-        return plan, diff, guards.check(sync, plan, self.project.manifest, self.project.target_path)
+        return plan, diff, guards.check(sync, plan, self.project.manifest, self.project.target_path,
+                                        self.test_evidence())
 
     def plan_all(self, syncs: list[SyncDefinition]) -> RunReport:
         outcomes = []
@@ -213,7 +220,7 @@ class Engine:
                 outcome.rejection_samples = self.ledger.rejections(sync.name, limit=10)
                 outcome.message = (f"{outcome.rejected} row(s) rejected this run, {outcome.pending_retries} will be "
                                    f"retried next run, {outcome.exhausted} exhausted after {sync.max_row_attempts} "
-                                   "attempts (see `pusher status`)")
+                                   f"attempts (see `pusher status`; `pusher retry {sync.name}` tries them again)")
         except PusherError as exc:
             failed = _failed(sync, exc)
             outcome.status, outcome.exit_code, outcome.message = failed.status, failed.exit_code, failed.message

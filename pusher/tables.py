@@ -140,6 +140,9 @@ def print_status(rows: list[dict[str, Any]], verbose: bool = False, out: Console
         if row.get("refresh_after_days") is not None:
             out.print(f"{row['sync']}: membership refresh: {row['refresh_due']} member(s) due (re-added after "
                       f"{row['refresh_after_days']:g} days), next due {row['next_refresh_at'] or '-'}")
+        if row.get("retry_command"):
+            out.print(f"{row['sync']}: {row['rejected_exhausted']} row(s) exhausted their retries; once the cause is "
+                      f"fixed, `{row['retry_command']}` sends them again")
         if row.get("waiting_for_people"):
             out.print(f"{row['sync']}: {row['waiting_for_people']} member(s) waiting for their person's acknowledged "
                       "identify (the people sync); added on the first run after it")

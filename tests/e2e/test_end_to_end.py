@@ -312,3 +312,43 @@ def test_microsoft_lists_hold_everyone_400_days_later_with_default_settings(stac
         assert row["reported_search_size"] == row["destination_size"] > 0
     plan = {item["sync"]: item["plan"] for item in stack.pusher("plan")["syncs"]}
     assert all(plan[c.sync]["adds"] == plan[c.sync]["refreshes"] == 0 for c in microsoft)
+
+
+def _failed_tests_stop(report) -> list[str]:
+    return [item["sync"] for item in report["syncs"] if "failed_tests" in item["stopped_by"]]
+
+
+def test_a_failed_test_hidden_by_docs_generate_still_stops_the_sync(stack_factory):
+    """Issue 9.5: a failing dbt test, then `dbt docs generate` (which rewrites run_results.json
+    without any test result): the failed-tests guard reads the results dbt recorded in the
+    warehouse, so the sync still stops."""
+    stack = stack_factory()
+    database = Path(stack.env["PUSHER_DUCKDB_PATH"])
+    with duckdb.connect(str(database)) as conn:   # a status the accepted_values test refuses
+        conn.execute("update raw_store__orders set financial_status = 'bogus' "
+                     "where order_id = (select min(order_id) from stg_store__orders)")
+    failing = run_dbt(stack.root, "build", "--select", "stg_store__orders", database=database, target="target")
+    assert any("stg_store__orders" in line for line in failing.not_passing()), failing.output()
+    docs = run_dbt(stack.root, "docs", "generate", database=database, target="target")
+    assert docs.completed.returncode == 0, docs.output()
+    assert not docs.not_passing(), "run_results.json no longer shows the failure"
+
+    report = stack.pusher("sync", ok=(4,))
+    stopped = _failed_tests_stop(report)
+    assert "msads_list_vip_high_ltv" in stopped and "cio_segment_vip_high_ltv" in stopped
+    message = next(item["message"] for item in report["syncs"] if item["sync"] == "msads_list_vip_high_ltv")
+    assert "accepted_values_stg_store__orders_financial_status" in message and "fail" in message
+    assert all(item["requests"] == 0 for item in report["syncs"] if item["sync"] in stopped)
+
+
+def test_a_model_rebuilt_without_its_tests_stops_until_they_run(stack_factory):
+    stack = stack_factory()
+    database = Path(stack.env["PUSHER_DUCKDB_PATH"])
+    rerun = run_dbt(stack.root, "run", "--select", "aud_vip_high_ltv", database=database, target="target")
+    assert not rerun.not_passing(), rerun.output()
+    report = stack.pusher("sync", "--select", "msads_list_vip_high_ltv", ok=(4,))
+    assert report["syncs"][0]["stopped_by"] == ["failed_tests"]
+    assert "before aud_vip_high_ltv was rebuilt" in report["syncs"][0]["message"]
+    tested = run_dbt(stack.root, "test", "--select", "aud_vip_high_ltv", database=database, target="target")
+    assert not tested.not_passing(), tested.output()
+    assert stack.pusher("sync", "--select", "msads_list_vip_high_ltv")["exit_code"] == 0

@@ -94,8 +94,12 @@ def test_bad_sync_definition_names_sync_and_field(project, run):
     project.set_meta("sync_cart", list_name="CIO__Wrong_Prefix")
     result = run("plan", "--json")
     assert result.exit_code == 5
-    error = json.loads(result.stdout)["error"]
+    # Reported as that sync's own config error; the other syncs are still planned.
+    outcomes = {item["sync"]: item for item in json.loads(result.stdout)["syncs"]}
+    error = outcomes["sync_cart"]["message"]
+    assert outcomes["sync_cart"]["status"] == "config_error"
     assert "sync_cart" in error and "list_name" in error and "FILE__" in error
+    assert outcomes["sync_people"]["status"] == "planned"
 
 
 def test_unknown_select_is_a_config_error(project, run):

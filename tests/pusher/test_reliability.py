@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import duckdb
 import pytest
@@ -95,3 +97,67 @@ def test_a_first_sync_never_replaces_a_list_it_does_not_know_beyond_the_guard(pr
     assert len(project.listed()) == 20, "the list keeps its members"
     assert project.sync(overrides=["remove_share"]).exit_code == EXIT_OK
     assert project.listed() == project.audience()
+
+
+# -- 9.11 exhausted rows, Ctrl-C -------------------------------------------------------------------------
+def test_retry_resets_exhausted_rows_and_status_names_the_command(project):
+    project.set_meta("sync_cart", max_row_attempts=2)
+    project.set_audience_range(0, 5)
+    reject = {"PUSHER_FILE_REJECT_KEYS": "c000001|c000002"}
+    for _ in range(2):
+        assert pusher(project, "sync", "--select", "sync_cart", env=reject).returncode == 3
+    status = json.loads(pusher(project, "status", "--select", "sync_cart", "--json").stdout)["syncs"][0]
+    assert status["rejected_exhausted"] == 2 and status["retry_command"] == "pusher retry sync_cart"
+    assert "pusher retry sync_cart" in pusher(project, "status", "--select", "sync_cart").stderr
+    assert pusher(project, "sync", "--select", "sync_cart").returncode == 3, "exhausted rows are not resent"
+    assert set(project.listed()) == {"c000000", "c000003", "c000004"}
+
+    one = pusher(project, "retry", "sync_cart", "--key", "c000001")
+    assert one.returncode == 0 and "reset 1 exhausted row(s) for key c000001" in one.stdout
+    assert pusher(project, "sync", "--select", "sync_cart").returncode == 3      # c000002 still exhausted
+    rest = json.loads(pusher(project, "retry", "sync_cart", "--json").stdout)
+    assert rest == {"sync": "sync_cart", "key": None, "reset": 1}
+    assert pusher(project, "sync", "--select", "sync_cart").returncode == 0
+    assert project.listed() == project.audience() == project.ledger()
+    assert "nothing to retry" in pusher(project, "retry", "sync_cart").stdout
+
+
+def test_ctrl_c_ends_with_a_clear_message_and_exit_130(project):
+    project.set_audience_range(0, 2000)
+    environment = {**os.environ, **project.env, "DBT_PROFILES_DIR": str(project.root), "PUSHER_BATCH_SIZE": "50",
+                   "PUSHER_FILE_DELAY_MS": "100"}
+    for name in ("DBT_TARGET", "DBT_TARGET_PATH", "PUSHER_STATE_PATH"):
+        environment.pop(name, None)
+    process = subprocess.Popen([sys.executable, "-m", "pusher", "sync", "--select", "sync_cart",
+                                "--project-dir", str(project.root)], env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while len(project.listed()) < 200:            # wait until several batches have been delivered
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    assert "interrupted; acknowledged batches are kept, rerun to continue" in err and "Traceback" not in err
+    assert 0 < len(project.ledger()) < 2000
+    assert pusher(project, "sync", "--select", "sync_cart").returncode == 0
+    assert project.listed() == project.audience() == project.ledger()
+
+
+def test_one_malformed_exposure_stops_only_its_own_sync(project):
+    project.write_manifest({"exposure.proj.sync_bad": {
+        "name": "sync_bad", "meta": {"pusher": {"destination": "file", "kind": "audience", "list_name": "no prefix"}},
+        "depends_on": {"nodes": ["model.proj.aud_cart"]}}})
+    project.set_audience_range(0, 5)
+    everything = pusher(project, "sync", "--select", "sync_cart", "--select", "sync_bad", "--json")
+    assert everything.returncode == 5, everything.stderr
+    by_sync = {item["sync"]: item for item in json.loads(everything.stdout)["syncs"]}
+    assert by_sync["sync_cart"]["status"] == "ok" and by_sync["sync_cart"]["sent"]["adds"] == 5
+    assert by_sync["sync_bad"]["status"] == "config_error" and "meta.pusher.list_name" in by_sync["sync_bad"]["message"]
+    assert project.listed() == project.audience()
+
+    project.set_audience_range(0, 7)
+    good = pusher(project, "sync", "--select", "sync_cart", "--json")
+    assert good.returncode == 0 and json.loads(good.stdout)["syncs"][0]["sent"]["adds"] == 2
+    planned = pusher(project, "plan", "--json")
+    assert planned.returncode == 5
+    assert {item["sync"]: item["status"] for item in json.loads(planned.stdout)["syncs"]}["sync_bad"] == "config_error"
