@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, List, Optional
 import typer
 
 from pusher.emulators.cli import app as emulate_app
-from pusher.errors import PusherError
+from pusher.errors import PusherError, redact
 
 EXIT_CODES_HELP = ("Exit codes: 0 success · 3 rows rejected · 4 guard stopped · 5 config/input error · "
                    "6 destination unreachable · 1 unexpected error · 7 late for its cadence (status --check). "
@@ -136,7 +136,7 @@ def _print_report(report, as_json: bool, verbose: bool = False, where_now: Optio
                 outcome["plan"] = {**outcome["plan"], "samples": mask(outcome["plan"]["samples"])}
         if where_now is not None:
             document["only"] = where_now
-        typer.echo(json.dumps(document, default=str, indent=2))
+        typer.echo(redact(json.dumps(document, default=str, indent=2)))
         return
     from pusher.tables import print_run, print_where_now
 
@@ -256,7 +256,7 @@ def status(select: Optional[List[str]] = SELECT, project_dir: Path = PROJECT_DIR
     with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
         rows = status_module.status(project, wh, project.select(select))
     if as_json:
-        typer.echo(json.dumps({"syncs": rows}, default=str, indent=2))
+        typer.echo(redact(json.dumps({"syncs": rows}, default=str, indent=2)))
     else:
         print_status(rows, verbose)
     late = [row["sync"] for row in rows if row["late"]]
@@ -316,7 +316,7 @@ def history(limit: int = typer.Option(20, help="How many runs to show."),
     with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
         runs = status_module.history(wh, limit, run)
     if as_json:
-        typer.echo(json.dumps({"runs": runs}, default=str, indent=2))
+        typer.echo(redact(json.dumps({"runs": runs}, default=str, indent=2)))
         return
     for entry in runs:
         typer.echo(f"{entry['run_id']} {entry['command']} {entry['status']} exit={entry['exit_code']} "

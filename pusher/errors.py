@@ -8,7 +8,9 @@ Exit codes (documented in the README):
 
 from __future__ import annotations
 
+import base64
 import threading
+from urllib.parse import quote, quote_plus
 
 EXIT_OK = 0
 EXIT_ROWS_REJECTED = 3
@@ -21,11 +23,25 @@ _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 
 
+def encodings(value: str) -> set[str]:
+    """The forms a credential takes on the wire and in echoed error bodies: raw, URL-encoded
+    (a query string or form body) and base64 (as in a header)."""
+    b64 = base64.b64encode(value.encode()).decode()
+    return {value, quote(value, safe=""), quote_plus(value), b64, b64.rstrip("=")}
+
+
 def register_secret(value: str | None) -> None:
-    """Remember a credential so that redact() blanks it wherever it would be printed."""
+    """Remember a credential so that redact() blanks it, in every encoding, wherever it would be printed."""
     if value and len(value) >= 4:
         with _secrets_lock:
-            _secrets.add(value)
+            _secrets.update(form for form in encodings(value) if len(form) >= 4)
+
+
+def register_basic_auth(user: str, password: str | None) -> None:
+    """An HTTP Basic credential: the password, and the header's base64 of `user:password`."""
+    if password:
+        register_secret(password)
+        register_secret(f"{user}:{password}")
 
 
 def redact(text: str) -> str:

@@ -17,7 +17,7 @@ from typing import Callable
 import httpx
 
 from pusher import __version__
-from pusher.errors import DestinationUnavailable, redact
+from pusher.errors import DestinationUnavailable, redact, register_basic_auth
 
 USER_AGENT = f"pusher/{__version__}"
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -96,6 +96,8 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def make_client(base_url: str = "", *, auth: httpx.Auth | tuple[str, str] | None = None,
                 headers: dict[str, str] | None = None, timeout: float = 30.0) -> httpx.Client:
+    if isinstance(auth, tuple):
+        register_basic_auth(*auth)        # its base64 header form is a secret too
     return httpx.Client(
         base_url=base_url,
         auth=auth,

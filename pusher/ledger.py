@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
+from pusher.errors import redact
 from pusher.state import LEDGER_SCHEMA, STATE_CATALOG
 from pusher.warehouse import Warehouse, qualified
 
@@ -139,7 +140,7 @@ class Ledger:
 
     def finish_run(self, run_id: str, status: str, exit_code: int, summary: dict[str, Any]) -> None:
         self.wh.execute(f"update {table('runs')} set finished_at = ?, status = ?, exit_code = ?, summary_json = ? "
-                        "where run_id = ?", (utcnow(), status, exit_code, json.dumps(summary, default=str), run_id))
+                        "where run_id = ?", (utcnow(), status, exit_code, redact(json.dumps(summary, default=str)), run_id))
 
     def start_sync(self, run_id: str, sync: str) -> None:
         self.wh.execute(f"insert into {table('sync_runs')} (run_id, sync, status, started_at) "
@@ -153,7 +154,7 @@ class Ledger:
             "finished_at = ? where run_id = ? and sync = ?",
             (status, exit_code, counts.get("audience_size"), counts.get("ledger_size"), counts.get("adds", 0),
              counts.get("removes", 0), counts.get("updates", 0), counts.get("events", 0),
-             counts.get("rejected", 0), counts.get("skipped", 0), message, utcnow(), run_id, sync))
+             counts.get("rejected", 0), counts.get("skipped", 0), redact(message), utcnow(), run_id, sync))
 
     # -- members -------------------------------------------------------------------------
     def pending_removal_count(self, sync: str) -> int:
@@ -251,7 +252,7 @@ class Ledger:
                         "(select unnest(cast(? as varchar[])))", (sync, op, keys))
         self.wh.insert_rows(rejections, ["sync", "member_key", "op", "fingerprint", "reason", "attempts",
                                          "last_run_id", "last_at"],
-                            [(sync, key, op, fingerprint, reason, previous.get(key, 0) + 1, run_id, now)
+                            [(sync, key, op, fingerprint, redact(reason), previous.get(key, 0) + 1, run_id, now)
                              for key, (reason, fingerprint) in rejected.items()],
                             types=["varchar"] * 5 + ["integer", "varchar", "timestamp"])
 

@@ -3,12 +3,14 @@ failed tests, interrupt runs. A real DuckDB warehouse and state file, the CLI as
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from urllib.parse import quote, quote_plus
 
 import duckdb
 import pytest
@@ -161,3 +163,50 @@ def test_one_malformed_exposure_stops_only_its_own_sync(project):
     planned = pusher(project, "plan", "--json")
     assert planned.returncode == 5
     assert {item["sync"]: item["status"] for item in json.loads(planned.stdout)["syncs"]}["sync_bad"] == "config_error"
+
+
+# -- 9.10 secrets in every encoding -----------------------------------------------------------------------
+SITE, KEY = "site-redact-1", "cio-key-redact-5be0c2e9/x"     # "/" changes under URL-encoding
+
+
+def _echoing_track_api():
+    """A Track API that answers every batch 207 and echoes the credentials it was sent, raw,
+    as the Basic header and URL-encoded, in each rejection: what a careless service does."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def batch(request):
+        header = request.headers.get("authorization", "")
+        body = await request.json()
+        return JSONResponse({"errors": [
+            {"batch_index": index, "reason": "invalid", "message": f"auth {header} key {KEY} q={quote(KEY, safe='')}"}
+            for index in range(len(body.get("batch") or []))]}, status_code=207)
+
+    return Starlette(routes=[Route("/api/v2/batch", batch, methods=["POST"])])
+
+
+def test_a_credential_echoed_by_the_destination_is_kept_nowhere(project):
+    from pusher.emulators.server import running
+
+    project.set_meta("sync_people", destination="customerio")
+    project.sql("insert into cio_people values ('p1', 'ann@example.com', 'Ann', 1, true, null)")
+    key = KEY
+    with running(_echoing_track_api()) as url:
+        env = {"CUSTOMERIO_SITE_ID": SITE, "CUSTOMERIO_API_KEY": key, "CUSTOMERIO_TRACK_URL": url,
+               "CUSTOMERIO_APP_URL": url, "CUSTOMERIO_RETRY_BASE_DELAY": "0.01"}
+        outputs = [pusher(project, "sync", "--select", "sync_people", "--json", env=env)]
+        assert outputs[0].returncode == 3, outputs[0].stderr
+        for command in (("status", "--json"), ("status", "--verbose"), ("history", "--json")):
+            outputs.append(pusher(project, *command, env=env))
+    text = "\n".join(part for done in outputs for part in (done.stdout, done.stderr))
+    assert "auth ***" in text or "auth Basic ***" in text, "the rejection is still reported"
+    with duckdb.connect(str(project.state), read_only=True) as conn:
+        tables = [row[0] for row in conn.execute("select table_name from information_schema.tables").fetchall()]
+        text += "\n".join(str(conn.execute(f'select * from pusher_ledger."{name}"').fetchall()) for name in tables)
+    files = b"".join(path.read_bytes() for path in project.root.rglob("*") if path.is_file())
+    basic = base64.b64encode(f"{SITE}:{key}".encode()).decode()
+    for form in (key, basic, quote(key, safe=""), quote_plus(key)):
+        assert form not in text, f"a credential leaked into output or the ledger: {form[:6]}…"
+        assert form.encode() not in files, f"a credential leaked into a file: {form[:6]}…"
+    assert "ann@example.com" not in text, "no customer email in output"
