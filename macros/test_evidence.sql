@@ -21,7 +21,8 @@
                       ~ finished.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "' as timestamp))") %}
   {% endfor %}
   create table if not exists {{ relation }} (unique_id varchar(1024), resource_type varchar(64),
-    status varchar(64), invocation_id varchar(64), completed_at timestamp);
+    status varchar(64), invocation_id varchar(64), completed_at timestamp)
+    {%- if target.type == 'spark' %} using parquet{% endif %};
   insert into {{ relation }} (unique_id, resource_type, status, invocation_id, completed_at) values
   {{ rows | join(',\n  ') }}
 {% endmacro %}
