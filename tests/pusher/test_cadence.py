@@ -51,7 +51,9 @@ def test_bad_cadence_is_a_config_error_naming_sync_and_field(project, run):
     project.set_meta("sync_people", cadence="hourly")
     result = run("plan", "--json")
     assert result.exit_code == 5
-    error = json.loads(result.stdout)["error"]
+    outcome = {item["sync"]: item for item in json.loads(result.stdout)["syncs"]}["sync_people"]   # its own error
+    error = outcome["message"]
+    assert outcome["status"] == "config_error"
     assert "sync_people" in error and "meta.pusher.cadence" in error and "15m" in error
 
 
