@@ -291,6 +291,28 @@ def retry(sync_name: str = typer.Argument(..., metavar="SYNC", help="The sync (e
 
 
 @app.command()
+def reset(sync_name: str = typer.Argument(..., metavar="SYNC", help="The audience sync whose list to rebuild."),
+          project_dir: Path = PROJECT_DIR, profiles_dir: Optional[Path] = PROFILES_DIR, target: Optional[str] = TARGET,
+          target_path: Optional[Path] = TARGET_PATH, as_json: bool = JSON_OUT) -> None:
+    """Forget what the ledger holds for one sync (e.g. its list was deleted at the destination):
+    the next `pusher sync` finds or creates the list and fills it, guarded like a first sync."""
+    from pusher.errors import ConfigError
+    from pusher.ledger import Ledger
+
+    with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
+        if sync_name not in [s.name for s in project.select([sync_name])]:
+            raise ConfigError(f"{sync_name} is a model, not a sync; name the sync (exposure)")
+        ledger = Ledger(wh)
+        ledger.ensure()
+        count = ledger.forget_sync(sync_name)
+    if as_json:
+        typer.echo(json.dumps({"sync": sync_name, "forgotten": count}))
+    else:
+        typer.echo(f"{sync_name}: forgot {count} acknowledged member(s) and the remembered list id; the next "
+                   f"`pusher sync --select {sync_name}` finds or recreates the list and fills it")
+
+
+@app.command()
 def report(select: Optional[List[str]] = SELECT,
            out: Path = typer.Option(Path("pusher-report.html"), "--out", "-o", help="The HTML file to write."),
            project_dir: Path = PROJECT_DIR, profiles_dir: Optional[Path] = PROFILES_DIR,

@@ -266,6 +266,23 @@ class Ledger:
         rows = self.wh.fetchall(sql + " order by member_key, op limit ?", (*params, limit))
         return [dict(zip(("member_key", "op", "reason", "attempts"), row)) for row in rows]
 
+    def forget_sync(self, sync: str) -> int:
+        """Forget what one sync's destination list holds (its members, owed removals, rejections
+        and remembered list id): the next sync treats the list as new, finds it by name or
+        creates it, and fills it (guarded like any first sync). Returns the members forgotten."""
+        with self.wh.transaction():
+            count = self.member_count(sync)
+            for name in ("members", "pending_removals", "rejections", "lists"):
+                self.wh.execute(f"delete from {table(name)} where sync = ?", (sync,))
+        return count
+
+    def renamed_from(self, sync: str, list_name: str) -> str | None:
+        """The list name this sync filled before, when it now has another one."""
+        rows = self.wh.fetchall(f"select list_name from {table('lists')} where sync = ? order by recorded_at desc",
+                                (sync,))
+        names = [row[0] for row in rows]
+        return names[0] if names and list_name not in names else None
+
     def reset_exhausted(self, sync: str, max_attempts: int, key: str | None = None) -> int:
         """Forget the rejections of rows whose retries are spent (one key, or all of the sync),
         so the next run sends them again, with max_attempts fresh attempts. Returns how many."""

@@ -199,9 +199,10 @@ class Engine:
         plan: SyncPlan | None = None
         diff: DiffSql | None = None
         try:
+            renamed = self._follow_list_name(sync)
             plan, diff, stops = self.plan(sync)
             outcome.plan = plan.to_dict()
-            outcome.warnings = list(plan.warnings)
+            outcome.warnings = list(plan.warnings) + renamed
             stopping = [(guard, message) for guard, message in stops if guard not in self.overrides]
             if stopping:
                 outcome.stopped_by = [guard for guard, _ in stopping]
@@ -278,6 +279,17 @@ class Engine:
                     cleanup(self.wh, diff)
                 return
         self._send_audience(run_id, sync, plan, diff, destination, ref, outcome, replace_first)
+
+    def _follow_list_name(self, sync: SyncDefinition) -> list[str]:
+        """List identity follows list_name: a renamed sync fills the list of its new name from
+        scratch, instead of counting the old list's members as the new one's."""
+        old = self.ledger.renamed_from(sync.name, sync.list_name) if sync.kind == "audience" and sync.list_name else None
+        if old is None or self.dry_run or self.only:
+            return []
+        forgotten = self.ledger.forget_sync(sync.name)
+        return [f"list_name changed from {old} to {sync.list_name}: {sync.list_name} is found or created and filled "
+                f"with the model; {old} ({forgotten} members) is left as it is at {sync.destination}, delete it there "
+                "if it is no longer used"]
 
     def _guard_unknown_list(self, sync: SyncDefinition, plan: SyncPlan, destination: Destination, ref: ListRef,
                             outcome: SyncOutcome) -> None:

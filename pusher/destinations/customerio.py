@@ -198,7 +198,7 @@ class CustomerIoDestination(Destination):
             if response.status_code == 404:
                 raise DestinationRequestError(
                     f"{what}: Customer.io has no segment {segment_id}; it may have been deleted there. "
-                    "Forget the remembered segment id for this list and rerun to recreate it")
+                    "Run `pusher reset SYNC` for this sync, then sync again to recreate and fill it")
             self._raise_for(response, what)
             result.accepted.extend(ids)  # ids matching nobody are silently ignored by the API
         return result

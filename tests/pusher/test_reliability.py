@@ -210,3 +210,30 @@ def test_a_credential_echoed_by_the_destination_is_kept_nowhere(project):
         assert form not in text, f"a credential leaked into output or the ledger: {form[:6]}…"
         assert form.encode() not in files, f"a credential leaked into a file: {form[:6]}…"
     assert "ann@example.com" not in text, "no customer email in output"
+
+
+# -- 9.3 / 9.4 renamed and deleted lists -----------------------------------------------------------------
+def test_renaming_list_name_creates_and_fills_the_new_list_and_says_so(project):
+    project.set_audience_range(0, 5)
+    assert project.sync().exit_code == EXIT_OK
+    project.set_meta("sync_cart", list_name="FILE__Cart_Renamed")
+    report = project.sync()
+    outcome = report.outcomes[0]
+    assert report.exit_code == EXIT_OK and outcome.sent["adds"] == 5
+    assert any("list_name changed from FILE__Cart_Abandon_0-1d__NoPurchase to FILE__Cart_Renamed" in warning
+               for warning in outcome.warnings)
+    assert project.listed("FILE__Cart_Renamed") == project.audience() == project.ledger()
+    assert project.sync().outcomes[0].requests == 0
+
+
+def test_reset_rebuilds_a_list_deleted_at_the_destination(project):
+    project.set_audience_range(0, 5)
+    assert pusher(project, "sync", "--select", "sync_cart").returncode == 0
+    for path in project.out.rglob("*"):          # someone deletes the list at the destination
+        if path.is_file() and "Cart_Abandon" in path.name:
+            path.unlink()
+    assert project.listed() == {}
+    done = pusher(project, "reset", "sync_cart")
+    assert done.returncode == 0 and "forgot 5 acknowledged member(s)" in done.stdout
+    assert pusher(project, "sync", "--select", "sync_cart").returncode == 0
+    assert project.listed() == project.audience() == project.ledger()
