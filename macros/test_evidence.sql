@@ -5,10 +5,22 @@
   generate` or `dbt compile` rewrite it without any test result. Append-only (no DELETE, so
   engines without it work too); the pusher reads the latest row per node.
   https://docs.getdbt.com/reference/project-configs/on-run-start-on-run-end (the `results` variable)
+  The table is created with run_query and the hook returns one INSERT: Spark runs one
+  statement per call.
 #}
 {% macro pusher_test_evidence_relation() %}
-  {{ return(api.Relation.create(database=target.database, schema=target.schema, identifier='pusher_dbt_results')) }}
+  {#- Spark targets have no database: leave it out rather than pass an undefined value. -#}
+  {% set database = target.database if target.database is defined else none %}
+  {{ return(api.Relation.create(database=database, schema=target.schema, identifier='pusher_dbt_results')) }}
 {% endmacro %}
+
+{% macro test_evidence_table_options() %}
+  {{ return(adapter.dispatch('test_evidence_table_options')()) }}
+{% endmacro %}
+
+{% macro default__test_evidence_table_options() %}{{ return('') }}{% endmacro %}
+
+{% macro spark__test_evidence_table_options() %}{{ return('using parquet') }}{% endmacro %}
 
 {% macro record_test_evidence(results) %}
   {% if not execute or not results %}{{ return('') }}{% endif %}
@@ -20,9 +32,9 @@
                       ~ result.status ~ "', '" ~ invocation_id ~ "', cast('"
                       ~ finished.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "' as timestamp))") %}
   {% endfor %}
-  create table if not exists {{ relation }} (unique_id varchar(1024), resource_type varchar(64),
-    status varchar(64), invocation_id varchar(64), completed_at timestamp)
-    {%- if target.type == 'spark' %} using parquet{% endif %};
+  {% do run_query("create table if not exists " ~ relation ~ " (unique_id varchar(1024), resource_type varchar(64),"
+                  ~ " status varchar(64), invocation_id varchar(64), completed_at timestamp) "
+                  ~ test_evidence_table_options()) %}
   insert into {{ relation }} (unique_id, resource_type, status, invocation_id, completed_at) values
   {{ rows | join(',\n  ') }}
 {% endmacro %}

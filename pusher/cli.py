@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, List, Optional
 import typer
 
 from pusher.emulators.cli import app as emulate_app
-from pusher.errors import PusherError, redact
+from pusher.errors import PusherError, redact, storage_error
 
 EXIT_CODES_HELP = ("Exit codes: 0 success · 3 rows rejected · 4 guard stopped · 5 config/input error · "
                    "6 destination unreachable · 1 unexpected error · 7 late for its cadence (status --check). "
@@ -87,6 +87,12 @@ def _session(project_dir: Path, profiles_dir: Optional[Path], target: Optional[s
             on_error(exc)
         raise typer.Exit(exc.exit_code)
     except BaseException as exc:
+        storage = storage_error(exc)
+        if storage is not None:
+            if as_json:
+                typer.echo(json.dumps({"error": str(storage), "exit_code": storage.exit_code}))
+            _err(f"error: {storage}")
+            raise typer.Exit(storage.exit_code) from None
         if not _interrupted(exc):
             raise
         if as_json:

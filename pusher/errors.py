@@ -82,6 +82,49 @@ class GuardStopped(PusherError):
     exit_code = EXIT_GUARD_STOPPED
 
 
+class StorageError(PusherError):
+    """The warehouse or the pusher's state file cannot be written (disk full, file too large,
+    read-only place). Every batch acknowledged before was recorded; one acknowledged but not
+    yet recorded is resent by the next run (adds, removes and identifies are idempotent)."""
+
+    exit_code = EXIT_DESTINATION_UNREACHABLE
+
+
+# errno values that mean "the disk, not the data": rerun once there is room (6), or fix the place (5).
+_NO_ROOM = {"ENOSPC", "EDQUOT", "EFBIG"}
+_NOT_WRITABLE = {"EROFS", "EACCES", "EPERM"}
+_NO_ROOM_TEXT = ("no space left", "disk quota", "file too large")
+_NOT_WRITABLE_TEXT = ("read-only file system", "permission denied", "operation not permitted")
+
+
+def storage_error(exc: BaseException) -> StorageError | None:
+    """A clear StorageError for an OSError or DuckDB I/O error about the disk; None otherwise."""
+    import errno
+
+    import duckdb
+
+    if isinstance(exc, OSError):
+        name = errno.errorcode.get(exc.errno or 0, "")
+        reason = exc.strerror or str(exc)
+        no_room, not_writable = name in _NO_ROOM, name in _NOT_WRITABLE
+    elif isinstance(exc, duckdb.Error):   # IOException, or a TransactionException "Failed to commit: ..."
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        text = reason.lower()
+        no_room = any(part in text for part in _NO_ROOM_TEXT)
+        not_writable = any(part in text for part in _NOT_WRITABLE_TEXT)
+    else:
+        return None
+    if not (no_room or not_writable):
+        return None
+    error = StorageError(f"cannot write the warehouse or the pusher's state file ({reason}). Every batch "
+                         "acknowledged before this was recorded; anything sent but not recorded is resent by the "
+                         "next run. " + ("Free disk space, then rerun." if no_room else
+                                         "Make the warehouse and PUSHER_STATE_PATH writable, then rerun."))
+    if not_writable and not no_room:
+        error.exit_code = EXIT_CONFIG_ERROR
+    return error
+
+
 class DestinationUnavailable(PusherError):
     """The destination could not be reached or kept failing after retries; rerun later, nothing is lost."""
 

@@ -237,3 +237,36 @@ def test_reset_rebuilds_a_list_deleted_at_the_destination(project):
     assert done.returncode == 0 and "forgot 5 acknowledged member(s)" in done.stdout
     assert pusher(project, "sync", "--select", "sync_cart").returncode == 0
     assert project.listed() == project.audience() == project.ledger()
+
+
+# -- 9.9 a full disk ends with a clear message, and the next run converges --------------------------
+def _file_size_limit(limit: int):
+    """In the child: writes past `limit` bytes fail with EFBIG ("File too large"), as a full disk
+    fails them with ENOSPC (SIGXFSZ ignored, so the write returns the error instead of killing)."""
+    import resource
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_a_full_disk_mid_sync_is_a_clear_error_and_the_rerun_converges(project):
+    project.set_audience_range(0, 50)
+    assert project.sync().exit_code == EXIT_OK          # the state file exists, at its first size
+    project.set_audience_range(0, 20_000)               # a big change: its ledger writes outgrow the limit
+    size = project.state.stat().st_size
+    environment = {**os.environ, **project.env, "DBT_PROFILES_DIR": str(project.root), "PUSHER_BATCH_SIZE": "500"}
+    for name in ("DBT_TARGET", "DBT_TARGET_PATH", "PUSHER_STATE_PATH"):
+        environment.pop(name, None)
+    full = subprocess.run([sys.executable, "-m", "pusher", "sync", "--select", "sync_cart", "--project-dir",
+                           str(project.root)], env=environment, capture_output=True, text=True, timeout=300,
+                          preexec_fn=_file_size_limit(size + 256 * 1024))
+    assert full.returncode == 6, full.stderr[-2000:]
+    assert "Traceback" not in full.stderr
+    assert "cannot write the warehouse or the pusher's state file" in full.stderr
+    assert "Free disk space, then rerun" in full.stderr
+    rerun = pusher(project, "sync", "--select", "sync_cart")
+    assert rerun.returncode == EXIT_OK, rerun.stderr[-2000:]
+    assert set(project.listed()) == set(project.audience())
+    assert set(project.ledger()) == set(project.audience())
