@@ -66,6 +66,33 @@ class Acknowledged:
     payload_json: str | None = None
 
 
+@dataclass
+class BatchRecord:
+    """One acknowledged batch: its number in the run's history, the rows sent, and the
+    destination's answer."""
+
+    batch_no: int
+    sent: int
+    acknowledged: Sequence[Acknowledged]
+    rejected: dict[str, tuple[str, str]]
+
+
+def _disjoint_groups(op: str, batches: Sequence[BatchRecord]) -> Iterable[list[BatchRecord]]:
+    """Consecutive batches cut where a key repeats (a later batch must see the earlier one
+    written) and around every "replace" (it empties the list first)."""
+    group: list[BatchRecord] = []
+    keys: set[str] = set()
+    for batch in batches:
+        batch_keys = {row.member_key for row in batch.acknowledged} | set(batch.rejected)
+        if group and (op == "replace" or not keys.isdisjoint(batch_keys)):
+            yield group
+            group, keys = [], set()
+        group.append(batch)
+        keys |= batch_keys
+    if group:
+        yield group
+
+
 def audience_fingerprint_sql(wh: Warehouse, key: str = "member_key", email: str = "email_sha256",
                              phone: str = "phone_sha256") -> str:
     """The integer fingerprint of one audience row as sent: (key, email_sha256, phone_sha256).
@@ -177,7 +204,13 @@ class Ledger:
     def record_batch(self, run_id: str, sync: str, batch_no: int, op: str, sent: int,
                      acknowledged: Sequence[Acknowledged], rejected: dict[str, tuple[str, str]],
                      replaces_rows: bool = True) -> None:
-        """Write one acknowledged batch, atomically.
+        """Write one acknowledged batch, atomically (see record_batches)."""
+        self.record_batches(run_id, sync, op, [BatchRecord(batch_no, sent, acknowledged, rejected)],
+                            replaces_rows=replaces_rows)
+
+    def record_batches(self, run_id: str, sync: str, op: str, batches: Sequence[BatchRecord],
+                       replaces_rows: bool = True) -> None:
+        """Write acknowledged batches of one op, each group atomically.
 
         op "remove" (and "retire": dropped from the ledger without a request, see the diff)
         deletes exactly the acknowledged identifiers, from `members` and `pending_removals`.
@@ -185,8 +218,19 @@ class Ledger:
         older identifiers that are not acknowledged-removed move to `pending_removals`, so they
         are never forgotten. "update" (people) and "event" write rows by key. `rejected` maps
         key -> (reason, fingerprint); its attempt counter goes up by one.
+
+        Batches whose keys are disjoint are written together, in one transaction with one
+        staging insert and one set of statements (the statements, not the rows, are what a
+        batch costs), and one `batches` row each: the result is the one of writing them in
+        turn. A batch sharing a key with an earlier one, and every "replace", starts a new group.
         """
+        for group in _disjoint_groups(op, batches):
+            self._record_group(run_id, sync, op, group, replaces_rows)
+
+    def _record_group(self, run_id: str, sync: str, op: str, batches: Sequence[BatchRecord],
+                      replaces_rows: bool) -> None:
         now = utcnow()
+        acknowledged = [row for batch in batches for row in batch.acknowledged]
         keys = [row.member_key for row in acknowledged]
         members, pending = table("members"), table("pending_removals")
         with self.wh.transaction():
@@ -224,21 +268,31 @@ class Ledger:
                 self.wh.execute(f"delete from {table('rejections')} where sync = ? and member_key in "
                                 "(select member_key from pusher_acked)", (sync,))
                 self.wh.execute("drop table pusher_acked")
-            if rejected:
-                self._record_rejections(run_id, sync, op, rejected, now)
-            self.wh.execute(f"insert into {table('batches')} values (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (run_id, sync, batch_no, op, sent, len(keys), len(rejected), now))
+            for batch in batches:
+                if batch.rejected:
+                    self._record_rejections(run_id, sync, op, batch.rejected, now)
+            self.wh.execute(
+                f"insert into {table('batches')} select ?, ?, unnest(cast(? as integer[])), ?, "
+                "unnest(cast(? as integer[])), unnest(cast(? as integer[])), unnest(cast(? as integer[])), ?",
+                (run_id, sync, [batch.batch_no for batch in batches], op, [batch.sent for batch in batches],
+                 [len(batch.acknowledged) for batch in batches], [len(batch.rejected) for batch in batches], now))
 
     def _stage(self, rows: Sequence[Acknowledged]) -> None:
         """The batch as a temp table `pusher_acked`, fingerprints computed by the warehouse."""
         self.wh.execute("create or replace temp table pusher_acked (member_key varchar, email_sha256 varchar, "
                         "phone_sha256 varchar, payload_hash varchar, payload_json varchar, fingerprint bigint)")
-        self.wh.execute(
-            "insert into pusher_acked select *, " + _stored_fingerprint_sql(self.wh) + " from (select "
-            + ", ".join(f"unnest(cast(? as varchar[])) as {name}" for name in
-                        ("member_key", "email_sha256", "phone_sha256", "payload_hash", "payload_json")) + ")",
-            [list(column) for column in zip(*[(r.member_key, r.email_sha256, r.phone_sha256, r.payload_hash,
-                                               r.payload_json) for r in rows])])
+        # A column empty in every row (the payload of an audience batch) is a constant, not a
+        # list of nulls to convert: staging is most of a batch's ledger cost.
+        selected, params = [], []
+        for name in ("member_key", "email_sha256", "phone_sha256", "payload_hash", "payload_json"):
+            values = [getattr(row, name) for row in rows]
+            if name == "member_key" or any(value is not None for value in values):
+                selected.append(f"unnest(cast(? as varchar[])) as {name}")
+                params.append(values)
+            else:
+                selected.append(f"cast(null as varchar) as {name}")
+        self.wh.execute("insert into pusher_acked select *, " + _stored_fingerprint_sql(self.wh)
+                        + " from (select " + ", ".join(selected) + ")", params)
 
     def _record_rejections(self, run_id: str, sync: str, op: str, rejected: dict[str, tuple[str, str]],
                            now: datetime) -> None:

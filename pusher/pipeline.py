@@ -18,6 +18,11 @@ recorded; the next run sends them again, as with one batch at a time.
 max_in_flight 1 is the serial path: send and record alternate on the calling thread, no
 worker thread is involved.
 
+`record_group(pairs)`, if given, replaces `record` for the batches acknowledged while the
+calling thread was busy: it gets them all at once, as (batch, result) pairs in batch order, so
+the ledger can write them with one set of statements (each still after its own
+acknowledgement). Without it, each pair goes to `record` in turn.
+
 A phase that must finish before the next starts (removes before adds; a list's Replace
 before any add) is one run() call: run() returns only once every batch it started is
 acknowledged and recorded.
@@ -40,7 +45,12 @@ class Pipeline(Generic[Batch, Result]):
         self.name = name
 
     def run(self, batches: Iterable[Batch], send: Callable[[Batch], Result],
-            record: Callable[[Batch, Result], None]) -> None:
+            record: Callable[[Batch, Result], None],
+            record_group: Callable[[list[tuple[Batch, Result]]], None] | None = None) -> None:
+        if record_group is None:
+            def record_group(pairs: list[tuple[Batch, Result]]) -> None:
+                for batch, result in pairs:
+                    record(batch, result)
         if self.max_in_flight == 1:
             for batch in batches:
                 record(batch, send(batch))
@@ -54,13 +64,13 @@ class Pipeline(Generic[Batch, Result]):
             for number in itertools.count():
                 # Read the next batch only once a worker is free: at most max_in_flight are held.
                 while len(in_flight) >= self.max_in_flight and failure is None:
-                    failure, failed_at = self._settle(in_flight, record, failure, failed_at)
+                    failure, failed_at = self._settle(in_flight, record_group, failure, failed_at)
                 batch = next(stream, _END) if failure is None else _END
                 if batch is _END:
                     break
                 in_flight[executor.submit(send, batch)] = (number, batch)
             while in_flight:
-                failure, failed_at = self._settle(in_flight, record, failure, failed_at)
+                failure, failed_at = self._settle(in_flight, record_group, failure, failed_at)
         finally:
             # Normally nothing is left; after an exception in record() or the stream, let the
             # requests already sent finish (their batches are simply resent next run).
@@ -69,11 +79,13 @@ class Pipeline(Generic[Batch, Result]):
             raise failure
 
     @staticmethod
-    def _settle(in_flight: dict[Future, tuple[int, Batch]], record: Callable[[Batch, Result], None],
+    def _settle(in_flight: dict[Future, tuple[int, Batch]],
+                record_group: Callable[[list[tuple[Batch, Result]]], None],
                 failure: BaseException | None, failed_at: int) -> tuple[BaseException | None, int]:
-        """Record every finished batch (acknowledgement order; ties by batch number); keep the
-        earliest failure."""
+        """Record every finished batch (acknowledgement order; ties by batch number), in one
+        group; keep the earliest failure."""
         done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+        acknowledged: list[tuple[Batch, Result]] = []
         for future in sorted(done, key=lambda f: in_flight[f][0]):
             number, batch = in_flight.pop(future)
             error = future.exception()
@@ -81,5 +93,7 @@ class Pipeline(Generic[Batch, Result]):
                 if failure is None or number < failed_at:
                     failure, failed_at = error, number
                 continue
-            record(batch, future.result())
+            acknowledged.append((batch, future.result()))
+        if acknowledged:
+            record_group(acknowledged)
         return failure, failed_at

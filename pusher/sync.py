@@ -33,7 +33,7 @@ from pusher.destinations.base import BatchResult, Destination, Event, ListRef, M
 from pusher.diff import DiffSql, changed_attributes, payload_json, state_time, wire_row
 from pusher.errors import (EXIT_OK, EXIT_ROWS_REJECTED, DestinationUnavailable, GuardStopped,
                            PusherError)
-from pusher.ledger import Acknowledged, Ledger, fingerprint_of, table
+from pusher.ledger import Acknowledged, BatchRecord, Ledger, fingerprint_of, table
 from pusher.pipeline import Pipeline
 from pusher.plan import DestinationLimits, SyncPlan, cleanup, make_plan
 from pusher.timeconv import unix_seconds
@@ -115,6 +115,8 @@ class Engine:
         self._destinations: dict[str, Destination] = {}
         self.ledger = Ledger(wh)
         self.ledger.ensure()
+        self._held: list[tuple] | None = None           # batches acknowledged together, written in one call
+        self._held_tick: tuple | None = None
 
     def destination(self, kind: str) -> Destination:
         if kind not in self._destinations:
@@ -235,6 +237,9 @@ class Engine:
 
     # -- delivery per kind -----------------------------------------------------------------
     def _tick(self, sync: str, plan: SyncPlan, done: int) -> None:
+        if self._held is not None:
+            self._held_tick = (sync, plan, done)     # shown once the held batches are written
+            return
         if self.progress:
             total = plan.adds + plan.refreshes + plan.removes + plan.updates + plan.events
             self.progress(sync, done, total)
@@ -242,15 +247,49 @@ class Engine:
     def _record(self, run_id: str, sync: SyncDefinition, outcome: SyncOutcome, op: str, sent: int,
                 acknowledged: list[Acknowledged], rejected: dict[str, tuple[str, str]],
                 replaces_rows: bool = True) -> None:
-        outcome.requests += 1 if sent else 0
-        outcome.batches += 1
-        self.ledger.record_batch(run_id, sync.name, outcome.batches, op, sent, acknowledged, rejected,
-                                 replaces_rows=replaces_rows)
-        outcome.rejected += len(rejected)
-        if op == "retire":
+        def count() -> None:
+            outcome.requests += 1 if sent else 0
+            outcome.batches += 1
+            outcome.rejected += len(rejected)
+            if op == "retire":
+                return
+            key = {"remove": "removes", "add": "adds", "replace": "adds", "update": "updates", "event": "events"}[op]
+            outcome.sent[key] += len(acknowledged)
+
+        held = self._held
+        batch = BatchRecord(outcome.batches + 1 + (len(held) if held is not None else 0), sent, acknowledged,
+                            rejected)
+        if held is not None:
+            held.append((run_id, sync.name, op, replaces_rows, batch, count))
             return
-        key = {"remove": "removes", "add": "adds", "replace": "adds", "update": "updates", "event": "events"}[op]
-        outcome.sent[key] += len(acknowledged)
+        self.ledger.record_batches(run_id, sync.name, op, [batch], replaces_rows=replaces_rows)
+        count()
+
+    def _grouped(self, record: Callable[[Any, Any], None]) -> Callable[[list[tuple[Any, Any]]], None]:
+        """A Pipeline record_group: the batches acknowledged together are recorded by `record`
+        as usual, but written by one ledger call per run of the same op (see
+        Ledger.record_batches); counters and progress follow each write."""
+        def record_group(pairs: list[tuple[Any, Any]]) -> None:
+            self._held, self._held_tick = [], None
+            try:
+                for batch, result in pairs:
+                    record(batch, result)
+            finally:
+                # Also after a failure: what was acknowledged is written before the error rises.
+                held, tick, self._held, self._held_tick = self._held, self._held_tick, None, None
+                while held:
+                    run_id, sync, op, replaces_rows = held[0][:4]
+                    same = 1
+                    while same < len(held) and held[same][:4] == (run_id, sync, op, replaces_rows):
+                        same += 1
+                    self.ledger.record_batches(run_id, sync, op, [entry[4] for entry in held[:same]],
+                                               replaces_rows=replaces_rows)
+                    for entry in held[:same]:
+                        entry[5]()
+                    held = held[same:]
+                if tick:
+                    self._tick(*tick)
+        return record_group
 
     def _deliver_audience(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
                           destination: Destination, outcome: SyncOutcome) -> None:
@@ -349,18 +388,18 @@ class Engine:
 
         # Every remove is acknowledged before the first add is sent: on a key-keyed list a
         # remove of a key drops the member whatever identifiers it carries.
-        pipeline.run(removes(), lambda batch: destination.remove_members(ref, batch[0]), record_remove)
+        pipeline.run(removes(), lambda batch: destination.remove_members(ref, batch[0]), record_remove,
+                     self._grouped(record_remove))
 
         def record_add(op: str, rows: list[tuple], result: BatchResult) -> None:
-            members = [Member(key, email, phone) for key, email, phone, _ in rows]
-            by_key = {m.key: m for m in members}
-            acknowledged = [Acknowledged(key, by_key[key].email_sha256, by_key[key].phone_sha256)
+            by_key = {row[0]: row for row in rows}      # (key, email, phone, replaces)
+            acknowledged = [Acknowledged(key, by_key[key][1], by_key[key][2])
                             for key in result.accepted if key in by_key]
-            rejected = {key: (reason, fingerprint_of(by_key[key].email_sha256, by_key[key].phone_sha256))
+            rejected = {key: (reason, fingerprint_of(by_key[key][1], by_key[key][2]))
                         for key, reason in result.rejected.items() if key in by_key}
-            self._record(run_id, sync, outcome, op, len(members), acknowledged, rejected,
+            self._record(run_id, sync, outcome, op, len(rows), acknowledged, rejected,
                          replaces_rows=any(row[3] for row in rows))
-            done[0] += len(members)
+            done[0] += len(rows)
             self._tick(sync.name, plan, done[0])
 
         def add(rows: list[tuple], replace: bool = False) -> BatchResult:
@@ -373,13 +412,17 @@ class Engine:
             first = next(adds, None)
             if first is not None:
                 record_add("replace", first, add(first, replace=True))
-        pipeline.run(adds, add, lambda rows, result: record_add("add", rows, result))
+        def record_plain_add(rows: list[tuple], result: BatchResult) -> None:
+            record_add("add", rows, result)
+
+        pipeline.run(adds, add, record_plain_add, self._grouped(record_plain_add))
 
     def _reconcile(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
                    destination: Destination, ref: ListRef, outcome: SyncOutcome) -> bool:
         """Empty ledger, destination that can list its members: remove the strangers (guarded)
         and adopt the members already there, instead of a blind wipe or duplicate adds.
-        False when the destination cannot list its members (nothing done)."""
+        False when nothing was done (the destination cannot list its members, or its list is
+        empty): the plan stands, no second diff is needed."""
         keys = destination.list_members(ref)
         if keys is None:
             return False
@@ -418,7 +461,7 @@ class Engine:
             self.ledger.record_batch(run_id, sync.name, 0, "adopt", len(rows),
                                      [Acknowledged(*row) for row in rows], {}, replaces_rows=False)
         self.wh.execute(f"delete from {staging} where sync = ?", (sync.name,))
-        return True
+        return bool(held)
 
     def _deliver_people(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
                         destination: Destination, outcome: SyncOutcome) -> None:
@@ -454,7 +497,7 @@ class Engine:
             done[0] += batch.rows
             self._tick(sync.name, plan, done[0])
 
-        Pipeline(destination.max_in_flight).run(batches(), send, record)
+        Pipeline(destination.max_in_flight).run(batches(), send, record, self._grouped(record))
 
     def _deliver_objects(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
                          destination: Destination, outcome: SyncOutcome) -> None:
@@ -506,7 +549,7 @@ class Engine:
             done[0] += len(events)
             self._tick(sync.name, plan, done[0])
 
-        Pipeline(destination.max_in_flight).run(batches(), destination.send_events, record)
+        Pipeline(destination.max_in_flight).run(batches(), destination.send_events, record, self._grouped(record))
 
 
 @dataclass

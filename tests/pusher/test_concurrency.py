@@ -164,15 +164,26 @@ def _sync(project: Project, destination, select: list[str]):
         engine = project.engine(wh, destination)
         write = engine.ledger.record_batch
 
-        def checked(run_id, sync, batch_no, op, sent, acknowledged, rejected, replaces_rows=True):
+        def checked_one(op, acknowledged):
             assert threading.current_thread() is threading.main_thread()
             if op in ("remove", "add", "update", "event"):
                 unacknowledged = [row.member_key for row in acknowledged
                                   if f"{op}:{row.member_key}" not in destination.acknowledged]
                 assert not unacknowledged, (op, unacknowledged[:3])
+
+        def checked(run_id, sync, batch_no, op, sent, acknowledged, rejected, replaces_rows=True):
+            checked_one(op, acknowledged)
             return write(run_id, sync, batch_no, op, sent, acknowledged, rejected, replaces_rows=replaces_rows)
 
         engine.ledger.record_batch = checked
+        write_group = engine.ledger.record_batches
+
+        def checked_group(run_id, sync, op, batches, replaces_rows=True):
+            for batch in batches:
+                checked_one(op, batch.acknowledged)
+            return write_group(run_id, sync, op, batches, replaces_rows=replaces_rows)
+
+        engine.ledger.record_batches = checked_group
         return engine.sync_all(engine.project.select(select))
     finally:
         wh.close()
