@@ -58,6 +58,30 @@ def _interrupted(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.InterruptException)
 
 
+@contextmanager
+def _ctrl_c_stops_after_the_batch() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt as usual and also sets a flag the engine checks after each
+    recorded batch: DuckDB can swallow the KeyboardInterrupt of a signal that lands inside a query."""
+    import signal
+
+    from pusher.sync import INTERRUPT_REQUESTED
+
+    def on_sigint(signum, frame):
+        INTERRUPT_REQUESTED.set()
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:          # not the main thread (an embedding program): keep its handler
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        INTERRUPT_REQUESTED.clear()
+
+
 def _err(text: str) -> None:
     typer.echo(text, err=True)
 
@@ -194,7 +218,8 @@ def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(Fals
             alerts.notify_failure(str(exc) if isinstance(exc, PusherError) else type(exc).__name__,
                                   getattr(exc, "exit_code", 1), os.environ, log=_err)
 
-    with _session(project_dir, profiles_dir, target, target_path, as_json, on_error=alert_failure) as (project, wh):
+    with _ctrl_c_stops_after_the_batch(), \
+            _session(project_dir, profiles_dir, target, target_path, as_json, on_error=alert_failure) as (project, wh):
         alerts.Thresholds.from_env(os.environ)   # a bad setting stops before anything is sent
         alerts.webhooks(os.environ)              # registers the webhook URLs as secrets
         syncs = project.select(select)

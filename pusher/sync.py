@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,6 +41,9 @@ from pusher.timeconv import unix_seconds
 from pusher.warehouse import Warehouse
 
 Progress = Callable[[str, int, int], None]   # (sync, rows done, rows total)
+
+# Set by the CLI's Ctrl-C handler; checked after every recorded batch (see Engine._record).
+INTERRUPT_REQUESTED = threading.Event()
 
 # Customer.io ignores segment ids of people who do not exist yet: within one run, people
 # are created first, then their events, then the audience memberships.
@@ -261,9 +265,13 @@ class Engine:
                             rejected)
         if held is not None:
             held.append((run_id, sync.name, op, replaces_rows, batch, count))
-            return
-        self.ledger.record_batches(run_id, sync.name, op, [batch], replaces_rows=replaces_rows)
-        count()
+        else:
+            self.ledger.record_batches(run_id, sync.name, op, [batch], replaces_rows=replaces_rows)
+            count()
+        if INTERRUPT_REQUESTED.is_set():
+            # Ctrl-C whose KeyboardInterrupt a warehouse query swallowed: stop after this
+            # acknowledged batch is recorded (a held one is written on the way out).
+            raise KeyboardInterrupt
 
     def _grouped(self, record: Callable[[Any, Any], None]) -> Callable[[list[tuple[Any, Any]]], None]:
         """A Pipeline record_group: the batches acknowledged together are recorded by `record`

@@ -190,7 +190,7 @@ def test_list_members_of_a_list_never_created_is_empty(emulator, make_destinatio
 
 def test_a_segment_deleted_in_customerio_gives_a_clear_error(emulator, make_destination):
     destination = make_destination(emulator)
-    with pytest.raises(DestinationRequestError, match="no segment 999.*Forget the remembered segment id"):
+    with pytest.raises(DestinationRequestError, match="no segment 999.*Run `pusher reset SYNC`"):
         destination.add_members(ListRef("CIO__Gone", "999"), [Member("c1")])
 
 

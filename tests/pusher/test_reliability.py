@@ -270,3 +270,21 @@ def test_a_full_disk_mid_sync_is_a_clear_error_and_the_rerun_converges(project):
     assert rerun.returncode == EXIT_OK, rerun.stderr[-2000:]
     assert set(project.listed()) == set(project.audience())
     assert set(project.ledger()) == set(project.audience())
+
+
+def test_a_ctrl_c_swallowed_inside_a_query_still_stops_after_the_next_recorded_batch(project):
+    """DuckDB can consume the KeyboardInterrupt of a SIGINT that lands inside a query; the CLI's
+    handler also sets a flag, and the engine stops once the batch in hand is recorded."""
+    from pusher.sync import INTERRUPT_REQUESTED
+
+    project.set_audience_range(0, 500)
+    project.env["PUSHER_BATCH_SIZE"] = "100"
+    INTERRUPT_REQUESTED.set()                  # as if Ctrl-C came and its exception was lost
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            project.sync()
+    finally:
+        INTERRUPT_REQUESTED.clear()
+    assert len(project.ledger()) == 100, "exactly the acknowledged batch is recorded"
+    assert project.sync().exit_code == EXIT_OK
+    assert project.listed() == project.audience() == project.ledger()
