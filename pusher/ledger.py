@@ -2,9 +2,10 @@
 
 Tables live in their own schema (`pusher_ledger`) of the pusher's state file, attached to the
 warehouse connection (see pusher.state), so a rebuilt warehouse keeps them. A row enters `members` only after the
-destination acknowledged it, and each acknowledged batch is written in its own transaction
-right away; so a crash at any point loses at most an acknowledgement, which the next run
-turns into a resend (adds, removes and identifies are idempotent), never a lost change.
+destination acknowledged it, and each acknowledged batch is written in a transaction right
+away (with the batches acknowledged at the same moment, see record_batches); so a crash at
+any point loses at most acknowledgements, which the next run turns into a resend (adds,
+removes and identifies are idempotent), never a lost change.
 """
 
 from __future__ import annotations
