@@ -99,7 +99,7 @@ def _session(project_dir: Path, profiles_dir: Optional[Path], target: Optional[s
         project = load_project(project_dir, target_path)
         for warning in project.warnings:
             _err(f"warning: {warning}")
-        wh = Warehouse.connect(load_profile(project_dir, profiles_dir, target))
+        wh = Warehouse.connect(load_profile(project_dir, profiles_dir, target), project=project)
         for notice in wh.notices:
             _err(notice)
         yield project, wh

@@ -36,7 +36,7 @@ class SyncDefinition:
     name: str                       # the exposure's name
     model: str                      # the model's name
     model_id: str                   # e.g. model.retention.aud_cart_abandon_0_1d
-    relation: tuple[str, str, str]  # database, schema, identifier (alias)
+    relation: tuple[str | None, str, str]  # database (None on Spark), schema, identifier (alias)
     destination: str
     kind: str
     list_name: str | None = None
@@ -203,8 +203,8 @@ def _sync_definition(manifest: Mapping[str, Any], name: str, exposure: Mapping[s
     if not node:
         raise ConfigError(f"sync {name}: model {models[0]} is not in the manifest; rerun `dbt parse`")
     relation = (node.get("database"), node.get("schema"), node.get("alias") or node.get("name"))
-    if not all(relation):
-        raise ConfigError(f"sync {name}: model {models[0]} has no database/schema/alias in the manifest")
+    if not all(relation[1:]):       # Spark's manifest has no database: the session's catalog
+        raise ConfigError(f"sync {name}: model {models[0]} has no schema/alias in the manifest")
     return SyncDefinition(name=name, model=node.get("name"), model_id=models[0], relation=relation, **settings)
 
 

@@ -153,7 +153,7 @@ def make_plan(wh: Warehouse, sync: SyncDefinition, limits: DestinationLimits, *,
     to the destination; on destinations that ignore unknown people, a new audience member
     waits for them (see DiffSql.hold_for_people)."""
     if not wh.relation_exists(sync.relation):
-        raise InputError(f"sync {sync.name}: model {sync.model} ({'.'.join(sync.relation)}) is not in the "
+        raise InputError(f"sync {sync.name}: model {sync.model} ({'.'.join(filter(None, sync.relation))}) is not in the "
                          "warehouse; run `dbt build` first")
     types = wh.column_types(sync.relation)
     columns = list(types)

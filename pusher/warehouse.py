@@ -1,23 +1,31 @@
 """The warehouse connection, found through the dbt profile and target like dbt itself does.
 
-Only DuckDB is implemented; SQL elsewhere stays standard (quoted identifiers, bind
-parameters, IS DISTINCT FROM, NOT EXISTS) so PostgreSQL and Spark need only a new dialect.
+profiles.yml is rendered by dbt's own profile renderer, so every setting dbt accepts works
+(env_var with as_number, as_bool..., DBT_ENV_SECRET_* secrets). DuckDB is opened directly (the
+fast path). Any other engine (postgres, spark) is opened with the dbt adapter of its type and
+read into a local DuckDB copy by pusher.sources, the one module that knows the engine; the
+pusher's SQL then runs on DuckDB everywhere. The ledger is never in the warehouse: it is the
+pusher's own state file (pusher.state), attached to this connection; the warehouse is only read.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-import jinja2
-import jinja2.sandbox  # jinja2 ships with dbt-core
 import yaml
 
-from pusher.errors import ConfigError
+from pusher.errors import ConfigError, register_secret
 
-SUPPORTED_TYPES = ("duckdb",)
+SUPPORTED_TYPES = ("duckdb", "postgres", "spark")
+LOCAL_CATALOG = "warehouse"   # the local copy's catalog when the manifest has no database (Spark)
+SECRET_ENV_PREFIX = "DBT_ENV_SECRET_"
+SECRET_SETTING_WORDS = ("password", "token", "secret", "key")   # profile settings never to print
 
 
 def quote_ident(name: str) -> str:
@@ -31,33 +39,11 @@ def qualified(*parts: str | None) -> str:
     return ".".join(quote_ident(part) for part in parts if part)
 
 
-def _render(value: Any, env: Mapping[str, str]) -> Any:
-    """Render the jinja in profiles.yml values (env_var() is all dbt profiles normally use)."""
-    if isinstance(value, dict):
-        return {key: _render(item, env) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_render(item, env) for item in value]
-    if not isinstance(value, str) or "{{" not in value and "{%" not in value:
-        return value
-    def env_var(name: str, default: str | None = None) -> str:
-        if name in env:
-            return env[name]
-        if default is None:
-            raise ConfigError(f"profiles.yml needs the environment variable {name}, which is not set")
-        return default
-
-    sandbox = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined)
-    try:
-        return sandbox.from_string(value).render(env_var=env_var)
-    except jinja2.TemplateError as exc:
-        raise ConfigError(f"profiles.yml: cannot render {value!r}: {exc}") from exc
-
-
 @dataclass(frozen=True)
 class Profile:
     name: str
     target: str
-    settings: dict[str, Any]
+    settings: dict[str, Any] = field(repr=False)    # may hold a password
     project_dir: Path
 
 
@@ -74,6 +60,14 @@ def read_project_profile_name(project_dir: Path) -> str:
 
 def load_profile(project_dir: Path, profiles_dir: Path | None = None, target: str | None = None,
                  env: Mapping[str, str] | None = None) -> Profile:
+    """The rendered target, read the way dbt reads it: dbt's own profile renderer, so every
+    filter (as_number, as_bool, as_native...) and env_var() behaviour dbt accepts works here,
+    DBT_ENV_SECRET_* variables included (their values are also kept out of every message)."""
+    from dbt.config.profile import Profile as DbtProfile
+    from dbt.config.renderer import ProfileRenderer
+    from dbt_common.context import set_invocation_context
+    from dbt_common.exceptions import DbtBaseException
+
     env = os.environ if env is None else env
     profiles_dir = profiles_dir or (Path(env["DBT_PROFILES_DIR"]) if env.get("DBT_PROFILES_DIR") else project_dir)
     profiles_file = profiles_dir / "profiles.yml"
@@ -83,16 +77,21 @@ def load_profile(project_dir: Path, profiles_dir: Path | None = None, target: st
     profiles = yaml.safe_load(profiles_file.read_text()) or {}
     if name not in profiles:
         raise ConfigError(f"{profiles_file}: profile {name!r} (from dbt_project.yml) is not defined")
-    profile = profiles[name] or {}
-    outputs = profile.get("outputs") or {}
-    chosen = target or env.get("DBT_TARGET") or _render(profile.get("target"), env)
-    if not chosen or chosen not in outputs:
-        raise ConfigError(f"{profiles_file}: target {chosen!r} not in profile {name!r} "
-                          f"(known: {', '.join(outputs) or 'none'})")
-    settings = _render(outputs[chosen], env)
+    for key, value in env.items():
+        if key.startswith(SECRET_ENV_PREFIX):
+            register_secret(value)
+    set_invocation_context(dict(env))      # dbt's env_var() reads the invocation's environment
+    try:
+        chosen, settings = DbtProfile.render_profile(profiles[name] or {}, name, target or env.get("DBT_TARGET"),
+                                                     ProfileRenderer({}))
+    except DbtBaseException as exc:
+        raise ConfigError(f"{profiles_file}: {exc}") from exc
+    for key, value in settings.items():
+        if isinstance(value, str) and any(word in key.lower() for word in SECRET_SETTING_WORDS):
+            register_secret(value)
     if settings.get("type") not in SUPPORTED_TYPES:
         raise ConfigError(f"target {chosen!r} has type {settings.get('type')!r}; the pusher supports "
-                          f"{', '.join(SUPPORTED_TYPES)} for now")
+                          f"{', '.join(SUPPORTED_TYPES)}")
     return Profile(name=name, target=chosen, settings=settings, project_dir=project_dir)
 
 
@@ -101,9 +100,12 @@ class Warehouse:
 
     dialect = "duckdb"
 
-    def __init__(self, connection: Any, database: str | None = None):
+    def __init__(self, connection: Any, database: str | None = None, scratch: Path | None = None):
         self._conn = connection
         self.database = database
+        self.scratch = scratch           # the local copy of another engine's relations, deleted on close
+        self.copied: dict[str, int] = {}   # rows copied per relation (other engines only)
+        self.copy_seconds = 0.0
         self.notices: list[str] = []     # for the user, printed once by the CLI (e.g. a ledger moved)
         # DuckDB draws a progress bar on stderr for long queries; ours is the only one.
         connection.execute("set enable_progress_bar = false")
@@ -115,12 +117,16 @@ class Warehouse:
         connection.execute("set preserve_insertion_order = false")
 
     @classmethod
-    def connect(cls, profile: Profile, env: Mapping[str, str] | None = None) -> "Warehouse":
-        """Open the profile's warehouse with the pusher's state file (the ledger) attached."""
+    def connect(cls, profile: Profile, env: Mapping[str, str] | None = None, project: Any = None) -> "Warehouse":
+        """Open the profile's warehouse with the pusher's state file (the ledger) attached.
+        Another engine than DuckDB is read into a local copy first (pusher.sources); `project`
+        (default: read from the project directory) names the relations to copy."""
         import duckdb
 
         from pusher import state
 
+        if profile.settings.get("type") != "duckdb":
+            return cls._connect_copy(profile, env, project)
         path = str(profile.settings.get("path", ":memory:"))
         if path != ":memory:" and not path.startswith("md:"):
             full = Path(path)
@@ -139,6 +145,42 @@ class Warehouse:
         except BaseException:
             wh.close()
             raise
+        return wh
+
+    @classmethod
+    def _connect_copy(cls, profile: Profile, env: Mapping[str, str] | None, project: Any) -> "Warehouse":
+        import duckdb
+
+        from pusher import sources, state
+        from pusher.config import load_project
+
+        if project is None:
+            project = load_project(profile.project_dir, env=env)
+        source = sources.open_source(profile)
+        scratch = Path(tempfile.mkdtemp(prefix="pusher-copy-"))
+        wh = None
+        try:
+            # The copy's catalog bears the manifest's database name, so its relations resolve unchanged.
+            databases = sorted({sync.relation[0] for sync in project.syncs if sync.relation[0]})
+            catalog = databases[0] if len(databases) == 1 else source.database or LOCAL_CATALOG
+            conn = duckdb.connect()
+            # A database file, not memory: under the pusher's memory limit DuckDB spills to disk.
+            conn.execute(f"set temp_directory = '{scratch / 'spill'}'")
+            conn.execute(f"attach '{scratch / 'copy.duckdb'}' as {quote_ident(catalog)}")
+            conn.execute(f"use {quote_ident(catalog)}")
+            wh = cls(conn, catalog, scratch)
+            started = time.monotonic()
+            wh.copied = sources.copy_relations(source, wh, [sync.relation for sync in project.syncs],
+                                               profile.settings.get("schema"))
+            wh.copy_seconds = time.monotonic() - started
+            wh.notices += state.attach(wh, state.state_path(profile.project_dir, env))
+        except BaseException:
+            if wh is not None:
+                wh.close()
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        finally:
+            source.close()
         return wh
 
     @classmethod
@@ -182,8 +224,9 @@ class Warehouse:
     def columns(self, relation_parts: Sequence[str]) -> list[str]:
         return list(self.column_types(relation_parts))
 
-    def relation_exists(self, relation_parts: Sequence[str]) -> bool:
+    def relation_exists(self, relation_parts: Sequence[str | None]) -> bool:
         database, schema, name = relation_parts
+        database = database or self.database
         row = self.fetchone(
             "select count(*) from information_schema.tables "
             "where table_catalog = ? and table_schema = ? and table_name = ?",
@@ -236,9 +279,10 @@ class Warehouse:
         Ledger.ensure() recomputes them from the stored strings if the engine changes."""
         return "cast(hash(" + ", ".join(expressions) + ") >> 1 as bigint)"
 
-    def is_base_table(self, relation_parts: Sequence[str]) -> bool:
+    def is_base_table(self, relation_parts: Sequence[str | None]) -> bool:
         """Tables have a rowid (used to fetch changed rows back cheaply); views do not."""
         database, schema, name = relation_parts
+        database = database or self.database
         row = self.fetchone(
             "select table_type from information_schema.tables "
             "where table_catalog = ? and table_schema = ? and table_name = ?", (database, schema, name))
@@ -250,6 +294,8 @@ class Warehouse:
 
     def close(self) -> None:
         self._conn.close()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 class _Transaction:

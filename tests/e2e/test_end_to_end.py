@@ -74,7 +74,7 @@ class Stack:
 
     def comparisons(self):
         project = load_project(REPO, Path(self.env["DBT_TARGET_PATH"]))
-        wh = Warehouse.connect(load_profile(REPO, env=self.env))
+        wh = Warehouse.connect(load_profile(REPO, env=self.env), env=self.env, project=project)
         try:
             return compare_all(project, wh, fetch_states(self.cio_url, self.msads_url))
         finally:
@@ -83,6 +83,35 @@ class Stack:
     def assert_destinations_equal_warehouse(self) -> None:
         differing = [(c.sync, c.missing[:3], c.extra[:3], c.differing[:3]) for c in self.comparisons() if not c.equal]
         assert not differing, differing
+
+
+def start_stack(stack: ExitStack, tmp_path: Path, monkeypatch, warehouse_env: dict[str, str], pristine: Path,
+                options: EmulatorOptions = EmulatorOptions()) -> Stack:
+    """Both emulators (with the given fault options) running until `stack` closes, and the
+    pusher's environment: the warehouse's variables (warehouse_env), a state file of its own."""
+    monkeypatch.setenv("MSADS_EMULATOR_REFRESH_TOKEN", SECRETS["MSADS_REFRESH_TOKEN"])
+    monkeypatch.setenv("MSADS_EMULATOR_DEVELOPER_TOKEN", SECRETS["MSADS_DEVELOPER_TOKEN"])
+    monkeypatch.setenv("MSADS_EMULATOR_TERMS_ACCEPTED", "true")
+    cio_app = customerio.create_app(options, env={
+        "CUSTOMERIO_EMULATOR_SITE_ID": "site-e2e",
+        "CUSTOMERIO_EMULATOR_API_KEY": SECRETS["CUSTOMERIO_API_KEY"],
+        "CUSTOMERIO_EMULATOR_APP_API_KEY": SECRETS["CUSTOMERIO_APP_API_KEY"]})
+    cio_url = stack.enter_context(running(cio_app))
+    msads_url = stack.enter_context(running(microsoft_ads.create_app(options)))
+    env = {
+        **os.environ,
+        "PUSHER_AS_OF": DEMO_AS_OF,
+        "PUSHER_STATE_PATH": str(tmp_path / "state" / "state.duckdb"),
+        **warehouse_env,
+        **emulator_env(cio_url, msads_url, str(tmp_path / "msads-token"),
+                       credentials={"CUSTOMERIO_SITE_ID": "site-e2e", **SECRETS}),
+        "CUSTOMERIO_RETRY_BASE_DELAY": "0.01",
+        "CUSTOMERIO_MAX_ATTEMPTS": "8",
+        "MSADS_POLL_SECONDS": "0.02",
+        "MSADS_THROTTLE_MAX_WAIT_SECONDS": "0.05",
+        "MSADS_RATE_WAIT_SECONDS": "0.05",
+    }
+    return Stack(tmp_path, env, cio_url, msads_url, pristine)
 
 
 @pytest.fixture
@@ -95,30 +124,9 @@ def stack_factory(tmp_path, demo_warehouse, monkeypatch):
             shutil.copy(demo_warehouse.database, database)
             target = tmp_path / "target"
             shutil.copytree(demo_warehouse.workdir / "target", target)
-            monkeypatch.setenv("MSADS_EMULATOR_REFRESH_TOKEN", SECRETS["MSADS_REFRESH_TOKEN"])
-            monkeypatch.setenv("MSADS_EMULATOR_DEVELOPER_TOKEN", SECRETS["MSADS_DEVELOPER_TOKEN"])
-            monkeypatch.setenv("MSADS_EMULATOR_TERMS_ACCEPTED", "true")
-            cio_app = customerio.create_app(options, env={
-                "CUSTOMERIO_EMULATOR_SITE_ID": "site-e2e",
-                "CUSTOMERIO_EMULATOR_API_KEY": SECRETS["CUSTOMERIO_API_KEY"],
-                "CUSTOMERIO_EMULATOR_APP_API_KEY": SECRETS["CUSTOMERIO_APP_API_KEY"]})
-            cio_url = stack.enter_context(running(cio_app))
-            msads_url = stack.enter_context(running(microsoft_ads.create_app(options)))
-            env = {
-                **os.environ,
-                "PUSHER_AS_OF": DEMO_AS_OF,
-                "PUSHER_DUCKDB_PATH": str(database),
-                "PUSHER_STATE_PATH": str(tmp_path / "state" / "state.duckdb"),
-                "DBT_TARGET_PATH": str(target),
-                **emulator_env(cio_url, msads_url, str(tmp_path / "msads-token"),
-                               credentials={"CUSTOMERIO_SITE_ID": "site-e2e", **SECRETS}),
-                "CUSTOMERIO_RETRY_BASE_DELAY": "0.01",
-                "CUSTOMERIO_MAX_ATTEMPTS": "8",
-                "MSADS_POLL_SECONDS": "0.02",
-                "MSADS_THROTTLE_MAX_WAIT_SECONDS": "0.05",
-                "MSADS_RATE_WAIT_SECONDS": "0.05",
-            }
-            return Stack(tmp_path, env, cio_url, msads_url, demo_warehouse.database)
+            return start_stack(stack, tmp_path, monkeypatch, {"PUSHER_DUCKDB_PATH": str(database),
+                                                              "DBT_TARGET_PATH": str(target)},
+                               demo_warehouse.database, options)
 
         yield make
 

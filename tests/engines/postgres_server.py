@@ -74,13 +74,21 @@ def stop(bindir: Path, server: PostgresServer) -> None:
     shutil.rmtree(server.root, ignore_errors=True)
 
 
-def create_database(server: PostgresServer, name: str) -> None:
+def create_database(server: PostgresServer, name: str, template: str | None = None) -> None:
+    """A new database, empty or a copy of `template` (which nobody may be connected to)."""
+    copy = f' template "{template}"' if template else ""
+    execute(server, "postgres", f'create database "{name}"{copy}')
+
+
+def execute(server: PostgresServer, database: str, sql: str, params: tuple = ()) -> list[tuple]:
+    """One statement in autocommit; its rows (empty for a statement without a result)."""
     import psycopg2  # ships with dbt-postgres
 
-    connection = psycopg2.connect(host=server.host, port=server.port, user=server.user, dbname="postgres")
+    connection = psycopg2.connect(host=server.host, port=server.port, user=server.user, dbname=database)
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:
-            cursor.execute(f'create database "{name}"')
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
     finally:
         connection.close()
