@@ -39,10 +39,20 @@ class Timed(MicrosoftAdsDestination):
                 self.in_flight -= 1
                 self.calls.append((action, start, time.monotonic()))
 
+    def calls_of(self, action: str) -> list[tuple[str, float, float]]:
+        return [call for call in self.calls if call[0] == action]
 
-def _destination(base: str, tmp_path) -> Timed:
+
+def _timed_sync(project: Project, base: str, tmp_path) -> Timed:
+    """One successful sync through a new timed destination (50-row files, 4 uploads at a time)."""
     env = destination_env(base, tmp_path, MSADS_MAX_ROWS_PER_FILE="50", MSADS_MAX_CONCURRENT_UPLOADS="4")
-    return Timed.from_env(env)
+    destination = Timed.from_env(env)
+    try:
+        report = project.sync(destination=destination)
+    finally:
+        destination.close()
+    assert report.exit_code == 0, report.to_dict()
+    return destination
 
 
 def test_uploads_in_flight_keep_replace_and_removes_first(tmp_path):
@@ -51,27 +61,15 @@ def test_uploads_in_flight_keep_replace_and_removes_first(tmp_path):
     project.set_audience_range(0, 600)
     with running(create_app(EmulatorOptions(latency_ms=20))) as base:
         emulator = Emulator(base)
-        first = _destination(base, tmp_path)
-        try:
-            report = project.sync(destination=first)
-        finally:
-            first.close()
-        assert report.exit_code == 0, report.to_dict()
-        replace = [call for call in first.calls if call[0] == "Replace"]
-        adds = [call for call in first.calls if call[0] == "Add"]
+        first = _timed_sync(project, base, tmp_path)
+        replace, adds = first.calls_of("Replace"), first.calls_of("Add")
         assert len(replace) == 1 and len(adds) == 11 and first.most_in_flight > 1
         assert replace[0][2] <= min(start for _, start, _ in adds), "an add overlapped the Replace"
 
         project.sql("delete from aud_cart where customer_id < 'c000060'")
         project.sql("update aud_cart set email_sha256 = sha256(email_sha256) where customer_id < 'c000120'")
-        second = _destination(base, tmp_path)
-        try:
-            report = project.sync(destination=second)
-        finally:
-            second.close()
-        assert report.exit_code == 0, report.to_dict()
-        removes = [call for call in second.calls if call[0] == "Remove"]
-        adds = [call for call in second.calls if call[0] == "Add"]
+        second = _timed_sync(project, base, tmp_path)
+        removes, adds = second.calls_of("Remove"), second.calls_of("Add")
         assert removes and adds and max(end for _, _, end in removes) <= min(start for _, start, _ in adds)
         list_id = next(item["id"] for item in emulator.state()["lists"] if item["name"] == LIST)
         audience = project.audience()
