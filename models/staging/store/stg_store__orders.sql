@@ -1,12 +1,19 @@
 -- Seeds mode reads the seed through source(); this keeps the seed built first (a no-op with Parquet).
 -- depends_on: {{ ref('raw_store__orders') }}
-{%- set tz = source_timezone('store') %}
+-- the columns of this model before total_price, ordered_at and exported_at, which staged_amount_rows adds
+{%- set columns %}
+{{ blank_to_null('order_id') }} as order_id,
+{{ blank_to_null('customer_id') }} as store_customer_id,
+{{ valid_email('email_cleaned') }} as email,
+lower({{ blank_to_null('financial_status') }}) as financial_status,
+upper({{ blank_to_null('currency') }}) as currency
+{%- endset %}
 
 with
 
 source as (select * from {{ source('store', 'orders') }}),
 
--- identifiers cleaned once (macros/inputs.sql); renamed validates them
+-- identifiers cleaned once (macros/inputs.sql); the columns above validate them
 cleaned as (
     select
         *,
@@ -14,25 +21,10 @@ cleaned as (
     from source
 ),
 
-renamed as (
-    select
-        {{ blank_to_null('order_id') }} as order_id,
-        {{ blank_to_null('customer_id') }} as store_customer_id,
-        {{ valid_email('email_cleaned') }} as email,
-        lower({{ blank_to_null('financial_status') }}) as financial_status,
-        upper({{ blank_to_null('currency') }}) as currency,
-        cast(total_price as {{ dbt.type_numeric() }}) as total_price,
-        {{ to_utc('ordered_at', tz) }} as ordered_at,
-        {{ to_utc('_exported_at', 'UTC') }} as exported_at
-    from cleaned
-    -- quarantined (listed in rejected_inputs): a negative total is not an order
-    where not {{ is_negative_amount('total_price') }}
-),
-
--- quarantined (listed in rejected_inputs): an export time after as_of is a clock or zone error
+-- a negative total or an export time after as_of is quarantined (macros/staged_amount_rows.sql)
 final as (
-    select * from renamed
-    where not {{ exported_in_future('exported_at') }}
+    {{ staged_amount_rows('cleaned', columns, amounts=['total_price'], timestamps=['ordered_at'],
+                          tz=source_timezone('store')) }}
 )
 
 select * from final
