@@ -4,6 +4,11 @@
 -- beats an email in another); among equally good matches the latest export wins. Unmatched
 -- records keep a NULL customer_id and appear in identity_conflicts as orphans.
 {%- set match_precedence = ['store_customer_id', 'email', 'phone'] %}
+{#- the systems whose records carry only an email: (source_system, CTE, record id column) #}
+{%- set email_only_sources = [
+    ('loyalty', 'loyalty_accounts', 'loyalty_account_id'),
+    ('reviews', 'reviews', 'review_id'),
+] %}
 
 with
 
@@ -49,17 +54,19 @@ records_unioned as (
 
     union all
 
+    {%- for system, relation, id_column in email_only_sources %}
     select
-        'loyalty' as source_system,
-        loyalty_account_id as source_record_id,
+        '{{ system }}' as source_system,
+        {{ id_column }} as source_record_id,
         cast(null as {{ dbt.type_string() }}) as store_customer_id,
         email,
         cast(null as {{ dbt.type_string() }}) as phone_e164,
         exported_at
-    from loyalty_accounts
+    from {{ relation }}
 
     union all
 
+    {%- endfor %}
     select
         'returns' as source_system,
         returns.return_id as source_record_id,
@@ -70,17 +77,6 @@ records_unioned as (
     from returns
     left join order_customers
         on returns.order_id = order_customers.order_id
-
-    union all
-
-    select
-        'reviews' as source_system,
-        review_id as source_record_id,
-        cast(null as {{ dbt.type_string() }}) as store_customer_id,
-        email,
-        cast(null as {{ dbt.type_string() }}) as phone_e164,
-        exported_at
-    from reviews
 
     union all
 
