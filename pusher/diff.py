@@ -47,6 +47,7 @@ class DiffSql:
     temporary_work: bool = False              # plan only: the work table need not outlive the connection
     json_columns: tuple[str, ...] = ()         # JSON-typed attribute columns: their text is parsed before sending
     people_sources: tuple[SyncDefinition, ...] = ()   # audiences: a new member waits until one made its person
+    first_fill: bool = False                  # audiences: the ledger holds nothing of this sync (see first_fill_due)
 
     @property
     def key_column(self) -> str:
@@ -102,6 +103,44 @@ class DiffSql:
     def ledger_aggregate(self) -> Query:
         return (f"select count(*), bit_xor(fingerprint), (select count(*) from {table('pending_removals')} "
                 f"where sync = ?) from {table('members')} where sync = ?"), [self.sync.name, self.sync.name]
+
+    def first_fill_due(self) -> Query:
+        """Rows that would keep a row of the model from being a plain add, besides the ledger's
+        members and pending removals (counted by ledger_aggregate): rejections spent for
+        this sync. With none of them, every row to sync is an add (or waits for its person):
+        no join, no work table, the adds are read straight from the model."""
+        return (f"select count(*) from {table('rejections')} where sync = ? and attempts >= ?"), [
+            self.sync.name, self.sync.max_row_attempts]
+
+    def first_fill_validation(self) -> Query:
+        """work_validation and the duplicate check over the model's rows to sync, for a first
+        fill (every such row is an add): NULL keys, identifiers that are not SHA-256 hex, stored
+        fingerprints that are not the pusher's, keys held more than once; then the rows that
+        wait for their person (hold_for_people)."""
+        where = self._where_required("s")
+        checks = ["count(*) - count(s.customer_id)"]
+        for column in ("email_sha256", "phone_sha256"):
+            checks.append(f"count(*) filter (where s.{column} is not null and not "
+                          f"{self.wh.is_sha256_hex_sql('s.' + column)})")
+        checks.append(f"count(*) filter (where s.{FINGERPRINT_COLUMN} is distinct from "
+                      f"{self.computed_fingerprint('s')})" if self.stored_fingerprint else "0")
+        checks.append("count(s.customer_id) - count(distinct s.customer_id)")
+        params: list[Any] = []
+        if self.people_sources:
+            known, params = known_people_sql(self.people_sources)
+            checks.append(f"count(*) filter (where cast(s.customer_id as varchar) not in ({known}))")
+        else:
+            checks.append("0")
+        return (f"select {', '.join(checks)} from {self.relation} as s{' where ' + where if where else ''}"), params
+
+    def first_fill_example(self, problem: str) -> Query:
+        """One offending row of a first fill, named as work_example names it."""
+        if problem != "bad_member_fingerprint":
+            return self.example_of(problem)
+        where = self._where_required("s")
+        return (f"select s.customer_id, s.{FINGERPRINT_COLUMN} from {self.relation} as s "
+                f"where {where + ' and ' if where else ''}s.{FINGERPRINT_COLUMN} is distinct from "
+                f"{self.computed_fingerprint('s')} order by s.customer_id limit 1"), []
 
     def stage_fingerprint_diff(self, by_rowid: bool) -> Query:
         where = self._where_required("s")
@@ -340,6 +379,9 @@ class DiffSql:
     # -- the rows to send ----------------------------------------------------------------------
     def removes(self, limit: int | None = None) -> Query:
         """Identifiers to remove, exactly as they were added; `send` False: drop from the ledger only."""
+        if self.first_fill:
+            return ("select cast(null as varchar), cast(null as varchar), cast(null as varchar), true "
+                    "where false"), []
         sql = (f"select member_key, email_sha256, phone_sha256, send from {self.work} "
                "where op = 'remove' and not exhausted")
         if limit is not None:
@@ -347,7 +389,17 @@ class DiffSql:
         return f"{sql} order by member_key, fingerprint", []
 
     def adds(self, limit: int | None = None) -> Query:
-        """Rows to add; `in_ledger` says an older row must be replaced on acknowledgement."""
+        """Rows to add; `in_ledger` says an older row must be replaced on acknowledgement. A first
+        fill streams them from the model in its own order (a sort of every row would hold back
+        the first batch); only samples are sorted."""
+        if self.first_fill:
+            where, params = self._where_required("s"), []
+            if self.people_sources:        # the others wait for their person (hold_for_people)
+                known, params = known_people_sql(self.people_sources)
+                where = (where + " and " if where else "") + f"cast(s.customer_id as varchar) in ({known})"
+            sql = (f"select cast(s.customer_id as varchar) as member_key, s.email_sha256, s.phone_sha256, "
+                   f"false as in_ledger from {self.relation} as s{' where ' + where if where else ''}")
+            return _limited(sql, params, limit, "member_key")
         sql = (f"select member_key, email_sha256, phone_sha256, in_ledger from {self.work} "
                "where op in ('add', 'refresh') and not exhausted order by member_key")
         return (f"{sql} limit ?", [limit]) if limit is not None else (sql, [])

@@ -11,6 +11,7 @@ import email.utils
 import random
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -42,13 +43,21 @@ class RetryPolicy:
 class RateLimiter:
     """Spaces requests so that at most `per_second` start each second, across threads.
 
+    Each request is given a start time 1/per_second after the previous one's. A thread woken
+    late (a busy machine) would then start together with the next ones, and a sliding window
+    at the destination counts such a bunch over its limit: so the starts themselves are also
+    held to at most per_second (rounded down) in any `window` seconds (default 1.0).
+
     pause(seconds) holds every thread's next request until the pause ends. The thread that
     called it sleeps the pause itself (its retry policy's sleep), so it is not held twice.
     """
 
     def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, window: float = 1.0):
         self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self.window = window
+        # Below one request a second the spacing alone keeps the window (maxlen None: unused).
+        self._starts: deque[float] = deque(maxlen=int(per_second) if per_second >= 1 else None)
         self._next = 0.0
         self._paused_until = 0.0
         self._lock = threading.Lock()
@@ -77,7 +86,25 @@ class RateLimiter:
             with self._lock:
                 # A pause that began while this thread waited for its turn holds it as well.
                 if self._paused_until == pause_seen or self._held_until() <= start:
+                    self._enter_window()
                     return
+
+    def _enter_window(self) -> None:
+        """Record this start once the window has room for it, sleeping (lock released) until
+        its oldest start leaves it (lock held on entry and exit)."""
+        if self._starts.maxlen is None:
+            return
+        while True:
+            now = self._clock()
+            if len(self._starts) < self._starts.maxlen or now >= self._starts[0] + self.window:
+                self._starts.append(now)
+                return
+            delay = self._starts[0] + self.window - now
+            self._lock.release()
+            try:
+                self._sleep(delay)
+            finally:
+                self._lock.acquire()
 
     def _held_until(self) -> float:
         """The end of the current pause, unless this thread slept that pause itself (lock held)."""

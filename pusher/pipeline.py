@@ -4,16 +4,18 @@ acknowledgement.
     Pipeline(max_in_flight).run(batches, send, record)
 
 `batches` is consumed on the calling thread (a warehouse stream stays on its connection) and
-only as fast as workers free up, so at most `max_in_flight` batches are held at a time:
-memory is flat in the audience size. `send(batch)` runs on a worker thread and talks to the
+only as fast as workers free up: at most `max_in_flight` sends are in flight, and at most as
+many acknowledged batches wait for their ledger write, so memory is flat in the audience size.
+Workers freed by acknowledgements get their next batches before those acknowledgements are
+recorded: the destination stays busy while the calling thread writes the ledger. `send(batch)` runs on a worker thread and talks to the
 destination (whose rate limiter is shared by all workers). `record(batch, result)` runs on
 the calling thread, one batch at a time, in the order the acknowledgements arrive: ledger
 writes stay on one connection and never precede their batch's acknowledgement.
 
 When a send fails, no new batch is started; the batches already in flight are awaited and
 those acknowledged are recorded (nothing acknowledged is forgotten), then the first failure
-is raised. A kill at any point leaves at most the in-flight batches delivered but not
-recorded; the next run sends them again, as with one batch at a time.
+is raised. A kill at any point leaves at most the batches in flight or awaiting their ledger
+write delivered but not recorded; the next run sends them again, as with one batch at a time.
 
 max_in_flight 1 is the serial path: send and record alternate on the calling thread, no
 worker thread is involved.
@@ -57,20 +59,31 @@ class Pipeline(Generic[Batch, Result]):
             return
         executor = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix=self.name)
         in_flight: dict[Future, tuple[int, Batch]] = {}
+        stream, numbers = iter(batches), itertools.count()
         failure: BaseException | None = None
         failed_at = -1
-        try:
-            stream = iter(batches)
-            for number in itertools.count():
-                # Read the next batch only once a worker is free: at most max_in_flight are held.
-                while len(in_flight) >= self.max_in_flight and failure is None:
-                    failure, failed_at = self._settle(in_flight, record_group, failure, failed_at)
-                batch = next(stream, _END) if failure is None else _END
+        ended = False
+
+        def fill() -> None:
+            # Read the next batch only once a worker is free, and none after a failure.
+            nonlocal ended
+            while not ended and failure is None and len(in_flight) < self.max_in_flight:
+                batch = next(stream, _END)
                 if batch is _END:
-                    break
-                in_flight[executor.submit(send, batch)] = (number, batch)
+                    ended = True
+                    return
+                in_flight[executor.submit(send, batch)] = (next(numbers), batch)
+
+        try:
+            fill()
             while in_flight:
-                failure, failed_at = self._settle(in_flight, record_group, failure, failed_at)
+                acknowledged, failure, failed_at = self._settle(in_flight, failure, failed_at)
+                try:
+                    fill()          # the freed workers send on while the calling thread records
+                finally:
+                    # Also when reading the stream failed: what was acknowledged is recorded.
+                    if acknowledged:
+                        record_group(acknowledged)
         finally:
             # Normally nothing is left; after an exception in record() or the stream, let the
             # requests already sent finish (their batches are simply resent next run).
@@ -79,11 +92,10 @@ class Pipeline(Generic[Batch, Result]):
             raise failure
 
     @staticmethod
-    def _settle(in_flight: dict[Future, tuple[int, Batch]],
-                record_group: Callable[[list[tuple[Batch, Result]]], None],
-                failure: BaseException | None, failed_at: int) -> tuple[BaseException | None, int]:
-        """Record every finished batch (acknowledgement order; ties by batch number), in one
-        group; keep the earliest failure."""
+    def _settle(in_flight: dict[Future, tuple[int, Batch]], failure: BaseException | None,
+                failed_at: int) -> tuple[list[tuple[Batch, Result]], BaseException | None, int]:
+        """Wait for at least one send to finish; return the acknowledged batches (acknowledgement
+        order; ties by batch number) and the earliest failure."""
         done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
         acknowledged: list[tuple[Batch, Result]] = []
         for future in sorted(done, key=lambda f: in_flight[f][0]):
@@ -94,6 +106,4 @@ class Pipeline(Generic[Batch, Result]):
                     failure, failed_at = error, number
                 continue
             acknowledged.append((batch, future.result()))
-        if acknowledged:
-            record_group(acknowledged)
-        return failure, failed_at
+        return acknowledged, failure, failed_at

@@ -166,7 +166,7 @@ def make_plan(wh: Warehouse, sync: SyncDefinition, limits: DestinationLimits, *,
     if sync.kind == "audience":
         diff = with_stored_fingerprint(wh, diff, plan, columns)
         try:
-            plan_audience(wh, diff, plan, refresh_cutoff(limits))
+            diff = plan_audience(wh, diff, plan, refresh_cutoff(limits))
         except Exception:
             cleanup(wh, diff)          # a refused model leaves no work table behind
             raise
@@ -244,8 +244,9 @@ def refresh_cutoff(limits: DestinationLimits) -> datetime | None:
     return utcnow() - timedelta(days=limits.refresh_after_days)
 
 
-def plan_audience(wh: Warehouse, diff: DiffSql, plan: SyncPlan, refresh_before: datetime | None = None) -> None:
+def plan_audience(wh: Warehouse, diff: DiffSql, plan: SyncPlan, refresh_before: datetime | None = None) -> DiffSql:
     """Counts of an audience sync; on the slow path, leaves diff.work filled for delivery.
+    Returns the DiffSql to deliver from: a first fill (see plan_first_fill) reads the model.
 
     Malformed rows are always caught before anything is sent: a NULL or duplicate key makes
     the aggregates differ (the ledger has neither), so such a snapshot always takes the slow
@@ -259,7 +260,9 @@ def plan_audience(wh: Warehouse, diff: DiffSql, plan: SyncPlan, refresh_before: 
     plan.skipped = int(model_rows) - int(snapshot_rows)
     due = int(wh.fetchone(*diff.refresh_due(refresh_before))[0]) if refresh_before else 0
     if (snapshot_rows, snapshot_xor) == (ledger_rows, ledger_xor) and not pending and not due:
-        return                                          # the common case: nothing changed
+        return diff                                     # the common case: nothing changed
+    if not ledger_rows and not pending and not int(wh.fetchone(*diff.first_fill_due())[0]):
+        return plan_first_fill(wh, diff, plan, int(snapshot_rows))
     by_rowid = wh.is_base_table(diff.sync.relation)
     wh.execute(*diff.stage_fingerprint_diff(by_rowid))
     wh.execute(*diff.build_work(by_rowid))
@@ -288,6 +291,22 @@ def plan_audience(wh: Warehouse, diff: DiffSql, plan: SyncPlan, refresh_before: 
     if due:
         wh.execute(*diff.add_refreshes(refresh_before))
         plan.refreshes = int(wh.fetchone(*diff.refresh_count())[0])
+    return diff
+
+
+def plan_first_fill(wh: Warehouse, diff: DiffSql, plan: SyncPlan, rows: int) -> DiffSql:
+    """The ledger holds nothing of this sync (a first sync): every row to sync is an add, so
+    the join on fingerprints and the work table (a copy of the whole model) would only cost
+    time; one pass checks the rows as the slow path checks its adds, and the adds are then
+    streamed straight from the model, less those waiting for their person (people_sources)."""
+    *checked, waiting = wh.fetchone(*diff.first_fill_validation())
+    problems = ("null_keys", "bad_email_sha256", "bad_phone_sha256", "bad_member_fingerprint", "duplicate_keys")
+    for problem, count in zip(problems, checked):
+        if count:
+            _raise_problem(diff, problem, int(count), wh.fetchone(*diff.first_fill_example(problem)))
+    plan.waiting = int(waiting or 0)
+    plan.adds = rows - plan.waiting
+    return replace(diff, first_fill=True)
 
 
 def _people_unchanged(wh: Warehouse, diff: DiffSql, plan: SyncPlan) -> bool:

@@ -303,8 +303,9 @@ class Engine:
                           destination: Destination, outcome: SyncOutcome) -> None:
         name = sync.list_name or ""
         known_id = self.ledger.list_external_id(sync.name, name)
+        held = None
         if plan.ledger_size == 0 and plan.adds and known_id is None:
-            self._guard_unknown_list(sync, plan, destination, ListRef(name), outcome)
+            held = self._guard_unknown_list(sync, plan, destination, ListRef(name), outcome)
         external_id = destination.ensure_list(ListRef(name, known_id))
         if external_id != known_id:
             self.ledger.remember_list(sync.name, name, external_id)
@@ -313,6 +314,8 @@ class Engine:
         if plan.ledger_size == 0 and plan.adds and not self.only:   # a slice never replaces or reconciles a list
             if destination.supports_replace:
                 replace_first = True
+            elif held == 0:
+                pass        # the destination just said the list holds no one: nothing to reconcile
             elif self._reconcile(run_id, sync, plan, diff, destination, ref, outcome):
                 # The ledger now holds the adopted members: diff again so they are not re-added.
                 cleanup(self.wh, diff)
@@ -339,16 +342,17 @@ class Engine:
                 "if it is no longer used"]
 
     def _guard_unknown_list(self, sync: SyncDefinition, plan: SyncPlan, destination: Destination, ref: ListRef,
-                            outcome: SyncOutcome) -> None:
+                            outcome: SyncOutcome) -> int | None:
         """An empty ledger that does not know the list (a first sync, or a lost ledger): a
         Replace or reconcile would drop whatever the list holds but the model lacks, so it is
         bounded by the remove_share guard on the size the destination reports, and stops when
-        that size is unknown. At least (held - members in the model) would leave."""
+        that size is unknown. At least (held - members in the model) would leave. Returns the
+        size (None when not asked: the guard is overridden)."""
         if "remove_share" in self.overrides:
-            return
+            return None
         held = destination.list_size(ref)
         if held == 0:
-            return                      # no such list yet: a true first sync
+            return 0                    # no such list yet (or an empty one): a true first sync
         if held is None:
             outcome.stopped_by = ["remove_share"]
             raise GuardStopped(
@@ -364,6 +368,7 @@ class Engine:
                 f"{sync.destination}; the model has {plan.adds}, so at least {leaving} would be removed "
                 f"({leaving / held:.0%} > max_remove_share {sync.max_remove_share:.0%}). Check the model, then "
                 "rerun with --override remove_share")
+        return held
 
     def _send_audience(self, run_id: str, sync: SyncDefinition, plan: SyncPlan, diff: DiffSql,
                        destination: Destination, ref: ListRef, outcome: SyncOutcome, replace_first: bool) -> None:
@@ -400,11 +405,16 @@ class Engine:
                      self._grouped(record_remove))
 
         def record_add(op: str, rows: list[tuple], result: BatchResult) -> None:
-            by_key = {row[0]: row for row in rows}      # (key, email, phone, replaces)
-            acknowledged = [Acknowledged(key, by_key[key][1], by_key[key][2])
-                            for key in result.accepted if key in by_key]
-            rejected = {key: (reason, fingerprint_of(by_key[key][1], by_key[key][2]))
-                        for key, reason in result.rejected.items() if key in by_key}
+            # rows: (key, email, phone, replaces). The common answer, every row accepted in
+            # order, is recorded without a lookup per row.
+            if not result.rejected and result.accepted == [row[0] for row in rows]:
+                acknowledged, rejected = [Acknowledged(key, email, phone) for key, email, phone, _ in rows], {}
+            else:
+                by_key = {row[0]: row for row in rows}
+                acknowledged = [Acknowledged(key, by_key[key][1], by_key[key][2])
+                                for key in result.accepted if key in by_key]
+                rejected = {key: (reason, fingerprint_of(by_key[key][1], by_key[key][2]))
+                            for key, reason in result.rejected.items() if key in by_key}
             self._record(run_id, sync, outcome, op, len(rows), acknowledged, rejected,
                          replaces_rows=any(row[3] for row in rows))
             done[0] += len(rows)

@@ -26,7 +26,7 @@ Settings (environment):
   CUSTOMERIO_REGION                          us (default) | eu
   CUSTOMERIO_TRACK_URL, CUSTOMERIO_APP_URL   base URL overrides (an emulator, a proxy)
   CUSTOMERIO_RATE_LIMIT                      Track API requests per second (default 100), shared by all workers
-  CUSTOMERIO_MAX_IN_FLIGHT                   Track API requests in flight at once (default 16; 1 = one at a time)
+  CUSTOMERIO_MAX_IN_FLIGHT                   Track API requests in flight at once (default 32; 1 = one at a time)
   CUSTOMERIO_IDENTIFIER                      id (default) | phone: how identify ops find a person. phone
       is for workspaces with phone as an identifier (Track API v2 `identifiers: {phone}`, E.164;
       https://docs.customer.io/api/track/ person_common): the people model then needs a `phone`
@@ -37,7 +37,9 @@ Settings (environment):
 Customer.io documents a rate (100 requests/s fair use for the Track API, v1 and v2:
 https://docs.customer.io/integrations/api/track/), not a number of concurrent requests. The
 rate is what the shared limiter enforces; CUSTOMERIO_MAX_IN_FLIGHT only has to cover the round
-trip (16 keeps 100 requests/s going at round trips up to ~150 ms). Methods are thread-safe:
+trip plus the time the engine spends writing acknowledged batches to the ledger, during which
+the requests already queued at the limiter keep going (32 keeps 100 requests/s going at round
+trips of 100 ms with 200 ms of ledger writes). Methods are thread-safe:
 httpx clients and the rate limiters are shared, nothing else is mutated per request.
 """
 
@@ -61,7 +63,7 @@ REGIONS = {
 }
 APP_API_REQUESTS_PER_SECOND = 10.0   # documented App API limit
 DEFAULT_REQUESTS_PER_SECOND = 100.0
-DEFAULT_MAX_IN_FLIGHT = 16
+DEFAULT_MAX_IN_FLIGHT = 32
 MEMBERSHIP_PAGE_SIZE = 1000
 SEGMENT_DESCRIPTION = "Managed by pusher from the warehouse; membership is overwritten by every sync."
 

@@ -46,7 +46,8 @@ def test_concurrent_pipeline_bounds_batches_held_and_records_on_the_calling_thre
     def batches():
         for number in range(12):
             pulled[0] += 1
-            assert pulled[0] - len(recorded) <= 3, "the stream is read ahead of the workers"
+            # At most 3 in flight, plus at most 3 acknowledged that await their ledger write.
+            assert pulled[0] - len(recorded) <= 6, "the stream is read ahead of the workers"
             yield number
 
     def send(number):
@@ -64,6 +65,26 @@ def test_concurrent_pipeline_bounds_batches_held_and_records_on_the_calling_thre
 
     Pipeline(3).run(batches(), send, record)
     assert sorted(recorded) == list(range(12)) and most[0] == 3
+
+
+def test_freed_workers_send_the_next_batches_before_the_acknowledged_ones_are_recorded():
+    """The destination stays busy while the calling thread writes the ledger."""
+    later_sent = threading.Event()
+    recorded = []
+
+    def send(number):
+        if number >= 2:
+            later_sent.set()
+        return number
+
+    def record(number, result):
+        if number == 0:
+            # Batch 0's worker is free: batch 2 is already sent while batch 0 is being recorded.
+            assert later_sent.wait(timeout=10), "no batch was sent while the ledger was written"
+        recorded.append(result)
+
+    Pipeline(2).run(iter(range(6)), send, record)
+    assert sorted(recorded) == list(range(6))
 
 
 def test_a_failed_send_stops_new_batches_and_records_those_acknowledged_first():
@@ -105,6 +126,47 @@ def test_a_pause_holds_the_other_threads_but_not_the_one_that_slept_it():
         worker.start()
         worker.join()
     assert slept == {"A": [], "B": [2.0]}
+
+
+def test_threads_woken_late_do_not_bunch_over_the_rate_in_any_second():
+    """Slots 0, 1/3, 2/3, 1, 4/3 at 3 requests/s: the threads of 1/3 and 2/3 wake late, at 0.99,
+    next to the punctual ones of 1 and 4/3. Four starts would fall in (1/3, 4/3]: the last one
+    waits until the window has room."""
+    now = [0.0]
+    lock = threading.Lock()
+    late = threading.Event()
+    starts: list[float] = []
+    limiter = None
+
+    def sleep(seconds):
+        if threading.current_thread().name in ("B", "C") and not late.is_set():
+            late.wait(timeout=10)           # asleep until the test wakes them, late
+        else:
+            with lock:
+                now[0] = max(now[0], round(now[0] + seconds, 6))
+
+    limiter = RateLimiter(3, clock=lambda: now[0], sleep=sleep)
+
+    def one():
+        limiter.wait()
+        with lock:
+            starts.append(now[0])
+
+    one()                                   # A, at 0
+    sleepers = [threading.Thread(target=one, name=name) for name in ("B", "C")]
+    for thread in sleepers:
+        thread.start()
+    while limiter._next < 1.0 - 1e-9:       # both have their slot (1/3, 2/3) and sleep
+        time.sleep(0.001)
+    with lock:
+        now[0] = 0.99
+    late.set()
+    for thread in sleepers:
+        thread.join(timeout=10)
+    one()                                   # D, its slot at 1
+    one()                                   # E, its slot at 4/3
+    assert sorted(starts)[:3] == [0.0, 0.99, 0.99]
+    assert max(sum(1 for t in starts if edge - 1.0 < t <= edge) for edge in starts) <= 3, starts
 
 
 # -- the engine against the Customer.io emulator -------------------------------------------------
