@@ -286,7 +286,7 @@ class Ledger:
         # list of nulls to convert: staging is most of a batch's ledger cost.
         selected, params = [], []
         for name, values in zip(Acknowledged._fields, zip(*rows)):
-            if name == "member_key" or any(value is not None for value in values):
+            if name == "member_key" or values.count(None) < len(values):
                 selected.append(f"unnest(cast(? as varchar[])) as {name}")
                 params.append(list(values))
             else:

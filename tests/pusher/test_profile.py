@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pusher.errors import ConfigError, redact
-from pusher.warehouse import SUPPORTED_TYPES, load_profile
+from pusher.warehouse import SUPPORTED_TYPES, _plain, _rendered_by_dbt, load_profile
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,3 +60,27 @@ def test_the_default_target_is_duckdb_and_an_unknown_type_is_named(tmp_path):
     root = _project(tmp_path, "    dev:\n      type: oracle\n      user: u\n")
     with pytest.raises(ConfigError, match="type 'oracle'.*supports duckdb, postgres, spark"):
         load_profile(root, env={})
+
+
+def test_a_profile_without_jinja_is_read_as_dbt_reads_it_without_importing_dbt(tmp_path):
+    """dbt renders text without Jinja to itself; importing it would cost every run a second."""
+    import subprocess
+    import sys
+
+    (tmp_path / "dbt_project.yml").write_text("name: proj\nprofile: proj\nconfig-version: 2\n")
+    (tmp_path / "profiles.yml").write_text("proj:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
+                                           "      path: warehouse.duckdb\n      threads: 2\n"
+                                           "    other:\n      type: duckdb\n      path: other.duckdb\n")
+    plain = load_profile(tmp_path, env={})
+    assert (plain.target, plain.settings) == ("dev", {"type": "duckdb", "path": "warehouse.duckdb", "threads": 2})
+    assert load_profile(tmp_path, env={"DBT_TARGET": "other"}).settings["path"] == "other.duckdb"
+    raw = yaml.safe_load((tmp_path / "profiles.yml").read_text())["proj"]
+    for target in (None, "other"):         # what dbt's renderer makes of the same text
+        assert _plain(raw, "proj", target, tmp_path) == tuple(_rendered_by_dbt(raw, "proj", target, {}, tmp_path))
+    with pytest.raises(ConfigError, match="no target named 'missing'"):
+        load_profile(tmp_path, target="missing", env={})
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from pusher.warehouse import load_profile; "
+         f"load_profile(Path({str(tmp_path)!r}), env={{}}); print('dbt.config' in sys.modules)"],
+        capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False"
