@@ -1,0 +1,205 @@
+"""`dbt build` of generated worlds on DuckDB: wall time, peak memory and the slowest models.
+
+    .venv/bin/python benchmarks/bench_build_memory.py --customers 1000000 10000000
+    .venv/bin/python benchmarks/bench_build_memory.py --customers 10000000 --memory-limit 2GB 4GB
+    .venv/bin/python benchmarks/bench_build_memory.py --world data/generated --customers 100000
+
+For each scale it generates a world (scripts/generate_sources.py, seed 42) into a temporary
+folder, or reads --world, then runs one `dbt build` per --memory-limit (PUSHER_DBT_MEMORY_LIMIT)
+on a fresh database file, and prints per build: wall time, peak RSS of the whole dbt process
+tree (sampled from /proc every 0.2 s, and the kernel's exact peak of the largest process), the
+peak size of DuckDB's spill directory, the nodes that did not pass, and the slowest models
+(dbt's own timings from run_results.json). `--select` builds only some nodes (after a full
+build of their parents), to time and measure the heavy models alone. Linux only (/proc).
+Everything it writes lives in a temporary folder, removed at the end unless --keep is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GENERATOR = REPO / "scripts" / "generate_sources.py"
+DBT = Path(sys.executable).parent / "dbt"
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+SAMPLE_SECONDS = 0.2
+
+
+def process_tree(root: int) -> list[int]:
+    """The root process id and all its descendants, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as handle:
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(children.get(pid, []))
+    return tree
+
+
+def resident_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return 0  # the process ended between listing and reading
+
+
+def folder_bytes(path: Path) -> int:
+    total = 0
+    for file in path.rglob("*") if path.exists() else ():
+        try:
+            total += file.stat().st_size
+        except OSError:
+            pass  # DuckDB removed the block file meanwhile
+    return total
+
+
+@dataclass
+class Peaks:
+    """The largest values seen while a process tree runs, sampled on a background thread."""
+
+    root: int
+    spill_dir: Path
+    tree_rss: int = 0
+    spill: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def watch(self) -> None:
+        samples = 0
+        while not self.stop.wait(SAMPLE_SECONDS):
+            self.tree_rss = max(self.tree_rss, sum(resident_bytes(pid) for pid in process_tree(self.root)))
+            samples += 1
+            if samples % 5 == 0:  # the spill folder is listed once a second: it can hold many files
+                self.spill = max(self.spill, folder_bytes(self.spill_dir))
+
+
+@dataclass
+class Build:
+    wall_seconds: float
+    tree_peak_bytes: int
+    largest_process_peak_bytes: int
+    spill_peak_bytes: int
+    not_passing: list[str]
+    slowest: list[tuple[str, float]]
+
+
+def dbt_build(workdir: Path, world: Path, as_of: str, memory_limit: str, select: list[str]) -> Build:
+    database = workdir / "bench.duckdb"
+    env = {**os.environ, "PUSHER_SOURCE_DATA": "parquet", "PUSHER_PARQUET_PATH": str(world),
+           "PUSHER_AS_OF": as_of, "PUSHER_DUCKDB_PATH": str(database), "PUSHER_DBT_MEMORY_LIMIT": memory_limit,
+           "DBT_LOG_PATH": str(workdir / "logs"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    command = [str(DBT), "build", "--profiles-dir", str(REPO), "--project-dir", str(REPO),
+               "--target-path", str(workdir / "target")]
+    if select:
+        parents = subprocess.run([*command, "--select", *(f"+{node}" for node in select), "--exclude", *select],
+                                 cwd=workdir, env=env, capture_output=True, text=True)
+        if parents.returncode != 0:
+            sys.stderr.write(parents.stdout[-3000:])
+            raise SystemExit("building the selected models' parents failed")
+        command += ["--select", *select]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    peaks = Peaks(process.pid, Path(f"{database}.tmp"))
+    watcher = threading.Thread(target=peaks.watch, daemon=True)
+    watcher.start()
+    output = process.stdout.read()
+    _, _, usage = os.wait4(process.pid, 0)  # this build's own rusage, not all children's so far
+    process.returncode = 0  # reaped above; dbt's outcome is read from run_results.json
+    wall = time.perf_counter() - started
+    peaks.stop.set()
+    watcher.join()
+    results_file = workdir / "target" / "run_results.json"
+    if not results_file.exists():
+        sys.stderr.write(output[-3000:])
+        raise SystemExit("dbt build did not run")
+    results = json.loads(results_file.read_text())["results"]
+    not_passing = [r["unique_id"] for r in results if r["status"] not in ("success", "pass", "no-op")]
+    models = [(r["unique_id"].split(".")[-1], r["execution_time"]) for r in results
+              if r["unique_id"].startswith("model.")]
+    return Build(wall, peaks.tree_rss, usage.ru_maxrss * 1024, peaks.spill, not_passing,  # ru_maxrss: KiB
+                 sorted(models, key=lambda item: -item[1]))
+
+
+def generate(world: Path, customers: int, seed: int, as_of: str) -> float:
+    started = time.perf_counter()
+    completed = subprocess.run([sys.executable, str(GENERATOR), "--customers", str(customers), "--seed", str(seed),
+                                "--as-of", as_of, "--out", str(world)], capture_output=True, text=True)
+    if completed.returncode != 0:
+        sys.stderr.write(completed.stderr[-3000:])
+        raise SystemExit("the generator failed")
+    return time.perf_counter() - started
+
+
+def mib(size: int) -> str:
+    return f"{size / 2**20:,.0f} MiB"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--memory-limit", nargs="+", default=["2GB"],
+                        help="one build per value of PUSHER_DBT_MEMORY_LIMIT (default: the profile's 2GB)")
+    parser.add_argument("--world", type=Path, help="an already generated world (one --customers value)")
+    parser.add_argument("--select", nargs="*", default=[], help="build only these nodes, after their parents")
+    parser.add_argument("--slowest", type=int, default=8, help="how many of the slowest models to print")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--as-of", default="2026-11-20 12:00:00")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args()
+    if args.world and len(args.customers) != 1:
+        parser.error("--world is one world: give the one --customers value it was generated with")
+
+    scratch = Path(tempfile.mkdtemp(prefix="bench-build-memory-"))
+    try:
+        for customers in args.customers:
+            world = args.world
+            if world is None:
+                world = scratch / f"world-{customers}"
+                seconds = generate(world, customers, args.seed, args.as_of)
+                print(f"customers={customers:,} generated in {seconds:.0f} s", flush=True)
+            for limit in args.memory_limit:
+                workdir = scratch / f"build-{customers}-{limit}"
+                workdir.mkdir()
+                build = dbt_build(workdir, world, args.as_of, limit, args.select)
+                print(f"customers={customers:,} memory_limit={limit} wall={build.wall_seconds:.0f} s "
+                      f"peak_rss_tree={mib(build.tree_peak_bytes)} "
+                      f"peak_rss_largest_process={mib(build.largest_process_peak_bytes)} "
+                      f"peak_spill={mib(build.spill_peak_bytes)} not_passing={len(build.not_passing)}"
+                      + (f" ({', '.join(build.not_passing[:5])})" if build.not_passing else ""))
+                for name, seconds in build.slowest[:args.slowest]:
+                    print(f"    {seconds:7.1f} s  {name}")
+                sys.stdout.flush()
+                if not args.keep:
+                    shutil.rmtree(workdir, ignore_errors=True)
+            if args.world is None and not args.keep:
+                shutil.rmtree(world, ignore_errors=True)
+    finally:
+        if args.keep:
+            print(f"kept: {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
