@@ -34,6 +34,14 @@
         '{{ ascii | join("") ~ spaces }}')
 {%- endmacro %}
 
+{#- DuckDB's translate() with this long map costs about 18 us a value (4.7 s for 265k order
+    emails, most of staging's time at 10M); printable ASCII, nearly every value, has nothing to
+    map, so it skips translate (0.13 s for the same emails; same results). -#}
+{% macro duckdb__fold_unicode(expression) -%}
+    {%- set text = 'cast(' ~ expression ~ ' as ' ~ dbt.type_string() ~ ')' -%}
+    case when regexp_matches({{ text }}, '^[ -~]*$') then {{ text }} else {{ default__fold_unicode(expression) }} end
+{%- endmacro %}
+
 {% macro postgres__fold_unicode(expression) -%}
     {%- set spaces = ' ' * (unicode_whitespace() | length) -%}
     translate(normalize(cast({{ expression }} as {{ dbt.type_string() }}), NFKC),
