@@ -1,11 +1,16 @@
 """Where the ledger lives: a DuckDB state file of its own, attached to the warehouse connection.
 
 A rebuild of the warehouse from scratch (a fresh CI machine, `rm warehouse.duckdb`, a new
-`dbt build`) must not lose what the destinations acknowledged, so on DuckDB the ledger is
-not in the warehouse file: it is `.pusher/state.duckdb` under the project (PUSHER_STATE_PATH
-to move it; a relative path is taken from the project directory). The file is ATTACHed to the
-warehouse connection as the catalog `pusher_state`, so the diff still joins model and ledger
-inside one DuckDB process, at the same speed (https://duckdb.org/docs/sql/statements/attach).
+`dbt build`) must not lose what the destinations acknowledged, so the ledger is never in the
+warehouse: it is `.pusher/state.duckdb` under the project (PUSHER_STATE_PATH to move it; a
+relative path is taken from the project directory), on every engine. The file is ATTACHed to
+the warehouse connection as the catalog `pusher_state`, so the diff still joins model and ledger
+inside one DuckDB process, at the same speed (https://duckdb.org/docs/sql/statements/attach). On
+PostgreSQL and Spark that connection is the local DuckDB copy of the synced models
+(pusher.sources): one design for all engines, with transactions and deletes even where the
+warehouse has none (plain Spark tables), and a ledger that can move between engines.
+On an ephemeral machine, keep the file in a cache or volume (or PUSHER_STATE_PATH on persistent
+storage).
 
 DuckDB lets one transaction write to one attached database only (temp tables excepted):
 every ledger transaction writes the state file alone; the warehouse is only read.

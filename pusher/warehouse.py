@@ -184,11 +184,12 @@ class Warehouse:
             # The copy's catalog bears the manifest's database name, so its relations resolve unchanged.
             databases = sorted({sync.relation[0] for sync in project.syncs if sync.relation[0]})
             catalog = databases[0] if len(databases) == 1 else source.database or LOCAL_CATALOG
-            conn = duckdb.connect()
-            # A database file, not memory: under the pusher's memory limit DuckDB spills to disk.
-            conn.execute(f"set temp_directory = '{scratch / 'spill'}'")
-            conn.execute(f"attach '{scratch / 'copy.duckdb'}' as {quote_ident(catalog)}")
-            conn.execute(f"use {quote_ident(catalog)}")
+            if "/" in catalog or catalog.startswith("."):
+                raise ConfigError(f"database name {catalog!r} cannot name the pusher's local copy")
+            # A database file, not memory: under the pusher's memory limit DuckDB spills to disk. Its
+            # name is its catalog's, the default of every cursor (a `use` would hold for one only).
+            conn = duckdb.connect(str(scratch / f"{catalog}.duckdb"))
+            conn.execute(f"set temp_directory = '{str(scratch / 'spill').replace(chr(39), '')}'")
             wh = cls(conn, catalog, scratch)
             started = time.monotonic()
             wh.copied = sources.copy_relations(source, wh, [sync.relation for sync in project.syncs],

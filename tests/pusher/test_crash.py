@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Callable
 
 import pytest
 
@@ -44,11 +45,22 @@ def _churn(project, rng: random.Random) -> None:
                 [str(rng.random()), str(rng.random())])
 
 
+def _state_written(project) -> float:
+    files = (project.state, project.state.with_name(project.state.name + ".wal"))
+    return max((path.stat().st_mtime for path in files if path.exists()), default=0.0)
+
+
 def _run_killed(project, rng: random.Random) -> bool:
     """True when the kill landed while the pusher was still running."""
+    launched = time.time()
     process = _pusher(project)
-    # Start-up takes ~0.4 s; a first sync (80 batches x 25 ms) ~2.5 s, a churn run ~1 s.
-    time.sleep(rng.uniform(0.4, 1.8))
+    # Kill at a random point once the run has started (it records itself in the state file): the
+    # start-up before that (~0.4 s on DuckDB, longer when another engine is read first) varies.
+    # A first sync (80 batches x 25 ms) takes ~2 s, a churn run ~1 s.
+    deadline = launched + 180
+    while _state_written(project) <= launched and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0.0, 1.4))
     process.send_signal(signal.SIGKILL)
     process.communicate()
     return process.returncode == -signal.SIGKILL
@@ -66,14 +78,14 @@ def _assert_converged(project) -> None:
     assert project.ledger() == audience
 
 
-def crash_and_converge(project, seed: int) -> None:
+def crash_and_converge(project, seed: int, churn: Callable[[Project, random.Random], None] = _churn) -> None:
     rng = random.Random(seed)
     project.set_audience_range(0, AUDIENCE)
     kills = [_run_killed(project, rng),       # killed during the first (replace) sync
              _run_killed(project, rng)]       # and again while resuming
     _run_to_completion(project)
     _assert_converged(project)
-    _churn(project, rng)
+    churn(project, rng)
     kills.append(_run_killed(project, rng))   # killed during removes/adds of a normal run
     _run_to_completion(project)
     _assert_converged(project)
