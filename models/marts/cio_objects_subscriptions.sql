@@ -5,29 +5,12 @@
 
 with
 
-subscription_events as (select * from {{ ref('stg_subscriptions__subscription_events') }}),
-
-source_records as (
-    select * from {{ ref('int_identity__source_records') }}
-    where source_system = 'subscriptions'
+events_matched as (
+    select * from {{ ref('int_subscriptions__events_matched') }}
+    where subscription_id is not null
 ),
 
 people as (select * from {{ ref('cio_people') }}),
-
-events_matched as (
-    select
-        source_records.customer_id,
-        subscription_events.subscription_id,
-        subscription_events.subscription_status,
-        subscription_events.changed_at,
-        subscription_events.exported_at
-    from subscription_events
-    inner join source_records
-        on subscription_events.subscription_event_id = source_records.source_record_id
-    where
-        source_records.customer_id is not null
-        and subscription_events.subscription_id is not null
-),
 
 subscriptions_latest as (
     select distinct

@@ -66,6 +66,12 @@ def postgres_demo(postgres, tmp_path_factory) -> EngineBuild:
 
 
 @pytest.fixture(scope="session")
+def postgres_incremental(postgres_demo) -> DbtRun:
+    """The PostgreSQL demo run again: the incremental state models take their incremental path."""
+    return run_dbt_target(postgres_demo.workdir, "postgres", postgres_demo.env, "run")
+
+
+@pytest.fixture(scope="session")
 def spark_demo(tmp_path_factory) -> EngineBuild:
     """The demo on a local Spark session (pyspark inside the dbt process, parquet tables); its
     tables, metastore and derby.log stay in the work directory."""

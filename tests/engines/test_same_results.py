@@ -94,6 +94,21 @@ def test_postgres_equals_duckdb(table, demo_warehouse, postgres, postgres_demo):
                 postgres_rows(postgres, postgres_demo, table, left_out), "PostgreSQL")
 
 
+def test_postgres_incremental_rebuild_passes(postgres_incremental):
+    """A second run merges into the incremental state models (delete+insert, then the post-hook
+    that deletes people without records) instead of creating them."""
+    assert postgres_incremental.not_passing() == [], postgres_incremental.output()
+    assert "int_loyalty__state" in postgres_incremental.completed.stdout
+
+
+@pytest.mark.parametrize("table", sorted(COMPARED))
+def test_postgres_after_an_incremental_rebuild_equals_duckdb(table, demo_warehouse, postgres, postgres_demo,
+                                                           postgres_incremental):
+    left_out = COMPARED[table]
+    assert_same(table, duckdb_rows(demo_warehouse, table, left_out),
+                postgres_rows(postgres, postgres_demo, table, left_out), "PostgreSQL")
+
+
 def test_spark_build_passes(spark_demo):
     assert spark_demo.build.not_passing() == [], spark_demo.build.output()
     assert spark_demo.build.completed.returncode == 0, spark_demo.build.output()

@@ -2,6 +2,15 @@
 -- by the account's updated_at (a blank tier or NULL points never wipes a known value; a late
 -- export of an older snapshot never reverts a newer one). A person with two accounts takes,
 -- per attribute, the most recently updated known value across them.
+-- Incremental (macros/incremental.sql): a build recomputes the people with a loyalty export
+-- newer than the latest held, or whose matched accounts changed; a full rebuild on Spark.
+{{ config(
+    materialized=state_materialization(),
+    incremental_strategy=state_incremental_strategy(),
+    unique_key='customer_id',
+    on_schema_change='fail',
+    post_hook="{{ delete_people_without_records('loyalty') }}",
+) }}
 
 {%- set by_customer = 'customer_id' %}
 {%- set newest_first = 'updated_at desc, exported_at desc' %}
@@ -12,7 +21,15 @@ loyalty_accounts as (select * from {{ ref('stg_loyalty__loyalty_accounts') }}),
 
 source_records as (
     select * from {{ ref('int_identity__source_records') }}
-    where source_system = 'loyalty'
+    where source_system = 'loyalty' and customer_id is not null
+),
+
+records_checksummed as (
+    select
+        customer_id,
+        {{ ids_checksum('source_record_id') }} as source_records_checksum
+    from source_records
+    group by customer_id
 ),
 
 accounts_matched as (
@@ -25,10 +42,16 @@ accounts_matched as (
     from loyalty_accounts
     inner join source_records
         on loyalty_accounts.loyalty_account_id = source_records.source_record_id
-    where source_records.customer_id is not null
 ),
 
-final as (
+accounts_in_scope as (
+    select * from accounts_matched
+    {%- if is_incremental() %}
+    where customer_id in ({{ people_to_refresh('accounts_matched', 'records_checksummed', 'loyalty_last_exported_at') }})
+    {%- endif %}
+),
+
+accounts_merged as (
     select distinct
         customer_id,
         {{ latest_known('vip_tier', by_customer, newest_first) }} as vip_tier,
@@ -36,7 +59,16 @@ final as (
         {{ latest_known('points_balance', by_customer, newest_first) }} as loyalty_points,
         {{ latest_known_at('points_balance', 'updated_at', by_customer, newest_first) }} as loyalty_points_updated_at,
         max(exported_at) over (partition by customer_id) as loyalty_last_exported_at
-    from accounts_matched
+    from accounts_in_scope
+),
+
+final as (
+    select
+        accounts_merged.*,
+        records_checksummed.source_records_checksum
+    from accounts_merged
+    inner join records_checksummed
+        on accounts_merged.customer_id = records_checksummed.customer_id
 )
 
 select * from final

@@ -2,27 +2,38 @@
 -- latest changed_at (never the latest export: a late export of an older change must not
 -- revert it). A person with several subscriptions is active if any is, else paused if any
 -- is, else cancelled.
+-- Incremental (macros/incremental.sql): a build recomputes the people with a subscription
+-- export newer than the latest held, or whose matched events changed; a full rebuild on Spark.
+{{ config(
+    materialized=state_materialization(),
+    incremental_strategy=state_incremental_strategy(),
+    unique_key='customer_id',
+    on_schema_change='fail',
+    post_hook="{{ delete_people_without_records('subscriptions') }}",
+) }}
 
 with
 
-subscription_events as (select * from {{ ref('stg_subscriptions__subscription_events') }}),
+events_matched as (select * from {{ ref('int_subscriptions__events_matched') }}),
 
 source_records as (
     select * from {{ ref('int_identity__source_records') }}
-    where source_system = 'subscriptions'
+    where source_system = 'subscriptions' and customer_id is not null
 ),
 
-events_matched as (
+records_checksummed as (
     select
-        source_records.customer_id,
-        subscription_events.subscription_id,
-        subscription_events.subscription_status,
-        subscription_events.changed_at,
-        subscription_events.exported_at
-    from subscription_events
-    inner join source_records
-        on subscription_events.subscription_event_id = source_records.source_record_id
-    where source_records.customer_id is not null
+        customer_id,
+        {{ ids_checksum('source_record_id') }} as source_records_checksum
+    from source_records
+    group by customer_id
+),
+
+events_in_scope as (
+    select * from events_matched
+    {%- if is_incremental() %}
+    where customer_id in ({{ people_to_refresh('events_matched', 'records_checksummed', 'subscriptions_last_exported_at') }})
+    {%- endif %}
 ),
 
 subscriptions_latest as (
@@ -36,7 +47,7 @@ subscriptions_latest as (
         ) }}
             as subscription_status_updated_at,
         max(exported_at) over (partition by customer_id) as last_exported_at
-    from events_matched
+    from events_in_scope
 ),
 
 subscriptions_ranked as (
@@ -53,12 +64,15 @@ subscriptions_ranked as (
 
 final as (
     select
-        customer_id,
-        subscription_status,
-        subscription_status_updated_at,
-        last_exported_at as subscriptions_last_exported_at
+        subscriptions_ranked.customer_id,
+        subscriptions_ranked.subscription_status,
+        subscriptions_ranked.subscription_status_updated_at,
+        subscriptions_ranked.last_exported_at as subscriptions_last_exported_at,
+        records_checksummed.source_records_checksum
     from subscriptions_ranked
-    where subscription_rank = 1
+    inner join records_checksummed
+        on subscriptions_ranked.customer_id = records_checksummed.customer_id
+    where subscriptions_ranked.subscription_rank = 1
 )
 
 select * from final

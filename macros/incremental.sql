@@ -1,0 +1,96 @@
+{#- Incremental state models (README, "The warehouse"). Each build recomputes only the rows
+    whose inputs changed and merges them in (delete+insert on the model's unique key):
+    - rows with an export newer than the model's high-water mark (the latest export time it
+      already holds, less var incremental_lookback_hours), so a late export of an older change
+      is picked up by its export time and latest-timestamp-wins decides as in a full build;
+    - people whose set of matched source records changed (identity matched a record to someone
+      else, or to someone at last), found by comparing an order-independent checksum of the
+      record ids with the one stored on the row; people left with no record are deleted.
+    Engines that cannot delete rows from a table (Spark on plain parquet) rebuild the model in
+    full on every run instead (same rows). -#}
+
+{#- 'incremental' where rows can be deleted and merged, 'table' (a full rebuild) elsewhere. -#}
+{% macro state_materialization() -%}
+    {{ return(adapter.dispatch('state_materialization', 'retention')()) }}
+{%- endmacro %}
+
+{% macro default__state_materialization() -%}
+    {{ return('incremental') }}
+{%- endmacro %}
+
+{#- Spark on parquet has no DELETE or MERGE; insert_overwrite replaces whole partitions, and a
+    person's rows have no partition of their own, so the model is rebuilt in full. -#}
+{% macro spark__state_materialization() -%}
+    {{ return('table') }}
+{%- endmacro %}
+
+{#- How changed rows replace the held ones: delete the held rows of each key, insert the new. -#}
+{% macro state_incremental_strategy() -%}
+    {{ return(adapter.dispatch('state_incremental_strategy', 'retention')()) }}
+{%- endmacro %}
+
+{% macro default__state_incremental_strategy() -%}
+    {{ return('delete+insert') }}
+{%- endmacro %}
+
+{#- The export time from which rows count as new: the latest one the model holds, less var
+    incremental_lookback_hours (raise it when a source can deliver a file whose export times
+    are older than ones already loaded). -#}
+{% macro high_water_mark(column) -%}
+    (select {{ dbt.dateadd('hour', -1 * (var('incremental_lookback_hours', 0) | int), 'max(' ~ column ~ ')') }}
+    from {{ this }})
+{%- endmacro %}
+
+{#- An order-independent 64-bit checksum of a set of distinct text ids (an aggregate). -#}
+{% macro ids_checksum(column) -%}
+    {{ adapter.dispatch('ids_checksum', 'retention')(column) }}
+{%- endmacro %}
+
+{% macro default__ids_checksum(column) -%}
+    {{ exceptions.raise_compiler_error("ids_checksum() has no implementation for adapter '"
+                                       ~ adapter.type() ~ "': add one in macros/incremental.sql") }}
+{%- endmacro %}
+
+{#- hash() is 64-bit unsigned; one bit less makes it a BIGINT as on the other engines. -#}
+{% macro duckdb__ids_checksum(column) -%}
+    cast(bit_xor(hash({{ column }})) >> 1 as bigint)
+{%- endmacro %}
+
+{% macro postgres__ids_checksum(column) -%}
+    bit_xor(hashtextextended({{ column }}, 0))
+{%- endmacro %}
+
+{% macro spark__ids_checksum(column) -%}
+    bit_xor(xxhash64({{ column }}))
+{%- endmacro %}
+
+{#- The people a per-person state model recomputes in an incremental build: those with a row of
+    `matched` (customer_id, exported_at) exported after the high-water mark of `last_exported`,
+    and those whose record checksum (`checksummed`: customer_id, source_records_checksum)
+    differs from the held one. -#}
+{% macro people_to_refresh(matched, checksummed, last_exported) -%}
+    select {{ matched }}.customer_id
+    from {{ matched }}
+    where {{ matched }}.exported_at > {{ high_water_mark(last_exported) }}
+
+    union
+
+    select {{ checksummed }}.customer_id
+    from {{ checksummed }}
+    left join {{ this }} as held
+        on {{ checksummed }}.customer_id = held.customer_id
+    where
+        held.customer_id is null
+        or held.source_records_checksum <> {{ checksummed }}.source_records_checksum
+{%- endmacro %}
+
+{#- post_hook of a per-person state model: delete the people no record matches any more. -#}
+{% macro delete_people_without_records(source_system) -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }}
+    where customer_id not in (
+        select customer_id from {{ ref('int_identity__source_records') }}
+        where source_system = '{{ source_system }}' and customer_id is not null
+    )
+    {%- endif -%}
+{%- endmacro %}
