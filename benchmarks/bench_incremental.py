@@ -91,6 +91,10 @@ def slowest(results: list[dict], count: int = 6) -> str:
     return ", ".join(f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.0f}s" for r in top)
 
 
+def node_seconds(results: list[dict], models: list[str]) -> float:
+    return sum(r["execution_time"] for r in results if r["unique_id"].split(".")[-1] in models)
+
+
 def incremental_models(tmp: Path) -> list[str]:
     manifest = json.loads((tmp / "target" / "manifest.json").read_text())
     return sorted(node["name"] for node in manifest["nodes"].values()
@@ -141,10 +145,12 @@ def main() -> int:
         print(f"customers={args.customers:,} command='dbt {args.command}' new_export_rows={delta_rows:,} "
               f"full_seconds={full_wall:.1f} incremental_seconds={incremental_wall:.1f} "
               f"incremental/full={incremental_wall / full_wall:.2f}")
+        models = incremental_models(tmp)
+        print(f"  the incremental models ({', '.join(models)}), summed node times: full "
+              f"{node_seconds(full_results, models):.1f} s, incremental {node_seconds(incremental_results, models):.1f} s")
         print(f"  full build, slowest models: {slowest(full_results)}")
         print(f"  incremental build, slowest models: {slowest(incremental_results)}")
         if args.verify:
-            models = incremental_models(tmp)
             kept = tmp / "incremental.duckdb"
             snapshot(tmp / "warehouse.duckdb", models, kept)
             refresh_wall, _ = dbt(tmp, env, args.command, "--full-refresh")
