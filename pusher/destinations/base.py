@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,9 @@ class ListRef:
     external_id: str | None = None  # remembered in the ledger after ensure_list()
 
 
-@dataclass(frozen=True)
-class Member:
-    """One audience member, with the identifiers exactly as the ledger recorded/sends them."""
+class Member(NamedTuple):
+    """One audience member, with the identifiers exactly as the ledger recorded/sends them (a
+    tuple: a first sync of a million members makes a million of them)."""
 
     key: str                        # the stable customer_id
     email_sha256: str | None = None  # 64 lowercase hex, SHA-256 of the trimmed lower-cased email
