@@ -45,6 +45,7 @@ httpx clients and the rate limiters are shared, nothing else is mutated per requ
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import quote
 
@@ -65,6 +66,7 @@ APP_API_REQUESTS_PER_SECOND = 10.0   # documented App API limit
 DEFAULT_REQUESTS_PER_SECOND = 100.0
 DEFAULT_MAX_IN_FLIGHT = 32
 MEMBERSHIP_PAGE_SIZE = 1000
+LOOKUP_REUSE_SECONDS = 5.0           # a segment lookup this recent is not repeated before a create
 SEGMENT_DESCRIPTION = "Managed by pusher from the warehouse; membership is overwritten by every sync."
 
 
@@ -106,6 +108,7 @@ class CustomerIoDestination(Destination):
             self._app = make_client(self.app_url, headers={"Authorization": f"Bearer {app_api_key}"},
                                     timeout=timeout)
         self._app_limiter = RateLimiter(APP_API_REQUESTS_PER_SECOND)
+        self._lookups: dict[str, tuple[float, str | None]] = {}   # name -> (when, segment id) of the last lookup
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "CustomerIoDestination":
@@ -141,13 +144,14 @@ class CustomerIoDestination(Destination):
         """The segment id for `ref`: remembered, found by exact name, or created once.
 
         Looking the name up before creating means a lost ledger, or a create whose answer was
-        lost on the wire, never leaves two segments with the same name.
+        lost on the wire, never leaves two segments with the same name. A lookup made moments
+        ago (a first sync asks the list's size just before) is not repeated on the first try.
         """
         if ref.external_id:
             return str(ref.external_id)
         what = f"creating segment {ref.name!r}"
         for attempt in range(1, self.retry.max_attempts + 1):
-            existing = self._find_segment(ref.name)
+            existing = self._find_segment(ref.name, recent_ok=attempt == 1)
             if existing:
                 return existing
             try:
@@ -163,17 +167,25 @@ class CustomerIoDestination(Destination):
             segment = _json(response).get("segment") or {}
             if "id" not in segment:
                 raise DestinationRequestError(f"{what}: Customer.io answered without a segment id")
+            self._lookups[ref.name] = (time.monotonic(), str(segment["id"]))
             return str(segment["id"])
         raise DestinationUnavailable(f"{what} failed after {self.retry.max_attempts} attempts")
 
-    def _find_segment(self, name: str) -> str | None:
+    def _find_segment(self, name: str, recent_ok: bool = False) -> str | None:
+        """The oldest manual segment named `name`; with recent_ok, the answer of a lookup made
+        less than LOOKUP_REUSE_SECONDS ago."""
+        seen = self._lookups.get(name)
+        if recent_ok and seen and time.monotonic() - seen[0] < LOOKUP_REUSE_SECONDS:
+            return seen[1]
         response = self._app_send("GET", "/v1/segments", what="listing segments")
         self._raise_for(response, "listing segments", app=True)
         matches = [segment for segment in _json(response).get("segments") or []
                    if segment.get("name") == name and segment.get("type") == "manual"]
         # Several manual segments of one name (made by hand): the oldest one is the stable choice.
         matches.sort(key=lambda segment: int(segment["id"]))
-        return str(matches[0]["id"]) if matches else None
+        found = str(matches[0]["id"]) if matches else None
+        self._lookups[name] = (time.monotonic(), found)
+        return found
 
     def add_members(self, ref: ListRef, members: Sequence[Member], *, replace: bool = False) -> BatchResult:
         if replace:

@@ -146,3 +146,17 @@ def test_objects_syncs_name_their_object_type(tmp_path, emulator):
         validate_pusher_meta("people_sync", {"destination": "customerio", "kind": "people", "object_type_id": "1"})
     with pytest.raises(ConfigError, match="not supported by file"):
         validate_pusher_meta("x", {"destination": "file", "kind": "objects", "object_type_id": "1"})
+
+
+def test_a_first_audience_sync_asks_for_the_segment_once_before_creating_it(tmp_path, emulator):
+    """The size check and the create share one lookup; an empty new segment is not read back."""
+    project = CioProject(tmp_path, emulator.url, {"sync_aud": (
+        {"destination": "customerio", "kind": "audience", "list_name": "CIO__First_Fill"}, "aud")})
+    project.sql("create table aud as select 'c' || cast(i as varchar) as customer_id, "
+                "sha256('u' || cast(i as varchar)) as email_sha256, cast(null as varchar) as phone_sha256 "
+                "from range(2500) t(i)")
+    report = project.sync(["sync_aud"])
+    assert report.exit_code == EXIT_OK and report.outcomes[0].sent["adds"] == 2500
+    assert (emulator.count("GET /v1/segments"), emulator.count("POST /v1/segments")) == (1, 1)
+    assert not [endpoint for endpoint in emulator.stats() if endpoint.endswith("/membership")]
+    assert emulator.count("POST /api/v1/segments/{segment_id}/add_customers", "200") == 3
