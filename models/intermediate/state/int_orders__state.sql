@@ -11,6 +11,12 @@
     on_schema_change='fail',
 ) }}
 
+{#- Two snapshots exported at the same instant: the later status in an order's life wins, then
+    the values themselves, so every build (full or incremental) picks the same one. -#}
+{%- set status_progress = "case financial_status when 'voided' then 4 when 'refunded' then 3"
+                          ~ " when 'partially_refunded' then 2 when 'paid' then 1 else 0 end" %}
+{%- set newest_first = 'exported_at desc, ' ~ status_progress ~ ' desc, total_price desc, currency desc' %}
+
 with
 
 order_snapshots as (select * from {{ ref('stg_store__orders') }}),
@@ -60,12 +66,12 @@ orders_merged as (
     select
         order_id,
         store_customer_id,
-        {{ latest_known('financial_status', 'order_id', 'exported_at desc') }} as financial_status,
-        {{ latest_known('total_price', 'order_id', 'exported_at desc') }} as total_price,
-        {{ latest_known('currency', 'order_id', 'exported_at desc') }} as currency,
+        {{ latest_known('financial_status', 'order_id', newest_first) }} as financial_status,
+        {{ latest_known('total_price', 'order_id', newest_first) }} as total_price,
+        {{ latest_known('currency', 'order_id', newest_first) }} as currency,
         min(ordered_at) over (partition by order_id) as ordered_at,
         max(exported_at) over (partition by order_id) as last_exported_at,
-        row_number() over (partition by order_id order by exported_at desc) as snapshot_rank
+        row_number() over (partition by order_id order by {{ newest_first }}) as snapshot_rank
     from snapshots_in_scope
 ),
 
