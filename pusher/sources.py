@@ -128,15 +128,6 @@ def spark_column(name: str, data_type: str) -> Column:
     return Column(name, f"cast({quoted} as string)", "VARCHAR")
 
 
-def csv_field(value: Any) -> str:
-    """A value as PostgreSQL's CSV writes it: NULL as nothing, any other value quoted (so '' is
-    not NULL), a double in its shortest exact form (repr)."""
-    if value is None:
-        return ""
-    text = repr(value) if isinstance(value, float) else str(value)
-    return '"' + text.replace('"', '""') + '"'
-
-
 class SparkSessionSource:
     """The SparkSession dbt-spark's session method starts in this process."""
 
@@ -157,11 +148,16 @@ class SparkSessionSource:
         return [spark_column(field.name, field.dataType.simpleString()) for field in fields]
 
     def export(self, schema: str, name: str, columns: Sequence[Column], path: Path) -> None:
-        """The rows as CSV in `path`, one partition at a time (toLocalIterator)."""
-        frame = self.spark.sql(f"select {', '.join(c.select for c in columns)} from {self._quote(schema, name)}")
+        """The rows as CSV in `path`, one partition at a time (toLocalIterator). Spark writes each
+        line itself (NULL as nothing, every other value quoted, so '' is not NULL): one string
+        per row crosses to Python instead of a Row of values, several times faster."""
+        fields = [f"case when {c.select} is null then '' else concat('\"', replace(cast({c.select} as string), "
+                  f"'\"', '\"\"'), '\"') end" for c in columns]
+        frame = self.spark.sql(f"select concat_ws(',', {', '.join(fields)}) as line "
+                               f"from {self._quote(schema, name)}")
         with path.open("w", encoding="utf-8") as sink:
             for row in frame.toLocalIterator(prefetchPartitions=True):   # the next partition computes meanwhile
-                sink.write(",".join(map(csv_field, row)) + "\n")
+                sink.write(row[0] + "\n")
 
     def close(self) -> None:
         pass    # the session ends with the process (stopping it takes seconds)

@@ -23,6 +23,7 @@ import yaml
 from pusher.errors import ConfigError, register_secret
 
 SUPPORTED_TYPES = ("duckdb", "postgres", "spark")
+COPY_PREFIX = "pusher-copy-"     # the local copy's temporary directory: pusher-copy-<pid>-<random>
 LOCAL_CATALOG = "warehouse"   # the local copy's catalog when the manifest has no database (Spark)
 SECRET_ENV_PREFIX = "DBT_ENV_SECRET_"
 SECRET_SETTING_WORDS = ("password", "token", "secret", "key")   # profile settings never to print
@@ -178,7 +179,8 @@ class Warehouse:
         if project is None:
             project = load_project(profile.project_dir, env=env)
         source = sources.open_source(profile)
-        scratch = Path(tempfile.mkdtemp(prefix="pusher-copy-"))
+        _remove_abandoned_copies()
+        scratch = Path(tempfile.mkdtemp(prefix=f"{COPY_PREFIX}{os.getpid()}-"))
         wh = None
         try:
             # The copy's catalog bears the manifest's database name, so its relations resolve unchanged.
@@ -318,6 +320,20 @@ class Warehouse:
         self._conn.close()
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _remove_abandoned_copies() -> None:
+    """Local copies left by a pusher that was killed (kill -9 skips close()): their process is gone."""
+    for directory in Path(tempfile.gettempdir()).glob(f"{COPY_PREFIX}*-*"):
+        pid = directory.name[len(COPY_PREFIX):].split("-")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)          # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            shutil.rmtree(directory, ignore_errors=True)
+        except OSError:
+            pass                          # alive, someone else's
 
 
 class _Transaction:

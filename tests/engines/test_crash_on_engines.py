@@ -6,12 +6,16 @@ Spark starts a JVM per pusher run: one seed there."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
+from pusher.warehouse import COPY_PREFIX
 from tests.conftest import REPO
 from tests.pusher.conftest import Project
 from tests.pusher.test_crash import AUDIENCE, crash_and_converge
@@ -78,7 +82,32 @@ def churn_postgres(project: PostgresProject, rng: random.Random) -> None:
 def test_sigkill_at_random_points_converges_on_postgres(tmp_path, postgres, seed):
     """Seed 1: the model carries member_fingerprint (PostgreSQL's own hash); seed 2: without."""
     project = PostgresProject(tmp_path, postgres, model_fingerprint=seed % 2 == 1)
+    before = set(_local_copies())
     crash_and_converge(project, seed, churn=churn_postgres)
+    # The killed runs' local copies (kill -9 skips their cleanup) were removed by the next run.
+    left = [path.name for path in set(_local_copies()) - before if not _alive(_owner(path))]
+    assert not left, f"local copies of killed runs were left behind: {left}"
+
+
+def _local_copies() -> list[Path]:
+    return list(Path(tempfile.gettempdir()).glob(f"{COPY_PREFIX}*"))
+
+
+def _owner(path: Path) -> int:
+    pid = path.name[len(COPY_PREFIX):].split("-")[0]
+    return int(pid) if pid.isdigit() else 0
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass
+    return True
 
 
 class SparkProject(Project):
