@@ -144,7 +144,13 @@ class SparkSessionSource:
         return preferred if self.spark.catalog.tableExists(self._quote(preferred, name)) else None
 
     def columns(self, schema: str, name: str) -> list[Column]:
-        fields = self.spark.table(self._quote(schema, name)).schema.fields
+        """The table's columns, none when it does not exist (one metastore call either way)."""
+        from pyspark.errors import AnalysisException
+
+        try:
+            fields = self.spark.table(self._quote(schema, name)).schema.fields
+        except AnalysisException:
+            return []
         return [spark_column(field.name, field.dataType.simpleString()) for field in fields]
 
     def export(self, schema: str, name: str, columns: Sequence[Column], path: Path) -> None:
@@ -193,12 +199,13 @@ def open_source(profile: Profile) -> PostgresSource | SparkSessionSource:
 
 
 # -- the local copy ---------------------------------------------------------------------------
-def copy_relation(source: Any, wh: "Warehouse", schema: str, name: str) -> int:
-    """Stream one relation into the local copy (same schema and name); returns its row count.
-    The rows go through a CSV file in the copy's directory, read by DuckDB in one statement."""
+def copy_relation(source: Any, wh: "Warehouse", schema: str, name: str) -> int | None:
+    """Stream one relation into the local copy (same schema and name); returns its row count,
+    None when the source has no such relation. The rows go through a CSV file in the copy's
+    directory, read by DuckDB in one statement."""
     columns = source.columns(schema, name)
     if not columns:
-        return 0
+        return None
     fingerprint = any(column.name == FINGERPRINT_COLUMN for column in columns)
     copied = [column for column in columns if column.name != FINGERPRINT_COLUMN]
     target = qualified(wh.database, schema, name)
@@ -233,9 +240,10 @@ def copy_relations(source: Any, wh: "Warehouse", relations: Sequence[tuple[str |
     copied per relation. A missing model is left out: the plan then says it is not built."""
     copied: dict[str, int] = {}
     for _, schema, name in dict.fromkeys((None, schema, name) for _, schema, name in relations):
-        if source.schema_of(name, schema) == schema:
-            copied[f"{schema}.{name}"] = copy_relation(source, wh, schema, name)
+        if (rows := copy_relation(source, wh, schema, name)) is not None:
+            copied[f"{schema}.{name}"] = rows
     evidence = source.schema_of(TEST_EVIDENCE_TABLE, evidence_schema or "")
     if evidence is not None and f"{evidence}.{TEST_EVIDENCE_TABLE}" not in copied:
-        copied[f"{evidence}.{TEST_EVIDENCE_TABLE}"] = copy_relation(source, wh, evidence, TEST_EVIDENCE_TABLE)
+        if (rows := copy_relation(source, wh, evidence, TEST_EVIDENCE_TABLE)) is not None:
+            copied[f"{evidence}.{TEST_EVIDENCE_TABLE}"] = rows
     return copied
