@@ -7,10 +7,12 @@ acknowledgement.
 only as fast as workers free up: at most `max_in_flight` sends are in flight, and at most as
 many acknowledged batches wait for their ledger write, so memory is flat in the audience size.
 Workers freed by acknowledgements get their next batches before those acknowledgements are
-recorded: the destination stays busy while the calling thread writes the ledger. `send(batch)` runs on a worker thread and talks to the
-destination (whose rate limiter is shared by all workers). `record(batch, result)` runs on
-the calling thread, one batch at a time, in the order the acknowledgements arrive: ledger
-writes stay on one connection and never precede their batch's acknowledgement.
+recorded: the destination stays busy while the calling thread writes the ledger.
+
+`send(batch)` runs on a worker thread and talks to the destination (whose rate limiter is
+shared by all workers). `record(batch, result)` runs on the calling thread, one batch at a
+time, in the order the acknowledgements arrive: ledger writes stay on one connection and
+never precede their batch's acknowledgement.
 
 When a send fails, no new batch is started; the batches already in flight are awaited and
 those acknowledged are recorded (nothing acknowledged is forgotten), then the first failure
