@@ -9,14 +9,15 @@ folder, or reads --world, then runs one `dbt build` per --memory-limit (PUSHER_D
 on a fresh database file, and prints per build: wall time, peak RSS of the whole dbt process
 tree (sampled from /proc every 0.2 s, and the kernel's exact peak of the largest process), the
 peak size of DuckDB's spill directory, the nodes that did not pass, and the slowest models
-(dbt's own timings from run_results.json). `--select` builds only some nodes (after a full
-build of their parents), to time and measure the heavy models alone. Linux only (/proc).
+(dbt's own timings from run_results.json) with the peak RSS sampled while each ran. `--select` runs only some models (`dbt run`,
+after running their parents), to time and measure the heavy models alone. Linux only (/proc).
 Everything it writes lives in a temporary folder, removed at the end unless --keep is given.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -81,12 +82,15 @@ class Peaks:
     spill_dir: Path
     tree_rss: int = 0
     spill: int = 0
+    timeline: list[tuple[float, int]] = field(default_factory=list)  # (epoch seconds, tree RSS)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def watch(self) -> None:
         samples = 0
         while not self.stop.wait(SAMPLE_SECONDS):
-            self.tree_rss = max(self.tree_rss, sum(resident_bytes(pid) for pid in process_tree(self.root)))
+            rss = sum(resident_bytes(pid) for pid in process_tree(self.root))
+            self.tree_rss = max(self.tree_rss, rss)
+            self.timeline.append((time.time(), rss))
             samples += 1
             if samples % 5 == 0:  # the spill folder is listed once a second: it can hold many files
                 self.spill = max(self.spill, folder_bytes(self.spill_dir))
@@ -99,7 +103,25 @@ class Build:
     largest_process_peak_bytes: int
     spill_peak_bytes: int
     not_passing: list[str]
-    slowest: list[tuple[str, float]]
+    running_at_peak: list[str]
+    slowest: list[tuple[str, float, int]]  # model, seconds, peak tree RSS while it ran
+
+
+def execution_window(result: dict) -> tuple[float, float]:
+    """When dbt executed this node, in epoch seconds ((0, 0) if it did not)."""
+    execute = [t for t in result.get("timing", []) if t["name"] == "execute" and t.get("started_at")]
+    if not execute:
+        return 0.0, 0.0
+    start, end = (dt.datetime.fromisoformat(execute[0][key].replace("Z", "+00:00")).timestamp()
+                  for key in ("started_at", "completed_at"))
+    return start, end + SAMPLE_SECONDS
+
+
+def peak_while_running(result: dict, timeline: list[tuple[float, int]]) -> int:
+    """The largest tree RSS sampled while dbt executed this node (shared with a node that ran
+    alongside it on the other thread)."""
+    start, end = execution_window(result)
+    return max((rss for when, rss in timeline if start <= when <= end), default=0)
 
 
 def dbt_build(workdir: Path, world: Path, as_of: str, memory_limit: str, select: list[str]) -> Build:
@@ -107,7 +129,8 @@ def dbt_build(workdir: Path, world: Path, as_of: str, memory_limit: str, select:
     env = {**os.environ, "PUSHER_SOURCE_DATA": "parquet", "PUSHER_PARQUET_PATH": str(world),
            "PUSHER_AS_OF": as_of, "PUSHER_DUCKDB_PATH": str(database), "PUSHER_DBT_MEMORY_LIMIT": memory_limit,
            "DBT_LOG_PATH": str(workdir / "logs"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    command = [str(DBT), "build", "--profiles-dir", str(REPO), "--project-dir", str(REPO),
+    # with --select, models only (`dbt run`): a test of a selected model may read unbuilt ones
+    command = [str(DBT), "run" if select else "build", "--profiles-dir", str(REPO), "--project-dir", str(REPO),
                "--target-path", str(workdir / "target")]
     if select:
         parents = subprocess.run([*command, "--select", *(f"+{node}" for node in select), "--exclude", *select],
@@ -134,9 +157,12 @@ def dbt_build(workdir: Path, world: Path, as_of: str, memory_limit: str, select:
         raise SystemExit("dbt build did not run")
     results = json.loads(results_file.read_text())["results"]
     not_passing = [r["unique_id"] for r in results if r["status"] not in ("success", "pass", "no-op")]
-    models = [(r["unique_id"].split(".")[-1], r["execution_time"]) for r in results
-              if r["unique_id"].startswith("model.")]
-    return Build(wall, peaks.tree_rss, usage.ru_maxrss * 1024, peaks.spill, not_passing,  # ru_maxrss: KiB
+    models = [(r["unique_id"].split(".")[-1], r["execution_time"], peak_while_running(r, peaks.timeline))
+              for r in results if r["unique_id"].startswith("model.")]
+    peak_time = max(peaks.timeline, key=lambda sample: sample[1], default=(0.0, 0))[0]
+    running_at_peak = [r["unique_id"].split(".")[-1] for r in results
+                       if execution_window(r)[0] <= peak_time <= execution_window(r)[1]]
+    return Build(wall, peaks.tree_rss, usage.ru_maxrss * 1024, peaks.spill, not_passing, running_at_peak,  # ru_maxrss: KiB
                  sorted(models, key=lambda item: -item[1]))
 
 
@@ -160,7 +186,7 @@ def main() -> int:
     parser.add_argument("--memory-limit", nargs="+", default=["2GB"],
                         help="one build per value of PUSHER_DBT_MEMORY_LIMIT (default: the profile's 2GB)")
     parser.add_argument("--world", type=Path, help="an already generated world (one --customers value)")
-    parser.add_argument("--select", nargs="*", default=[], help="build only these nodes, after their parents")
+    parser.add_argument("--select", nargs="*", default=[], help="run only these models, after their parents")
     parser.add_argument("--slowest", type=int, default=8, help="how many of the slowest models to print")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--as-of", default="2026-11-20 12:00:00")
@@ -186,8 +212,9 @@ def main() -> int:
                       f"peak_rss_largest_process={mib(build.largest_process_peak_bytes)} "
                       f"peak_spill={mib(build.spill_peak_bytes)} not_passing={len(build.not_passing)}"
                       + (f" ({', '.join(build.not_passing[:5])})" if build.not_passing else ""))
-                for name, seconds in build.slowest[:args.slowest]:
-                    print(f"    {seconds:7.1f} s  {name}")
+                print(f"    at the peak dbt was running: {', '.join(build.running_at_peak) or '(nothing)'}")
+                for name, seconds, rss in build.slowest[:args.slowest]:
+                    print(f"    {seconds:7.1f} s  {mib(rss):>10} peak while running  {name}")
                 sys.stdout.flush()
                 if not args.keep:
                     shutil.rmtree(workdir, ignore_errors=True)
