@@ -157,6 +157,9 @@ def dbt_build(workdir: Path, world: Path, as_of: str, memory_limit: str, select:
         raise SystemExit("dbt build did not run")
     results = json.loads(results_file.read_text())["results"]
     not_passing = [r["unique_id"] for r in results if r["status"] not in ("success", "pass", "no-op")]
+    for result in results:  # why a node failed (e.g. DuckDB's out-of-memory error), not just which
+        if result["status"] in ("error", "fail"):
+            print(f"    {result['status']}: {result['unique_id']}: {(result.get('message') or '')[:500]}", flush=True)
     models = [(r["unique_id"].split(".")[-1], r["execution_time"], peak_while_running(r, peaks.timeline))
               for r in results if r["unique_id"].startswith("model.")]
     peak_time = max(peaks.timeline, key=lambda sample: sample[1], default=(0.0, 0))[0]
