@@ -210,8 +210,9 @@ class PusherProject:
                                     str(self.root)], env=self.env, cwd=self.root, capture_output=True, text=True)
         seconds = time.perf_counter() - started
         if completed.returncode != 0:
-            raise SystemExit(f"pusher {command} on {self.engine} exited {completed.returncode}: "
-                             f"{completed.stderr[-2000:]}")
+            lines = [line.strip() for line in completed.stderr.splitlines() if line.strip()] or [""]
+            cause = next((line for line in reversed(lines) if "Error" in line or "Exception" in line), lines[-1])
+            raise SystemExit(f"pusher {command} on {self.engine} exited {completed.returncode}: {cause}")
         return seconds, json.loads(completed.stdout)["syncs"][0]
 
 
@@ -224,15 +225,16 @@ def progress(engine: str, **figures) -> None:
 def bench_pusher(project: PusherProject, members: int, runs: int) -> dict:
     """The pusher's figures, or why the pusher could not run on this engine (the build's
     figures still count)."""
+    figures: dict = {}
     try:
-        return pusher_figures(project, members, runs)
+        pusher_figures(project, members, runs, figures)
     except SystemExit as exc:
-        reason = str(exc).strip().splitlines()[-1]
-        progress(project.engine, pusher_failed=reason)
-        return {"pusher_failed": reason}
+        progress(project.engine, pusher_failed=str(exc))
+        figures["pusher_failed"] = str(exc)
+    return figures
 
 
-def pusher_figures(project: PusherProject, members: int, runs: int) -> dict:
+def pusher_figures(project: PusherProject, members: int, runs: int, figures: dict) -> None:
     project.make_audience(members, churn=False)
     first_seconds, first = project.pusher("sync")
     assert first["status"] == "ok" and first["plan"]["adds"] == members, first
@@ -241,6 +243,7 @@ def pusher_figures(project: PusherProject, members: int, runs: int) -> dict:
         seconds, again = project.pusher("sync")
         assert again["status"] == "ok" and again["requests"] == 0, again
         nochange.append(seconds)
+    figures.update(first_sync=first_seconds, nochange_sync=statistics.median(nochange))
     progress(project.engine, first_sync_s=round(first_seconds, 1), nochange_sync_s=[round(x, 2) for x in nochange])
     project.make_audience(members, churn=True)
     plans, plan = [], {}
@@ -248,9 +251,8 @@ def pusher_figures(project: PusherProject, members: int, runs: int) -> dict:
         seconds, plan = project.pusher("plan")
         plans.append(seconds)
     progress(project.engine, plan_s=[round(x, 2) for x in plans])
-    counts = {key: plan["plan"][key] for key in ("audience_size", "ledger_size", "adds", "removes")}
-    return {"first_sync": first_seconds, "nochange_sync": statistics.median(nochange),
-            "plan": statistics.median(plans), "counts": counts}
+    figures.update(plan=statistics.median(plans),
+                   counts={key: plan["plan"][key] for key in ("audience_size", "ledger_size", "adds", "removes")})
 
 
 # -- the engines --------------------------------------------------------------------------------
@@ -360,8 +362,10 @@ def main() -> int:
           f"{'no-change sync s':>17} {'plan s':>7}")
     for engine, result in results.items():
         failed = result["failed"]
-        pusher = (f"{result['first_sync']:>13.1f} {result['nochange_sync']:>17.2f} {result['plan']:>7.2f}"
-                  if "counts" in result else f"{'n/a':>13} {'n/a':>17} {'n/a':>7}  (pusher: {result['pusher_failed']})")
+        pusher = " ".join(f"{result[name]:>{width}.2f}" if name in result else f"{'n/a':>{width}}"
+                          for name, width in (("first_sync", 13), ("nochange_sync", 17), ("plan", 7)))
+        if "pusher_failed" in result:
+            pusher += f"  ({result['pusher_failed']})"
         print(f"{engine:<10} {result['load']:>7.1f} {result['build']:>12.1f} {len(failed):>12} {pusher}"
               + (f"  ({', '.join(failed[:5])})" if failed else ""))
     print(f"load: {' '.join(f'{value:.2f}' for value in os.getloadavg())} (1/5/15 min)")
