@@ -21,6 +21,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import yaml
 
 from pusher.errors import ConfigError, register_secret
+from pusher.profile_render import render_profile
 
 SUPPORTED_TYPES = ("duckdb", "postgres", "spark")
 COPY_PREFIX = "pusher-copy-"     # the local copy's temporary directory: pusher-copy-<pid>-<random>
@@ -64,8 +65,8 @@ def load_profile(project_dir: Path, profiles_dir: Path | None = None, target: st
     """The rendered target, read the way dbt reads it: dbt's own profile renderer, so every
     filter (as_number, as_bool, as_native...) and env_var() behaviour dbt accepts works here,
     DBT_ENV_SECRET_* variables included (their values are also kept out of every message).
-    A profile without any Jinja is taken as it is (dbt renders such text to itself), without
-    importing dbt: that import costs about a second and 80 MB on every run."""
+    A DuckDB target whose Jinja is env_var() and filters only is rendered the same way without
+    importing dbt (pusher.profile_render): that import costs about a second and 80 MB a run."""
     env = os.environ if env is None else env
     profiles_dir = profiles_dir or (Path(env["DBT_PROFILES_DIR"]) if env.get("DBT_PROFILES_DIR") else project_dir)
     profiles_file = profiles_dir / "profiles.yml"
@@ -79,11 +80,14 @@ def load_profile(project_dir: Path, profiles_dir: Path | None = None, target: st
     for key, value in env.items():
         if key.startswith(SECRET_ENV_PREFIX):
             register_secret(value)
-    if any(mark in text for mark in ("{{", "{%", "{#")):
-        chosen, settings = _rendered_by_dbt(profiles[name] or {}, name, target or env.get("DBT_TARGET"), env,
-                                            profiles_file)
-    else:
-        chosen, settings = _plain(profiles[name] or {}, name, target or env.get("DBT_TARGET"), profiles_file)
+    raw = profiles[name] or {}
+    light = render_profile(raw, target or env.get("DBT_TARGET"), env)
+    if light is not None and light[1] is None:
+        raise ConfigError(f"{profiles_file}: the profile {name!r} has no target named {light[0]!r} in its outputs")
+    if light is not None and light[1].get("type") == "duckdb":
+        chosen, settings = light
+    else:   # other engines import dbt for their adapter anyway; dbt renders what we cannot
+        chosen, settings = _rendered_by_dbt(raw, name, target or env.get("DBT_TARGET"), env, profiles_file)
     for key, value in settings.items():
         if isinstance(value, str) and any(word in key.lower() for word in SECRET_SETTING_WORDS):
             register_secret(value)
@@ -105,16 +109,6 @@ def _rendered_by_dbt(raw: dict, name: str, target: str | None, env: Mapping[str,
         return DbtProfile.render_profile(raw, name, target, ProfileRenderer({}))
     except DbtBaseException as exc:
         raise ConfigError(f"{profiles_file}: {exc}") from exc
-
-
-def _plain(raw: dict, name: str, target: str | None, profiles_file: Path) -> tuple[str, dict[str, Any]]:
-    """dbt's choice of target for a profile without Jinja: the override, else `target`, else
-    "default" (dbt.config.profile.Profile.render_profile)."""
-    chosen = target or raw.get("target") or "default"
-    outputs = raw.get("outputs") or {}
-    if not isinstance(outputs, dict) or not isinstance(outputs.get(chosen), dict):
-        raise ConfigError(f"{profiles_file}: the profile {name!r} has no target named {chosen!r} in its outputs")
-    return str(chosen), dict(outputs[chosen])
 
 
 class Warehouse:

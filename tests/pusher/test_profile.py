@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from pusher.errors import ConfigError, redact
-from pusher.warehouse import SUPPORTED_TYPES, _plain, _rendered_by_dbt, load_profile
+from pusher.profile_render import render_profile
+from pusher.warehouse import SUPPORTED_TYPES, _rendered_by_dbt, load_profile
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,7 +77,7 @@ def test_a_profile_without_jinja_is_read_as_dbt_reads_it_without_importing_dbt(t
     assert load_profile(tmp_path, env={"DBT_TARGET": "other"}).settings["path"] == "other.duckdb"
     raw = yaml.safe_load((tmp_path / "profiles.yml").read_text())["proj"]
     for target in (None, "other"):         # what dbt's renderer makes of the same text
-        assert _plain(raw, "proj", target, tmp_path) == tuple(_rendered_by_dbt(raw, "proj", target, {}, tmp_path))
+        assert render_profile(raw, target, {}) == tuple(_rendered_by_dbt(raw, "proj", target, {}, tmp_path))
     with pytest.raises(ConfigError, match="no target named 'missing'"):
         load_profile(tmp_path, target="missing", env={})
     loaded = subprocess.run(
@@ -84,3 +85,69 @@ def test_a_profile_without_jinja_is_read_as_dbt_reads_it_without_importing_dbt(t
          f"load_profile(Path({str(tmp_path)!r}), env={{}}); print('dbt.config' in sys.modules)"],
         capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "False"
+
+
+LIGHT_PROFILE = """proj:
+  target: "{{ env_var('DBT_TARGET', 'dev') }}"
+  outputs:
+    dev:
+      type: duckdb
+      path: "{{ env_var('DB_DIR', 'warehouse') }}/{{ env_var('DB_FILE', 'w.duckdb') }}"
+      threads: "{{ env_var('THREADS', '4') | as_number }}"
+      retries: "{{ env_var('RETRIES', '2') | int }}"
+      read_only: "{{ env_var('READ_ONLY', 'False') | as_bool }}"
+      extensions: "{{ ['httpfs', 'parquet'] | as_native }}"
+      schema: "{{ '0123' | as_text }}"
+      plain_number_text: "{{ env_var('N', '42') }}"
+      started: 2026-01-02
+      settings:
+        memory_limit: "{{ env_var('LIMIT', '1GB') }}"
+        tags: ["{{ env_var('TAG', 'a') }}", 3]
+    other:
+      type: duckdb
+      path: "{{ env_var('ONLY_HERE') }}"
+"""
+
+
+@pytest.mark.parametrize("env", [
+    {},
+    {"DB_DIR": "/data", "DB_FILE": "x.duckdb", "THREADS": "8", "RETRIES": "5", "READ_ONLY": "True",
+     "N": "007", "LIMIT": "3GB", "TAG": "b"},
+    {"THREADS": "2.5"},
+])
+def test_a_duckdb_target_is_rendered_as_dbt_renders_it(tmp_path, env):
+    """The light renderer (no dbt import) gives what dbt's own renderer gives, value for value
+    and type for type; a variable needed by another target only does not matter."""
+    raw = yaml.safe_load(LIGHT_PROFILE)["proj"]
+    light = render_profile(raw, None, env)
+    assert light == tuple(_rendered_by_dbt(raw, "proj", None, env, tmp_path))
+    assert [type(light[1][key]) for key in ("threads", "read_only", "extensions", "schema")] == [
+        float if env.get("THREADS") == "2.5" else int, bool, list, str]
+
+
+def test_the_light_renderer_defers_to_dbt_for_what_it_does_not_know(tmp_path):
+    raw = yaml.safe_load(LIGHT_PROFILE)["proj"]
+    assert render_profile({**raw, "target": "{{ var('t', 'dev') }}"}, None, {}) is None
+    assert render_profile({**raw, "outputs": {"dev": {"type": "duckdb", "path": "{{ target.name }}"}}}, None, {}) is None
+
+
+def test_a_bad_number_and_a_missing_variable_fail_as_in_dbt(tmp_path):
+    raw = yaml.safe_load(LIGHT_PROFILE)["proj"]
+    with pytest.raises(ConfigError, match="into type 'number'"):
+        render_profile(raw, "dev", {"THREADS": "many"})
+    with pytest.raises(ConfigError, match="ONLY_HERE"):
+        render_profile(raw, "other", {})
+
+
+def test_the_committed_duckdb_target_is_read_without_importing_dbt():
+    import subprocess
+    import sys
+
+    env = {"PUSHER_DUCKDB_PATH": "elsewhere.duckdb", "PUSHER_DBT_MEMORY_LIMIT": "3GB"}
+    raw = yaml.safe_load((REPO / "profiles.yml").read_text())["retention"]
+    assert load_profile(REPO, env=env).settings == _rendered_by_dbt(raw, "retention", None, env, REPO)[1]
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from pusher.warehouse import load_profile; "
+         f"p = load_profile(Path({str(REPO)!r}), env={{}}); print(p.settings['type'], 'dbt.config' in sys.modules)"],
+        capture_output=True, text=True, check=True)
+    assert loaded.stdout.split() == ["duckdb", "False"]
