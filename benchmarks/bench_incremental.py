@@ -4,7 +4,7 @@
 
 Generates the world with scripts/generate_sources.py (Parquet, in a temporary folder), runs
 `dbt run --full-refresh`, adds new exports (a `part-delta.parquet` next to each table's parts:
-about 1% of each table's records exported again 45 minutes after their first export, a fifth of
+about 1% of each table's records exported again in one file half an hour after as_of, a fifth of
 them with a newer status or value, a fifth with an older business timestamp, as a late export
 would carry), runs `dbt run` (the incremental build), and prints both wall times and their
 ratio, with the slowest models of each. `--verify` then rebuilds the same data with
@@ -46,7 +46,7 @@ DELTAS = {
 }
 
 
-def add_delta_exports(generated: Path, share_percent: int) -> int:
+def add_delta_exports(generated: Path, as_of: str, share_percent: int) -> int:
     """Write part-delta.parquet into every table folder; returns the rows written."""
     written = 0
     with duckdb.connect() as con:
@@ -54,9 +54,8 @@ def add_delta_exports(generated: Path, share_percent: int) -> int:
             parts = f"{generated}/{folder}/part-[0-9]*.parquet"
             columns = [row[0] for row in con.execute(f"describe select * from read_parquet('{parts}')").fetchall()]
             bucket = f"hash({id_column}, 'delta') % 100"
-            # every row exported again 45 minutes after its first export: after every export held,
-            # within the future-export tolerance, and in the order of the first exports
-            replaced = {"_exported_at": "_exported_at + interval 45 minute"}
+            # one new export file, written half an hour after as_of (within the future tolerance)
+            replaced = {"_exported_at": f"timestamp '{as_of}' + interval 30 minute"}
             if change:
                 # a fifth of the re-exported records changed since
                 replaced[change[0]] = f"case when hash({id_column}, 'change') % 5 = 0 then {change[1]} else {change[0]} end"
@@ -142,7 +141,7 @@ def main() -> int:
                         str(args.seed), "--as-of", args.as_of, "--out", str(generated)],
                        check=True, capture_output=True)
         full_wall, full_results = dbt(tmp, env, args.command, "--full-refresh")
-        delta_rows = add_delta_exports(generated, args.share_percent)
+        delta_rows = add_delta_exports(generated, args.as_of, args.share_percent)
         incremental_wall, incremental_results = dbt(tmp, env, args.command)
         print(f"customers={args.customers:,} command='dbt {args.command}' new_export_rows={delta_rows:,} "
               f"full_seconds={full_wall:.1f} incremental_seconds={incremental_wall:.1f} "
