@@ -17,15 +17,16 @@ documented one (--rate, 100 requests/s: https://docs.customer.io/integrations/ap
 a strict sliding second, and the floor is counted at that rate. Requests that leave evenly
 spaced arrive a little bunched on a busy machine, and a strict window answers some of them
 429 (each 429 pauses every worker for its Retry-After, 1 s): so the pusher runs under the
-limit (--pusher-rate, default 90% of it, as the pusher's own default is 90/s). Before the syncs, requests of 1000 ids
-are sent straight to the sink at both rates, to show how the sink itself answers them.
+limit (--pusher-rate, by default as far under --rate as the pusher's own default is under the
+documented 100/s). Before the syncs, requests of 1000 ids are sent straight to the sink at both
+rates, paced by the pusher's rate limiter, to show how the sink itself answers them.
 
 The process's fixed costs (interpreter start, imports, planning) are in every figure; the
 no-change run is nearly all fixed cost, so "send" = first sync - no change estimates the
 delivery alone, and its ratio to the floor is printed too.
 
     .venv/bin/python benchmarks/bench_delivery.py [--sizes 100000,1000000] [--latency-ms 100]
-        [--rate 100] [--pusher-rate 90] [--modes serial,concurrent]
+        [--rate 100] [--pusher-rate 95] [--modes serial,concurrent]
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ from pathlib import Path
 
 import httpx
 
+from pusher.destinations.customerio import DEFAULT_REQUESTS_PER_SECOND, DOCUMENTED_REQUESTS_PER_SECOND
 from pusher.emulators.server import free_port
 from pusher.emulators.settings import DEMO_CREDENTIALS
+from pusher.http import RateLimiter
 
 LIST = "CIO__Bench_Audience__None"
 TARGET_RATIO = 1.2
@@ -133,7 +136,8 @@ class Sink:
 
 
 def sink_check(sink: Sink, rate: float, seconds: float = 3.0) -> dict:
-    """Requests of 1000 ids sent straight to the sink at the rate limit, 32 in flight: does it keep up?"""
+    """Requests of 1000 ids sent straight to the sink at `rate`, 32 in flight, paced by the
+    pusher's limiter: does the sink keep up, and how many does its strict window refuse?"""
     body = {"ids": [f"c{i:09d}" for i in range(1000)]}
     segment = httpx.post(sink.url + "/v1/segments", json={"segment": {"name": "sink-check"}},
                          headers={"Authorization": f"Bearer {DEMO_CREDENTIALS['CUSTOMERIO_APP_API_KEY']}"}).json()
@@ -141,10 +145,11 @@ def sink_check(sink: Sink, rate: float, seconds: float = 3.0) -> dict:
     auth = (DEMO_CREDENTIALS["CUSTOMERIO_SITE_ID"], DEMO_CREDENTIALS["CUSTOMERIO_API_KEY"])
     total = int(rate * seconds)
     client = httpx.Client(base_url=sink.url, auth=auth, limits=httpx.Limits(max_connections=64))
+    limiter = RateLimiter(rate)
     started = time.perf_counter()
 
     def one(i: int) -> int:
-        time.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        limiter.wait()
         return client.post(path, json=body).status_code
 
     with ThreadPoolExecutor(32) as pool:
@@ -189,7 +194,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--latency-ms", type=int, default=100)
     parser.add_argument("--rate", type=float, default=100.0, help="the sink's limit, and the floor's rate")
-    parser.add_argument("--pusher-rate", type=float, default=None, help="CUSTOMERIO_RATE_LIMIT (default 0.9 x --rate, as the pusher's default is to the documented rate)")
+    parser.add_argument("--pusher-rate", type=float, default=None, help="CUSTOMERIO_RATE_LIMIT (default: --rate scaled as the pusher's default is to the documented rate)")
     parser.add_argument("--modes", default="serial,concurrent")
     parser.add_argument("--dir", type=Path, default=None)
     options = parser.parse_args()
@@ -197,7 +202,7 @@ def main() -> None:
     modes = options.modes.split(",")
     base = options.dir or Path(tempfile.mkdtemp(prefix="pusher-bench-delivery-"))
     sink_rate = options.rate
-    pusher_rate = options.pusher_rate or options.rate * 0.9
+    pusher_rate = options.pusher_rate or options.rate * DEFAULT_REQUESTS_PER_SECOND / DOCUMENTED_REQUESTS_PER_SECOND
 
     checks = []
     for rate in (options.rate, pusher_rate):

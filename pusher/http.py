@@ -11,7 +11,6 @@ import email.utils
 import random
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -41,26 +40,29 @@ class RetryPolicy:
 
 
 class RateLimiter:
-    """Spaces requests so that at most `per_second` start each second, across threads.
+    """Starts requests at most `per_second` a second across threads, evenly spaced.
 
-    Each request is given a start time 1/per_second after the previous one's. A thread woken
-    late (a busy machine) would then start together with the next ones, and a sliding window
-    at the destination counts such a bunch over its limit: so the starts themselves are also
-    held to at most per_second (rounded down) in any `window` seconds (default 1.0).
+    Each start comes at least 1/per_second after the previous one as it actually happened,
+    not as it was planned (a leaky bucket, GCRA with no burst): a thread woken late on a busy
+    machine delays the next start instead of being followed closely by it, and no credit
+    builds up while idle, so there is no burst at the start of a second either. No second
+    of our starts ever holds more than per_second of them; what a strict window at the
+    destination counts then differs only by the jitter on the way.
+
+    One thread at a time waits for the next start (the others queue on `_turn`), so a start
+    is always computed from the last real one.
 
     pause(seconds) holds every thread's next request until the pause ends. The thread that
     called it sleeps the pause itself (its retry policy's sleep), so it is not held twice.
     """
 
     def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, window: float = 1.0):
+                 sleep: Callable[[float], None] = time.sleep):
         self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self.window = window
-        # Below one request a second the spacing alone keeps the window (maxlen None: unused).
-        self._starts: deque[float] = deque(maxlen=int(per_second) if per_second >= 1 else None)
-        self._next = 0.0
+        self._last_start = float("-inf")
         self._paused_until = 0.0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()      # guards the fields above
+        self._turn = threading.Lock()      # held by the thread waiting for the next start
         self._clock = clock
         self._sleep = sleep
         self._served = threading.local()   # per thread: the end of the pause it slept itself
@@ -73,38 +75,18 @@ class RateLimiter:
             self._served.until = self._paused_until
 
     def wait(self) -> None:
-        while True:
-            with self._lock:
-                now = self._clock()
-                start = max(now, self._next) if self.interval else now
-                start = max(start, self._held_until())
-                if self.interval:
-                    self._next = start + self.interval
-                pause_seen = self._paused_until
-            if start > now:
+        with self._turn:
+            slept_until = float("-inf")
+            while True:
+                with self._lock:
+                    # A pause that began while this thread slept holds it as well.
+                    start = max(self._last_start + self.interval, self._held_until())
+                    now = max(self._clock(), slept_until)
+                    if start <= now:
+                        self._last_start = now
+                        return
                 self._sleep(start - now)
-            with self._lock:
-                # A pause that began while this thread waited for its turn holds it as well.
-                if self._paused_until == pause_seen or self._held_until() <= start:
-                    self._enter_window()
-                    return
-
-    def _enter_window(self) -> None:
-        """Record this start once the window has room for it, sleeping (lock released) until
-        its oldest start leaves it (lock held on entry and exit)."""
-        if self._starts.maxlen is None:
-            return
-        while True:
-            now = self._clock()
-            if len(self._starts) < self._starts.maxlen or now >= self._starts[0] + self.window:
-                self._starts.append(now)
-                return
-            delay = self._starts[0] + self.window - now
-            self._lock.release()
-            try:
-                self._sleep(delay)
-            finally:
-                self._lock.acquire()
+                slept_until = start
 
     def _held_until(self) -> float:
         """The end of the current pause, unless this thread slept that pause itself (lock held)."""

@@ -128,45 +128,107 @@ def test_a_pause_holds_the_other_threads_but_not_the_one_that_slept_it():
     assert slept == {"A": [], "B": [2.0]}
 
 
+class FakeTime:
+    """A clock that only moves when a thread sleeps (by `late` more than asked, once per entry)."""
+
+    def __init__(self, now: float = 0.0):
+        self.now, self.late = now, []
+        self.lock = threading.Lock()
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now = round(self.now + seconds + (self.late.pop(0) if self.late else 0.0), 6)
+
+
+def _starts(limiter: RateLimiter, fake: FakeTime, count: int) -> list[float]:
+    starts = []
+    for _ in range(count):
+        limiter.wait()
+        starts.append(fake.now)
+    return starts
+
+
+def test_starts_are_evenly_spaced_from_the_first_with_no_burst():
+    fake = FakeTime(100.0)
+    limiter = RateLimiter(4, clock=fake.clock, sleep=fake.sleep)
+    assert _starts(limiter, fake, 6) == [100.0, 100.25, 100.5, 100.75, 101.0, 101.25]
+
+
+def test_idle_time_builds_no_credit_for_a_burst():
+    fake = FakeTime()
+    limiter = RateLimiter(4, clock=fake.clock, sleep=fake.sleep)
+    limiter.wait()
+    fake.now = 10.0                          # nothing sent for 10 s
+    assert _starts(limiter, fake, 3) == [10.0, 10.25, 10.5]
+
+
+def test_a_start_woken_late_delays_the_next_instead_of_bunching_with_it():
+    fake = FakeTime()
+    limiter = RateLimiter(4, clock=fake.clock, sleep=fake.sleep)
+    fake.late = [0.2]                        # the thread of the second start wakes 0.2 s late
+    starts = _starts(limiter, fake, 4)
+    assert starts == [0.0, 0.45, 0.7, 0.95]
+    assert min(round(b - a, 6) for a, b in zip(starts, starts[1:])) >= 0.25
+
+
 def test_threads_woken_late_do_not_bunch_over_the_rate_in_any_second():
-    """Slots 0, 1/3, 2/3, 1, 4/3 at 3 requests/s: the threads of 1/3 and 2/3 wake late, at 0.99,
-    next to the punctual ones of 1 and 4/3. Four starts would fall in (1/3, 4/3]: the last one
-    waits until the window has room."""
-    now = [0.0]
-    lock = threading.Lock()
-    late = threading.Event()
+    """At 3 requests/s, B's thread is woken late (at 0.99) while C waits for its turn: C still
+    starts a full interval after B, and no second holds more than 3 starts."""
+    fake = FakeTime()
+    asleep, late = threading.Event(), threading.Event()
     starts: list[float] = []
-    limiter = None
 
     def sleep(seconds):
-        if threading.current_thread().name in ("B", "C") and not late.is_set():
-            late.wait(timeout=10)           # asleep until the test wakes them, late
+        if threading.current_thread().name == "B" and not late.is_set():
+            asleep.set()
+            late.wait(timeout=10)            # asleep until the test wakes it, late
         else:
-            with lock:
-                now[0] = max(now[0], round(now[0] + seconds, 6))
+            fake.sleep(seconds)
 
-    limiter = RateLimiter(3, clock=lambda: now[0], sleep=sleep)
+    limiter = RateLimiter(3, clock=fake.clock, sleep=sleep)
 
     def one():
         limiter.wait()
-        with lock:
-            starts.append(now[0])
+        with fake.lock:
+            starts.append(fake.now)
 
-    one()                                   # A, at 0
-    sleepers = [threading.Thread(target=one, name=name) for name in ("B", "C")]
-    for thread in sleepers:
-        thread.start()
-    while limiter._next < 1.0 - 1e-9:       # both have their slot (1/3, 2/3) and sleep
-        time.sleep(0.001)
-    with lock:
-        now[0] = 0.99
+    one()                                    # A, at 0
+    b = threading.Thread(target=one, name="B")
+    b.start()
+    assert asleep.wait(timeout=10)
+    c = threading.Thread(target=one, name="C")
+    c.start()                                # queues behind B for its turn
+    with fake.lock:
+        fake.now = 0.99
     late.set()
-    for thread in sleepers:
+    for thread in (b, c):
         thread.join(timeout=10)
-    one()                                   # D, its slot at 1
-    one()                                   # E, its slot at 4/3
-    assert sorted(starts)[:3] == [0.0, 0.99, 0.99]
+    one()                                    # D
+    assert starts == [0.0, 0.99, round(0.99 + 1 / 3, 6), round(0.99 + 2 / 3, 6)]
     assert max(sum(1 for t in starts if edge - 1.0 < t <= edge) for edge in starts) <= 3, starts
+
+
+def test_a_pause_begun_while_a_thread_waits_for_its_turn_holds_it_too():
+    fake = FakeTime()
+    paused = []
+
+    def sleep(seconds):
+        if not paused:
+            # While this thread sleeps towards its start at 0.5, another worker is answered
+            # 429 with Retry-After: 3 and pauses the limiter.
+            other = threading.Thread(target=limiter.pause, args=(3.0,))
+            other.start()
+            other.join()
+            paused.append(True)
+        fake.sleep(seconds)
+
+    limiter = RateLimiter(2, clock=fake.clock, sleep=sleep)
+    limiter.wait()                                # at 0, without sleeping: the next start is due at 0.5
+    limiter.wait()
+    assert fake.now == 3.0
 
 
 # -- the engine against the Customer.io emulator -------------------------------------------------
