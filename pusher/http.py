@@ -104,14 +104,19 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def make_client(base_url: str = "", *, auth: httpx.Auth | tuple[str, str] | None = None,
-                headers: dict[str, str] | None = None, timeout: float = 30.0) -> httpx.Client:
+                headers: dict[str, str] | None = None, timeout: float = 30.0,
+                in_flight: int = 1) -> httpx.Client:
+    """in_flight: requests sent at once; that many connections are kept open between them
+    (httpx keeps 20 by default: more workers would open a new connection per request)."""
     if isinstance(auth, tuple):
         register_basic_auth(*auth)        # its base64 header form is a secret too
+    keep = max(20, in_flight)
     return httpx.Client(
         base_url=base_url,
         auth=auth,
         headers={"User-Agent": USER_AGENT, **(headers or {})},
         timeout=httpx.Timeout(timeout, connect=10.0),
+        limits=httpx.Limits(max_connections=max(100, keep), max_keepalive_connections=keep),
     )
 
 
