@@ -94,3 +94,78 @@
     )
     {%- endif -%}
 {%- endmacro %}
+
+{#- Models keyed on export time (staging, rejected_inputs): each row comes from one raw export
+    row and never changes once written, except that a row exported after as_of stays
+    quarantined until as_of passes it. An incremental build replaces the tail: the held rows
+    exported after the tail's start are deleted (pre_hook delete_export_tail) and the raw rows
+    exported after it are read again (append). The start is the latest export time held, less
+    var incremental_lookback_hours, over the held rows for which `counted` is true; it is read
+    once, before the delete, and written into both statements as a literal, so both use the same
+    instant and DuckDB can skip the Parquet row groups exported before it. A NULL export time
+    is always in the tail. None: the model holds nothing, everything is the tail. -#}
+{#- is_incremental() where a macro calls it: a unit test has no `this` and builds in full. -#}
+{% macro incremental_build() -%}
+    {{ return(this is not none and is_incremental()) }}
+{%- endmacro %}
+
+{% macro export_tail_start(counted='true') -%}
+    {%- set query -%}
+        select {{ dbt.dateadd('hour', -1 * (var('incremental_lookback_hours', 0) | int), 'max(exported_at)') }}
+        from {{ this }}
+        where {{ counted }}
+    {%- endset -%}
+    {%- set start = run_query(query).columns[0].values()[0] -%}
+    {{ return(none if start is none else "cast('" ~ start ~ "' as " ~ dbt.type_timestamp() ~ ")") }}
+{%- endmacro %}
+
+{#- The condition on a model's exported_at (naive UTC) that keeps the tail: true in a full build. -#}
+{% macro exported_in_tail(exported_at, counted='true') -%}
+    {%- set start = export_tail_start(counted) if incremental_build() else none -%}
+    {%- if start is none -%}
+        true
+    {%- else -%}
+        ({{ exported_at }} > {{ start }} or {{ exported_at }} is null)
+    {%- endif -%}
+{%- endmacro %}
+
+{#- pre_hook of a model keyed on export time: delete the held tail it is about to read again. -#}
+{% macro delete_export_tail(counted='true') -%}
+    {%- if incremental_build() -%}
+    delete from {{ this }} where {{ exported_in_tail('exported_at', counted) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A cheap necessary condition on the raw export column for exported_in_tail(), read where the
+    source is scanned so that an engine can skip data by its statistics; true elsewhere. -#}
+{% macro raw_exported_in_tail(raw_column, counted='true') -%}
+    {%- set start = export_tail_start(counted) if incremental_build() else none -%}
+    {%- if start is none -%}
+        true
+    {%- else -%}
+        {{ adapter.dispatch('raw_exported_in_tail', 'retention')(raw_column, start) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro default__raw_exported_in_tail(raw_column, start) -%}
+    true
+{%- endmacro %}
+
+{#- A TIMESTAMP column (Parquet) holds naive UTC: compared as is, Parquet row groups exported
+    before the start are skipped. Text may carry a UTC offset that a cast to TIMESTAMP drops
+    (local wall time, at most 14 hours after the instant), hence the margin; a blank or
+    unreadable value stays for the exact test. -#}
+{% macro duckdb__raw_exported_in_tail(raw_column, start) -%}
+    (try_cast({{ raw_column }} as timestamp) > {{ start }}
+        - case when typeof({{ raw_column }}) = 'TIMESTAMP' then interval 0 hour else interval 14 hour end
+        or try_cast({{ raw_column }} as timestamp) is null)
+{%- endmacro %}
+
+{#- `counted` for rejected_inputs: rows held before its first row quarantined as exported in the
+    future, which a later as_of may release (so that row and all after it are the tail). -#}
+{% macro held_before_future_exports() -%}
+    exported_at < coalesce(
+        (select min(exported_at) from {{ this }} where reason = 'exported_in_future'),
+        cast('9999-12-31 00:00:00' as {{ dbt.type_timestamp() }})
+    )
+{%- endmacro %}

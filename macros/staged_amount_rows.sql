@@ -4,7 +4,8 @@
     exported_at from _exported_at. Quarantined, and listed in rejected_inputs by the same
     macros: a row with a negative amount (not an order, refund or cart value), and a row
     exported after as_of (a clock or zone error). Portable as its parts are: to_utc and the
-    amount and export checks dispatch per engine (macros/to_utc.sql, macros/inputs.sql). -#}
+    amount and export checks dispatch per engine (macros/to_utc.sql, macros/inputs.sql). In an
+    incremental build only the rows exported after the held ones (macros/incremental.sql). -#}
 {% macro staged_amount_rows(relation, columns, amounts, timestamps, tz) -%}
     select * from (
         select
@@ -22,5 +23,5 @@
             {% if not loop.first %}and {% endif %}not {{ is_negative_amount(amount) }}
             {%- endfor %}
     ) as parsed
-    where not {{ exported_in_future('exported_at') }}
+    where not {{ exported_in_future('exported_at') }} and {{ exported_in_tail('exported_at') }}
 {%- endmacro %}

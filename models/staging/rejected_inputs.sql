@@ -44,7 +44,14 @@
 {%- set actions = {'email': 'value_nulled', 'phone': 'value_nulled', 'amount': 'row_quarantined',
                    'export_time': 'row_quarantined'} %}
 
-{{ config(materialized='table') }}
+-- Incremental (macros/incremental.sql): a build lists the rows exported after the ones held,
+-- from the first row held as exported in the future on (a later as_of may release it).
+{{ config(
+    materialized=state_materialization(),
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_export_tail(held_before_future_exports()) }}",
+) }}
 
 with
 
@@ -72,6 +79,7 @@ with
             *,
             {{ clean_identifier_text(check.field) }} as value_cleaned
         from {{ source(check.source, check.table) }}
+        where {{ raw_exported_in_tail('_exported_at', held_before_future_exports()) }}
     ) as cleaned
 ),
 
@@ -80,7 +88,7 @@ with
 rejections_unioned as (
     {%- for check in checks %}
     select * from {{ check.source }}__{{ check.table }}__{{ check.field }}
-    where reason is not null
+    where reason is not null and {{ exported_in_tail('exported_at', held_before_future_exports()) }}
     {%- if not loop.last %}
     union all
     {%- endif %}

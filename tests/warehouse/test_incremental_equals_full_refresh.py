@@ -1,10 +1,11 @@
-"""Incremental state models equal a full rebuild of the same data (real DuckDB builds of a copy of
-the project). The demo is built, then new exports arrive twice and are built incrementally, as a
-scheduled `dbt build` would: late exports carrying an older timestamp, a newer export with a
-blank value, re-exported orders and a new refund, a new store account that takes a loyalty
-account from the person who held it (who then has none) and one that claims an orphan account,
-and an order whose store account only arrives in the next export, with an export time older
-than the orders already held. Then every incremental model is rebuilt with --full-refresh on a
+"""Incremental models (staging, rejected_inputs, state) equal a full rebuild of the same data (real
+DuckDB builds of a copy of the project). The demo is built, then new exports arrive three times and
+are built incrementally, as a scheduled `dbt build` would: late exports carrying an older
+timestamp, a newer export with a blank value, re-exported orders and a new refund, a new store
+account that takes a loyalty account from the person who held it (who then has none) and one that
+claims an orphan account, an order whose store account only arrives in the next export, an export
+from the future that a later as_of releases, and a late file (export times older than the ones
+held) read with a lookback. Then every incremental model is rebuilt with --full-refresh on a
 copy of that warehouse and compared with the incremental one, every column, row for row.
 (The identity map is append-only by design and not rebuilt: --full-refresh reassigns its ids.)
 """
@@ -22,6 +23,15 @@ import pytest
 from tests.conftest import REPO, run_dbt
 
 IDENTITY_MAP = "int_identity__store_account_map"
+STAGING = ["stg_back_in_stock__back_in_stock_requests", "stg_loyalty__loyalty_accounts", "stg_returns__returns",
+           "stg_reviews__reviews", "stg_store__customers", "stg_store__order_lines", "stg_store__orders",
+           "stg_store__refunds", "stg_subscriptions__subscription_events", "stg_web_events__web_events"]
+INCREMENTAL_MODELS = sorted(["int_loyalty__state", "int_orders__state", "int_returns__state",
+                             "int_subscriptions__state", "rejected_inputs", *STAGING])
+# the last build runs later, releasing the export quarantined as exported in the future, and
+# with a lookback, as a source that can deliver a late file needs (LATE_EXPORTS)
+LATER_AS_OF = "2026-11-20 14:00:00"
+LOOKBACK_HOURS = 2
 
 FIRST_EXPORTS = {
     "store/raw_store__customers.csv": [
@@ -45,6 +55,9 @@ FIRST_EXPORTS = {
         "LA-9031,dan.tier@example.com,100,bronze,2026-08-01 12:00:00,2026-11-20 11:00:00",
         # newer snapshot with a blank tier: points update, platinum stays
         "LA-9040,erin.blank@example.com,6100, ,2026-11-20 09:00:00,2026-11-20 11:00:00",
+        # exported after as_of (14:30 > 12:00 + 1 h): quarantined, until the third build's
+        # later as_of releases it (rejected_inputs must then drop its quarantine row)
+        "LA-9040,erin.blank@example.com,6200,,2026-11-20 10:30:00,2026-11-20 14:30:00",
     ],
     "subscriptions/raw_subscriptions__subscription_events.csv": [
         # late export of an older change: S-9030 stays cancelled
@@ -61,13 +74,21 @@ FIRST_EXPORTS = {
 }
 
 SECOND_EXPORTS = {
-    # exported before the orders held (11:00): found by the order not held yet, not by export time
+    # its order was exported at 11:00 and is found as an order not held yet, not by export time
     "store/raw_store__customers.csv": [
-        "C9992,wait.later@example.com,,Wait,Later,US,true,2026-11-18 12:00:00,2026-11-18 12:00:00,2026-11-20 10:30:00",
+        "C9992,wait.later@example.com,,Wait,Later,US,true,2026-11-18 12:00:00,2026-11-18 12:00:00,2026-11-20 11:30:00",
     ],
     "loyalty/raw_loyalty__loyalty_accounts.csv": [
         # a blank tier and NULL points arriving later still wipe nothing
         "LA-9031,dan.tier@example.com,,,2026-11-20 10:00:00,2026-11-20 11:30:00",
+    ],
+}
+
+
+# a late file: exported before the accounts held (11:30), read by the last build's lookback
+LATE_EXPORTS = {
+    "store/raw_store__customers.csv": [
+        "C9993,late.file@example,,Late,File,US,true,2026-11-18 12:00:00,2026-11-18 12:00:00,2026-11-20 10:45:00",
     ],
 }
 
@@ -119,36 +140,51 @@ def built(tmp_path_factory):
 
     append_rows(project, FIRST_EXPORTS)
     second = run_dbt(workdir, "build", database=incremental, project=project, target="target-second")
-    assert second.not_passing() == [], second.output()
+    assert [failure for failure in second.not_passing() if "no_exports_from_the_future" not in failure] == [], \
+        second.output()
+    quarantined = query(incremental, "select count(*) from rejected_inputs where reason = 'exported_in_future'")
     held_back = query(incremental, "select (select count(*) from stg_store__orders where order_id = 'O-WAIT-1'), "
                                    "(select count(*) from int_orders__state where order_id = 'O-WAIT-1')")
 
     append_rows(project, SECOND_EXPORTS)
     third = run_dbt(workdir, "build", database=incremental, project=project, target="target-third")
-    assert third.not_passing() == [], third.output()
+    assert [failure for failure in third.not_passing() if "no_exports_from_the_future" not in failure] == [], \
+        third.output()
 
-    models = incremental_models(workdir, "target-third")
+    append_rows(project, LATE_EXPORTS)
+    fourth = run_dbt(workdir, "build", "--vars", f"{{incremental_lookback_hours: {LOOKBACK_HOURS}}}",
+                     database=incremental, project=project, target="target-fourth", as_of=LATER_AS_OF)
+    assert fourth.not_passing() == [], fourth.output()
+
+    models = incremental_models(workdir, "target-fourth")
     full = workdir / "full.duckdb"
     shutil.copy(incremental, full)
     rebuilt = run_dbt(workdir, "run", "--full-refresh", "--select", *models,
-                      database=full, project=project, target="target-full")
+                      database=full, project=project, target="target-full", as_of=LATER_AS_OF)
     assert rebuilt.not_passing() == [], rebuilt.output()
     return {"incremental": incremental, "full": full, "models": models, "before": before,
-            "held_back": held_back, "incremental_runs": [second, third]}
+            "held_back": held_back, "quarantined": quarantined, "incremental_runs": [second, third, fourth]}
 
 
 def test_the_state_models_are_incremental(built):
-    assert built["models"] == ["int_loyalty__state", "int_orders__state", "int_returns__state",
-                               "int_subscriptions__state"]
+    assert built["models"] == INCREMENTAL_MODELS
     # the later builds really merged into the tables they held (dbt says so in its log)
     for run in built["incremental_runs"]:
         assert "int_loyalty__state" in run.completed.stdout
     # the order had arrived without its store account, so it was not held yet: the case is real
     assert built["held_back"] == [(1, 0)]
+    # the export from the future was quarantined in the second build and released in the last
+    assert built["quarantined"] == [(1,)]
+    assert query(built["incremental"], "select count(*) from rejected_inputs where reason = 'exported_in_future'") \
+        == [(0,)]
+    # the late file was read: its account is staged and its invalid email listed
+    assert query(built["incremental"], "select count(*) from stg_store__customers where store_customer_id = 'C9993'") \
+        == [(1,)]
+    assert query(built["incremental"], "select reason from rejected_inputs where source_record_id = 'C9993'") \
+        == [("email_domain_without_dot",)]
 
 
-@pytest.mark.parametrize("model", ["int_loyalty__state", "int_orders__state", "int_returns__state",
-                                   "int_subscriptions__state"])
+@pytest.mark.parametrize("model", INCREMENTAL_MODELS)
 def test_incremental_equals_full_refresh(built, model):
     incremental_columns, incremental_rows = all_rows(built["incremental"], model)
     full_columns, full_rows = all_rows(built["full"], model)
@@ -165,7 +201,7 @@ def test_the_rules_hold_in_the_incremental_build(built):
     assert query(database, "select vip_tier, loyalty_points from int_loyalty__state where customer_id = 'C9031'") \
         == [("gold", 3000)]
     assert query(database, "select vip_tier, loyalty_points from int_loyalty__state where customer_id = 'C9040'") \
-        == [("platinum", 6100)]
+        == [("platinum", 6200)]
     assert query(database, "select subscription_status from int_subscriptions__state where customer_id = 'C9030'") \
         == [("cancelled",)]
     assert query(database, "select subscription_status from int_subscriptions__state where customer_id = 'C9070'") \

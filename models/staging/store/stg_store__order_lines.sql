@@ -1,8 +1,18 @@
 -- Seeds mode reads the seed through source(); this keeps the seed built first (a no-op with Parquet).
 -- depends_on: {{ ref('raw_store__order_lines') }}
+-- Incremental (macros/incremental.sql): a build adds the rows exported after the ones held.
+{{ config(
+    materialized=state_materialization(),
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_export_tail() }}",
+) }}
 with
 
-source as (select * from {{ source('store', 'order_lines') }}),
+source as (
+    select * from {{ source('store', 'order_lines') }}
+    where {{ raw_exported_in_tail('_exported_at') }}
+),
 
 renamed as (
     select
@@ -23,7 +33,7 @@ renamed as (
 -- quarantined (listed in rejected_inputs): an export time after as_of is a clock or zone error
 final as (
     select * from renamed
-    where not {{ exported_in_future('exported_at') }}
+    where not {{ exported_in_future('exported_at') }} and {{ exported_in_tail('exported_at') }}
 )
 
 select * from final

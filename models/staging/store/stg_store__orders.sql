@@ -1,5 +1,12 @@
 -- Seeds mode reads the seed through source(); this keeps the seed built first (a no-op with Parquet).
 -- depends_on: {{ ref('raw_store__orders') }}
+-- Incremental (macros/incremental.sql): a build adds the rows exported after the ones held.
+{{ config(
+    materialized=state_materialization(),
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_export_tail() }}",
+) }}
 -- the columns of this model before total_price, ordered_at and exported_at, which staged_amount_rows adds
 {%- set columns %}
 {{ blank_to_null('order_id') }} as order_id,
@@ -11,7 +18,10 @@ upper({{ blank_to_null('currency') }}) as currency
 
 with
 
-source as (select * from {{ source('store', 'orders') }}),
+source as (
+    select * from {{ source('store', 'orders') }}
+    where {{ raw_exported_in_tail('_exported_at') }}
+),
 
 -- identifiers cleaned once (macros/inputs.sql); the columns above validate them
 cleaned as (

@@ -1,5 +1,12 @@
 -- Seeds mode reads the seed through source(); this keeps the seed built first (a no-op with Parquet).
 -- depends_on: {{ ref('raw_web_events__web_events') }}
+-- Incremental (macros/incremental.sql): a build adds the rows exported after the ones held.
+{{ config(
+    materialized=state_materialization(),
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_export_tail() }}",
+) }}
 -- the columns of this model before cart_value, occurred_at and exported_at, which staged_amount_rows adds
 {%- set columns %}
 {{ blank_to_null('event_id') }} as web_event_id,
@@ -12,7 +19,10 @@ lower({{ blank_to_null('event_name') }}) as event_name,
 
 with
 
-source as (select * from {{ source('web_events', 'web_events') }}),
+source as (
+    select * from {{ source('web_events', 'web_events') }}
+    where {{ raw_exported_in_tail('_exported_at') }}
+),
 
 -- identifiers cleaned once (macros/inputs.sql); the columns above validate them
 cleaned as (
