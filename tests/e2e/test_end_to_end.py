@@ -332,9 +332,10 @@ def test_a_failed_test_hidden_by_docs_generate_still_stops_the_sync(stack_factor
     warehouse, so the sync still stops."""
     stack = stack_factory()
     database = Path(stack.env["PUSHER_DUCKDB_PATH"])
-    with duckdb.connect(str(database)) as conn:   # a status the accepted_values test refuses
-        conn.execute("update raw_store__orders set financial_status = 'bogus' "
-                     "where order_id = (select min(order_id) from stg_store__orders)")
+    with duckdb.connect(str(database)) as conn:   # a new export with a status the accepted_values test refuses
+        conn.execute("insert into raw_store__orders select order_id, customer_id, email, ordered_at, 'bogus', "
+                     "total_price, currency, '2026-11-20 11:30:00' from raw_store__orders "
+                     "where order_id = (select min(order_id) from stg_store__orders) limit 1")
     failing = run_dbt(stack.root, "build", "--select", "stg_store__orders", database=database, target="target")
     assert any("stg_store__orders" in line for line in failing.not_passing()), failing.output()
     docs = run_dbt(stack.root, "docs", "generate", database=database, target="target")

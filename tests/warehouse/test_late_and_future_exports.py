@@ -21,9 +21,10 @@ LATE_ACCOUNT = ("C9999,Alice.Capital@example.com,,Alice,Capital,US,true,"
 EMAIL_TAKEN_BY_ANOTHER_PERSON = ("C9003,gb.phone@example.com,(415) 555-0134,Uma,Stone,US,true,"
                                  "2025-10-16 12:00:00,2026-11-20 09:00:00,2026-11-20 10:00:00\n")
 # a storefront event whose newest export carries only C9002's email, an older one C9003's store id
+# (both exported after the events held, 12:24: an incremental build reads only those)
 EVENT_MATCHED_BY_TWO_RULES = (
-    "W-XRULE,anon-x,,gb.phone@example.com,product_viewed,P001,,2026-11-17 05:00:00,2026-11-19 12:00:00\n"
-    "W-XRULE,anon-x,C9003,,product_viewed,P001,,2026-11-17 05:00:00,2026-11-18 12:00:00\n")
+    "W-XRULE,anon-x,,gb.phone@example.com,product_viewed,P001,,2026-11-17 05:00:00,2026-11-20 12:40:00\n"
+    "W-XRULE,anon-x,C9003,,product_viewed,P001,,2026-11-17 05:00:00,2026-11-20 12:30:00\n")
 FUTURE_LOYALTY_EXPORT = "LA-9080,ivy.stale@example.com,9100,gold,2026-11-19 12:00:00,2030-01-01 00:00:00\n"
 
 
