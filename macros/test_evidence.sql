@@ -5,7 +5,7 @@
   generate` or `dbt compile` rewrite it without any test result. Append-only (no DELETE, so
   engines without it work too); the pusher reads the latest row per node.
   https://docs.getdbt.com/reference/project-configs/on-run-start-on-run-end (the `results` variable)
-  The table is created with run_query and the hook returns one INSERT: Spark runs one
+  The table is created with a statement and the hook returns one INSERT: Spark runs one
   statement per call.
 #}
 {% macro pusher_test_evidence_relation() %}
@@ -32,9 +32,11 @@
                       ~ result.status ~ "', '" ~ invocation_id ~ "', cast('"
                       ~ finished.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "' as timestamp))") %}
   {% endfor %}
-  {% do run_query("create table if not exists " ~ relation ~ " (unique_id varchar(1024), resource_type varchar(64),"
-                  ~ " status varchar(64), invocation_id varchar(64), completed_at timestamp) "
-                  ~ test_evidence_table_options()) %}
+  {#- statement(), not run_query(): over Spark Thrift (PyHive) fetching a DDL's result fails (see spark_unit_test.sql) -#}
+  {% call statement('pusher_test_evidence_table', auto_begin=false) -%}
+    create table if not exists {{ relation }} (unique_id varchar(1024), resource_type varchar(64),
+      status varchar(64), invocation_id varchar(64), completed_at timestamp) {{ test_evidence_table_options() }}
+  {%- endcall %}
   insert into {{ relation }} (unique_id, resource_type, status, invocation_id, completed_at) values
   {{ rows | join(',\n  ') }}
 {% endmacro %}

@@ -26,6 +26,10 @@ is recomputed while copying with the pusher's own expression, so it equals DuckD
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import importlib.util
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +132,18 @@ def spark_column(name: str, data_type: str) -> Column:
     return Column(name, f"cast({quoted} as string)", "VARCHAR")
 
 
+def spark_quote(*parts: str) -> str:
+    return ".".join("`" + part.replace("`", "``") + "`" for part in parts)
+
+
+def spark_csv_line_select(columns: Sequence[Column], relation: str) -> str:
+    """A select of one CSV line per row, built by Spark (NULL as nothing, every other value
+    quoted, so '' is not NULL): one string per row crosses to Python instead of a row of values."""
+    fields = [f"case when {c.select} is null then '' else concat('\"', replace(cast({c.select} as string), "
+              f"'\"', '\"\"'), '\"') end" for c in columns]
+    return f"select concat_ws(',', {', '.join(fields)}) as line from {relation}"
+
+
 class SparkSessionSource:
     """The SparkSession dbt-spark's session method starts in this process."""
 
@@ -136,19 +152,15 @@ class SparkSessionSource:
         self.database = None               # dbt-spark's manifest has no database
         self.default_schema = default_schema
 
-    @staticmethod
-    def _quote(*parts: str) -> str:
-        return ".".join("`" + part.replace("`", "``") + "`" for part in parts)
-
     def schema_of(self, name: str, preferred: str) -> str | None:
-        return preferred if self.spark.catalog.tableExists(self._quote(preferred, name)) else None
+        return preferred if self.spark.catalog.tableExists(spark_quote(preferred, name)) else None
 
     def columns(self, schema: str, name: str) -> list[Column]:
         """The table's columns, none when it does not exist (one metastore call either way)."""
         from pyspark.errors import AnalysisException
 
         try:
-            fields = self.spark.table(self._quote(schema, name)).schema.fields
+            fields = self.spark.table(spark_quote(schema, name)).schema.fields
         except AnalysisException:
             return []
         return [spark_column(field.name, field.dataType.simpleString()) for field in fields]
@@ -157,10 +169,7 @@ class SparkSessionSource:
         """The rows as CSV in `path`, one partition at a time (toLocalIterator). Spark writes each
         line itself (NULL as nothing, every other value quoted, so '' is not NULL): one string
         per row crosses to Python instead of a Row of values, several times faster."""
-        fields = [f"case when {c.select} is null then '' else concat('\"', replace(cast({c.select} as string), "
-                  f"'\"', '\"\"'), '\"') end" for c in columns]
-        frame = self.spark.sql(f"select concat_ws(',', {', '.join(fields)}) as line "
-                               f"from {self._quote(schema, name)}")
+        frame = self.spark.sql(spark_csv_line_select(columns, spark_quote(schema, name)))
         with path.open("w", encoding="utf-8") as sink:
             for row in frame.toLocalIterator(prefetchPartitions=True):   # the next partition computes meanwhile
                 sink.write(row[0] + "\n")
@@ -169,20 +178,199 @@ class SparkSessionSource:
         pass    # the session ends with the process (stopping it takes seconds)
 
 
+# -- any other adapter: the DB-API cursor of dbt's connection ---------------------------------
+CHUNK_ROWS = 10_000      # rows per fetchmany: one round trip each
+
+# information_schema.columns type names (lower-cased, without parameters) -> DuckDB's
+_GENERIC_TYPES = {
+    **{name: "VARCHAR" for name in ("text", "varchar", "character varying", "character", "char", "bpchar",
+                                    "nchar", "nvarchar", "string", "name")},
+    "tinyint": "TINYINT", "smallint": "SMALLINT", "int2": "SMALLINT", "integer": "INTEGER", "int": "INTEGER",
+    "int4": "INTEGER", "bigint": "BIGINT", "int8": "BIGINT", "int64": "BIGINT", "long": "BIGINT",
+    "real": "FLOAT", "float4": "FLOAT",
+    # Snowflake's FLOAT is a double
+    **{name: "DOUBLE" for name in ("double", "double precision", "float8", "float64", "float")},
+    "boolean": "BOOLEAN", "bool": "BOOLEAN", "date": "DATE", "time": "TIME", "time without time zone": "TIME",
+    # with a zone: the driver's aware datetime is written in UTC (export), naive as in every model
+    **{name: "TIMESTAMP" for name in ("timestamp", "timestamp without time zone", "timestamp_ntz", "datetime",
+                                      "timestamp with time zone", "timestamptz", "timestamp_tz", "timestamp_ltz")},
+    **{name: "JSON" for name in ("json", "jsonb", "variant", "object")},
+}
+_DECIMAL_TYPES = ("numeric", "decimal", "number", "bignumeric")
+_BACKTICK_TYPES = ("spark", "databricks", "bigquery", "mysql")     # engines quoting names with `
+
+
+def generic_column(name: str, data_type: str, precision: Any, scale: Any, quote: str) -> Column:
+    """One column of an information_schema.columns row; an unknown type arrives as text."""
+    quoted = quote + name.replace(quote, quote * 2) + quote
+    base = data_type.lower().split("(")[0].strip()
+    if base in _DECIMAL_TYPES:
+        if match := re.search(r"\((\d+)\s*(?:,\s*(\d+))?\)", data_type):     # e.g. BigQuery's NUMERIC(10, 2)
+            precision, scale = match[1], match[2]
+        if precision and int(precision) <= 38:
+            return Column(name, quoted, f"DECIMAL({int(precision)},{int(scale or 0)})")
+        return Column(name, quoted, "DOUBLE")        # unbounded: as PostgreSQL's numeric, a double
+    return Column(name, quoted, _GENERIC_TYPES.get(base, "VARCHAR"))
+
+
+def csv_field(value: Any) -> str:
+    """A driver's value as a CSV field DuckDB casts back to the same value: NULL as nothing,
+    everything else quoted; floats in their shortest exact form, decimals without exponent,
+    aware timestamps in UTC."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, float):
+        text = repr(value)
+    elif isinstance(value, decimal.Decimal):
+        text = format(value, "f")
+    elif isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        text = value.isoformat(sep=" ")
+    elif isinstance(value, (dt.date, dt.time)):
+        text = value.isoformat()
+    elif isinstance(value, (dict, list)):
+        text = json.dumps(value, separators=(",", ":"))
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        text = bytes(value).hex()
+    else:
+        text = str(value)
+    return '"' + text.replace('"', '""') + '"'
+
+
+def dbapi_connection(handle: Any) -> Any:
+    """The DB-API connection behind the handle dbt's adapter opened."""
+    inner = getattr(handle, "handle", None)       # dbt-spark's thrift/http wrapper holds PyHive's connection
+    if inner is not None and hasattr(inner, "cursor"):
+        return inner
+    if hasattr(handle, "cursor"):
+        return handle
+    if type(handle).__module__.startswith("google.cloud.bigquery"):   # dbt-bigquery's handle is its Client
+        from google.cloud.bigquery import dbapi
+
+        return dbapi.connect(handle)
+    raise ConfigError(f"the pusher cannot read through a {type(handle).__name__} connection: it needs a DB-API "
+                      "cursor (see Running on your warehouse in README.md)")
+
+
+class CursorSource:
+    """The generic reader: a DB-API cursor of the connection dbt's adapter opened from the
+    profile (PEP 249: execute, then fetchmany in chunks of CHUNK_ROWS), each row written as a CSV
+    line. Columns and their types come from information_schema.columns (ANSI; Snowflake, Redshift,
+    Databricks, Trino...; BigQuery's is per dataset)."""
+
+    def __init__(self, handle: Any, database: str | None, kind: str):
+        self.handle = handle
+        self.connection = dbapi_connection(handle)
+        self.database = database
+        self.kind = kind
+        self.quote_char = "`" if kind in _BACKTICK_TYPES else '"'
+
+    def relation(self, *parts: str) -> str:
+        q = self.quote_char
+        return ".".join(q + part.replace(q, q * 2) + q for part in parts)
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple]]:
+        """Column names (lower-cased) and rows of a small query."""
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(sql)
+            return [column[0].lower() for column in cursor.description], cursor.fetchall()
+        finally:
+            cursor.close()
+
+    def schema_of(self, name: str, preferred: str) -> str | None:
+        return preferred if self.columns(preferred, name) else None
+
+    def columns(self, schema: str, name: str) -> list[Column]:
+        catalog = (self.relation(schema, "INFORMATION_SCHEMA", "COLUMNS") if self.kind == "bigquery"
+                   else "information_schema.columns")
+        # literals, not parameters: drivers differ in placeholder style; names from the manifest
+        names, rows = self.query(f"select * from {catalog} where lower(table_schema) = lower({_literal(schema)}) "
+                                 f"and lower(table_name) = lower({_literal(name)}) order by ordinal_position")
+        found = [dict(zip(names, row)) for row in rows]
+        return [generic_column(row["column_name"], row["data_type"], row.get("numeric_precision"),
+                               row.get("numeric_scale"), self.quote_char) for row in found]
+
+    def select(self, columns: Sequence[Column], relation: str) -> str:
+        return f"select {', '.join(c.select for c in columns)} from {relation}"
+
+    def export(self, schema: str, name: str, columns: Sequence[Column], path: Path) -> None:
+        cursor = self.connection.cursor()
+        try:
+            cursor.arraysize = CHUNK_ROWS          # PyHive fetches arraysize rows per round trip
+            cursor.execute(self.select(columns, self.relation(schema, name)))
+            with path.open("w", encoding="utf-8") as sink:
+                while rows := cursor.fetchmany(CHUNK_ROWS):
+                    sink.writelines(self.line(row) for row in rows)
+        finally:
+            cursor.close()
+        if hasattr(self.connection, "rollback"):
+            try:
+                self.connection.rollback()     # ends a read-only transaction where there is one
+            except Exception:                  # noqa: BLE001 - a driver without transactions may refuse
+                pass
+
+    @staticmethod
+    def line(row: Sequence[Any]) -> str:
+        return ",".join(csv_field(value) for value in row) + "\n"
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class SparkCursorSource(CursorSource):
+    """Spark over Thrift or HTTP (dbt-spark's PyHive connection; a Spark Thrift server,
+    Databricks): columns from DESCRIBE TABLE with the session reader's type mapping, and each
+    CSV line built by Spark as in the session reader, so one string per row crosses the wire."""
+
+    def __init__(self, handle: Any, default_schema: str):
+        super().__init__(handle, None, "spark")      # dbt-spark's manifest has no database
+        self.default_schema = default_schema
+
+    def columns(self, schema: str, name: str) -> list[Column]:
+        try:
+            _, rows = self.query(f"describe table {spark_quote(schema, name)}")
+        except Exception as exc:                      # PyHive's OperationalError carries Spark's error class
+            if "TABLE_OR_VIEW_NOT_FOUND" in str(exc) or "SCHEMA_NOT_FOUND" in str(exc):
+                return []
+            raise
+        columns = []
+        for column_name, data_type, *_ in rows:
+            if not column_name or column_name.startswith("#"):     # partition information follows
+                break
+            columns.append(spark_column(column_name, data_type))
+        return columns
+
+    def select(self, columns: Sequence[Column], relation: str) -> str:
+        return spark_csv_line_select(columns, relation)
+
+    @staticmethod
+    def line(row: Sequence[Any]) -> str:
+        return row[0] + "\n"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 # -- opening a source through dbt ------------------------------------------------------------
-def open_source(profile: Profile) -> PostgresSource | SparkSessionSource:
-    """Open the profile's warehouse with dbt's adapter for its type."""
+def open_source(profile: Profile) -> PostgresSource | SparkSessionSource | CursorSource:
+    """Open the profile's warehouse with dbt's adapter for its type: the fast readers for
+    PostgreSQL and a Spark session, the generic cursor reader for everything else."""
     from dbt.adapters.contracts.connection import Connection
     from dbt.adapters.factory import FACTORY
     from dbt.config.profile import Profile as DbtProfile
     from dbt_common.exceptions import DbtBaseException
 
     kind = profile.settings["type"]
+    if importlib.util.find_spec(f"dbt.adapters.{kind}") is None:
+        raise ConfigError(f"target {profile.target!r} has type {kind!r}, whose dbt adapter is not installed: "
+                          f"pip install dbt-{kind} (the minor version of dbt-core)")
     try:
         credentials = DbtProfile._credentials_from_profile(dict(profile.settings), profile.name, profile.target)
-        if kind == "spark" and str(credentials.method) != "session":
-            raise ConfigError(f"target {profile.target!r}: the pusher reads Spark with the session method only "
-                              f"for now (method {credentials.method}); see Running on your warehouse in README.md")
         manager = FACTORY.get_adapter_class_by_name(kind).ConnectionManager
         connection = manager.open(Connection(type=kind, name="pusher", credentials=credentials, state="init",
                                              handle=None))
@@ -190,6 +378,10 @@ def open_source(profile: Profile) -> PostgresSource | SparkSessionSource:
         raise ConfigError(f"cannot open the {kind} warehouse of target {profile.target!r}: {exc}") from exc
     if kind == "postgres":
         return PostgresSource(connection.handle, credentials.database)
+    if kind == "spark" and str(credentials.method) != "session":
+        return SparkCursorSource(connection.handle, credentials.schema)
+    if kind != "spark":
+        return CursorSource(connection.handle, getattr(credentials, "database", None), kind)
     from pyspark.sql import SparkSession
 
     connection.handle.cursor().execute("select 1")     # dbt-spark starts the session on the first query

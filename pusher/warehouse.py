@@ -2,8 +2,8 @@
 
 profiles.yml is rendered by dbt's own profile renderer, so every setting dbt accepts works
 (env_var with as_number, as_bool..., DBT_ENV_SECRET_* secrets). DuckDB is opened directly (the
-fast path). Any other engine (postgres, spark) is opened with the dbt adapter of its type and
-read into a local DuckDB copy by pusher.sources, the one module that knows the engine; the
+fast path). Any other engine (postgres, spark, or any type whose dbt adapter is installed) is opened
+with the dbt adapter of its type and read into a local DuckDB copy by pusher.sources, the one module that knows the engine; the
 pusher's SQL then runs on DuckDB everywhere. The ledger is never in the warehouse: it is the
 pusher's own state file (pusher.state), attached to this connection; the warehouse is only read.
 """
@@ -23,7 +23,6 @@ import yaml
 from pusher.errors import ConfigError, register_secret
 from pusher.profile_render import render_profile
 
-SUPPORTED_TYPES = ("duckdb", "postgres", "spark")
 COPY_PREFIX = "pusher-copy-"     # the local copy's temporary directory: pusher-copy-<pid>-<random>
 LOCAL_CATALOG = "warehouse"   # the local copy's catalog when the manifest has no database (Spark)
 SECRET_ENV_PREFIX = "DBT_ENV_SECRET_"
@@ -91,9 +90,8 @@ def load_profile(project_dir: Path, profiles_dir: Path | None = None, target: st
     for key, value in settings.items():
         if isinstance(value, str) and any(word in key.lower() for word in SECRET_SETTING_WORDS):
             register_secret(value)
-    if settings.get("type") not in SUPPORTED_TYPES:
-        raise ConfigError(f"target {chosen!r} has type {settings.get('type')!r}; the pusher supports "
-                          f"{', '.join(SUPPORTED_TYPES)}")
+    if not isinstance(settings.get("type"), str):
+        raise ConfigError(f"{profiles_file}: target {chosen!r} has no `type`")
     return Profile(name=name, target=chosen, settings=settings, project_dir=project_dir)
 
 

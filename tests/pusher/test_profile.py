@@ -10,7 +10,8 @@ import yaml
 
 from pusher.errors import ConfigError, redact
 from pusher.profile_render import render_profile
-from pusher.warehouse import SUPPORTED_TYPES, _rendered_by_dbt, load_profile
+from pusher.sources import open_source
+from pusher.warehouse import _rendered_by_dbt, load_profile
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,12 +56,14 @@ def test_every_dbt_filter_renders_and_a_secret_never_reaches_an_error(tmp_path):
     assert redact("login failed for password secret-pass-91c2") == "login failed for password ***"
 
 
-def test_the_default_target_is_duckdb_and_an_unknown_type_is_named(tmp_path):
+def test_the_default_target_is_duckdb_and_an_adapter_not_installed_is_named(tmp_path):
+    """Any type is read through its dbt adapter (pusher.sources' generic reader); one that is not
+    installed stops with what to install."""
     assert load_profile(REPO, env={}).settings["type"] == "duckdb"
-    assert set(SUPPORTED_TYPES) == {"duckdb", "postgres", "spark"}
     root = _project(tmp_path, "    dev:\n      type: oracle\n      user: u\n")
-    with pytest.raises(ConfigError, match="type 'oracle'.*supports duckdb, postgres, spark"):
-        load_profile(root, env={})
+    profile = load_profile(root, env={})
+    with pytest.raises(ConfigError, match="target 'dev' has type 'oracle', whose dbt adapter is not installed: pip install dbt-oracle"):
+        open_source(profile)
 
 
 def test_a_profile_without_jinja_is_read_as_dbt_reads_it_without_importing_dbt(tmp_path):
