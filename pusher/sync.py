@@ -117,14 +117,19 @@ class Engine:
         self.only = tuple(only)   # --only: these customers' changes alone (pusher.only)
         self._build = build_destination or (lambda kind: registry.build(kind, self.env, project.project_dir))
         self._destinations: dict[str, Destination] = {}
+        self._ahead: dict[str, threading.Thread] = {}        # building a destination while a plan runs
+        self._built_ahead: dict[str, Destination] = {}
         self.ledger = Ledger(wh)
         self.ledger.ensure()
         self._held: list[tuple] | None = None           # batches acknowledged together, written in one call
         self._held_tick: tuple | None = None
 
     def destination(self, kind: str) -> Destination:
+        ahead = self._ahead.pop(kind, None)
+        if ahead is not None:
+            ahead.join()                # see _look_up_new_list
         if kind not in self._destinations:
-            self._destinations[kind] = self._build(kind)
+            self._destinations[kind] = self._built_ahead.pop(kind, None) or self._build(kind)
         return self._destinations[kind]
 
     def limits(self, kind: str) -> DestinationLimits:
@@ -133,7 +138,9 @@ class Engine:
         return DestinationLimits.of(registry.destination_class(kind), self.env)
 
     def close(self) -> None:
-        for destination in self._destinations.values():
+        for thread in self._ahead.values():
+            thread.join()
+        for destination in [*self._destinations.values(), *self._built_ahead.values()]:
             destination.close()
 
     # -- planning --------------------------------------------------------------------------
@@ -206,6 +213,7 @@ class Engine:
         diff: DiffSql | None = None
         try:
             renamed = self._follow_list_name(sync)
+            self._look_up_new_list(sync)
             plan, diff, stops = self.plan(sync)
             outcome.plan = plan.to_dict()
             outcome.warnings = list(plan.warnings) + renamed
@@ -329,6 +337,30 @@ class Engine:
                     cleanup(self.wh, diff)
                 return
         self._send_audience(run_id, sync, plan, diff, destination, ref, outcome, replace_first)
+
+    def _look_up_new_list(self, sync: SyncDefinition) -> None:
+        """A list the ledger does not know (a first sync) is looked up at the destination while
+        the plan runs, on another thread that also builds the destination (its client, its
+        imports) if needed: the first add waits for that much less. The plan still uses the
+        destination class's limits, as without it."""
+        kind, ref = sync.destination, ListRef(sync.list_name or "")
+        if sync.kind != "audience" or kind in self._ahead or \
+                self.ledger.list_external_id(sync.name, ref.name) is not None:
+            return
+        if kind in self._destinations:
+            self._destinations[kind].look_up_list(ref)
+            return
+
+        def build_and_look_up() -> None:
+            try:
+                destination = self._build(kind)
+            except Exception:   # built again, and reported, where the sync needs it
+                return
+            self._built_ahead[kind] = destination
+            destination.look_up_list(ref)
+
+        self._ahead[kind] = threading.Thread(target=build_and_look_up, name="pusher-look-ahead", daemon=True)
+        self._ahead[kind].start()
 
     def _follow_list_name(self, sync: SyncDefinition) -> list[str]:
         """List identity follows list_name: a renamed sync fills the list of its new name from

@@ -136,6 +136,10 @@ class Destination(ABC):
         """Member keys the destination holds now, or None when it cannot tell (used to reconcile)."""
         return None
 
+    def look_up_list(self, ref: ListRef) -> None:
+        """Start finding the list at the destination in the background, while the plan runs:
+        a first sync asks for it next (list_size, ensure_list). Only reads; by default nothing."""
+
     def list_size(self, ref: ListRef) -> int | None:
         """How many members the destination holds in the list (found by id, else by name): 0
         when no such list exists, None when it cannot tell. Guards a first sync (empty

@@ -47,6 +47,7 @@ httpx clients and the rate limiters are shared, nothing else is mutated per requ
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import quote
@@ -118,6 +119,7 @@ class CustomerIoDestination(Destination):
                                     timeout=timeout)
         self._app_limiter = RateLimiter(APP_API_REQUESTS_PER_SECOND)
         self._lookups: dict[str, tuple[float, str | None]] = {}   # name -> (when, segment id) of the last lookup
+        self._looking_up: dict[str, threading.Thread] = {}         # name -> lookup started by look_up_list
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "CustomerIoDestination":
@@ -180,9 +182,28 @@ class CustomerIoDestination(Destination):
             return str(segment["id"])
         raise DestinationUnavailable(f"{what} failed after {self.retry.max_attempts} attempts")
 
+    def look_up_list(self, ref: ListRef) -> None:
+        """The segment lookup of a first sync (GET /v1/segments, a read) runs while the plan
+        does; list_size and ensure_list then reuse its answer. A lookup that fails is made again
+        by whoever needs it, which reports the failure."""
+        if ref.external_id or self._app is None or ref.name in self._looking_up:
+            return
+
+        def look_up() -> None:
+            try:
+                self._find_segment(ref.name)
+            except Exception:  # made again, and reported, by the caller
+                pass
+
+        thread = threading.Thread(target=look_up, name="pusher-lookup", daemon=True)
+        self._looking_up[ref.name] = thread
+        thread.start()
+
     def _find_segment(self, name: str, recent_ok: bool = False) -> str | None:
         """The oldest manual segment named `name`; with recent_ok, the answer of a lookup made
-        less than LOOKUP_REUSE_SECONDS ago."""
+        less than LOOKUP_REUSE_SECONDS ago (or under way: look_up_list)."""
+        if recent_ok and name in self._looking_up:
+            self._looking_up.pop(name).join()
         seen = self._lookups.get(name)
         if recent_ok and seen and time.monotonic() - seen[0] < LOOKUP_REUSE_SECONDS:
             return seen[1]
@@ -227,7 +248,7 @@ class CustomerIoDestination(Destination):
         return result
 
     def list_members(self, ref: ListRef) -> Iterator[str] | None:
-        segment_id = ref.external_id or self._find_segment(ref.name)
+        segment_id = ref.external_id or self._find_segment(ref.name, recent_ok=True)
         if not segment_id:
             return iter(())
         return self._iter_membership(str(segment_id), ref.name)

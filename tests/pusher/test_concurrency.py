@@ -402,3 +402,57 @@ def test_a_429_storm_holds_every_worker(tmp_path):
     first_429 = next(t for t, _, n in samples if n)
     during = [count for t, count, _ in samples if first_429 + 0.15 <= t <= first_429 + 0.8]
     assert during and max(during) - min(during) <= 1, "requests kept arriving while the destination was paused"
+
+
+def test_a_first_sync_looks_its_segment_up_while_the_plan_runs(tmp_path, cio):
+    """The segment lookup (a read) starts before the plan and is the only one: the size guard and
+    the create reuse its answer; the segment is then created once and the ledger filled."""
+    url, app = cio
+    project = Project(tmp_path)
+    project.set_meta("sync_cart", destination="customerio", list_name=SEGMENT)
+    project.set_audience_range(0, 50)
+    order: list[str] = []
+    looked_up: list[str] = []
+
+    class Noting(CustomerIoDestination):
+        def look_up_list(self, ref):
+            looked_up.append(ref.name)          # on the look-ahead thread
+            super().look_up_list(ref)
+
+    destination = Noting(SITE, KEY, APP_KEY, track_url=url, app_url=url)
+    wh = Warehouse.connect(load_profile(project.root, env={}))
+    try:
+        engine = project.engine(wh, destination)
+        plan, look_ahead = engine.plan, engine._look_up_new_list
+        engine.plan = lambda *args, **kwargs: (plan(*args, **kwargs), order.append("planned"))[0]
+        engine._look_up_new_list = lambda sync: (look_ahead(sync), order.append("look-ahead started"))[0]
+        report = engine.sync_all(engine.project.select(["sync_cart"]))
+    finally:
+        wh.close()
+        destination.close()
+    assert report.exit_code == 0, report.to_dict()
+    assert order == ["look-ahead started", "planned"] and looked_up == [SEGMENT]
+    with httpx.Client(base_url=url) as client:
+        counts = client.get("/_emulator/stats").json()["requests"]
+    assert counts["GET /v1/segments"] == {"200": 1} and counts["POST /v1/segments"] == {"200": 1}
+    assert [s["name"] for s in app.workspace.inspect()["segments"].values()].count(SEGMENT) == 1
+    assert sorted(project.ledger()) == sorted(project.audience()) and len(project.ledger()) == 50
+
+
+def test_a_look_up_that_failed_is_made_again_by_the_sync(tmp_path, cio):
+    """The look-ahead finds the App API refusing (a wrong key); the sync's own lookup reports it."""
+    url, _ = cio
+    project = Project(tmp_path)
+    project.set_meta("sync_cart", destination="customerio", list_name=SEGMENT)
+    project.set_audience_range(0, 5)
+    destination = CustomerIoDestination(SITE, KEY, "wrong-app-key", track_url=url, app_url=url)
+    wh = Warehouse.connect(load_profile(project.root, env={}))
+    try:
+        engine = project.engine(wh, destination)
+        report = engine.sync_all(engine.project.select(["sync_cart"]))
+    finally:
+        wh.close()
+        destination.close()
+    outcome = report.outcomes[0]
+    assert outcome.status == "config_error" and "CUSTOMERIO_APP_API_KEY" in outcome.message
+    assert not project.ledger()
