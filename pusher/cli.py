@@ -89,8 +89,10 @@ def _err(text: str) -> None:
 @contextmanager
 def _session(project_dir: Path, profiles_dir: Optional[Path], target: Optional[str],
              target_path: Optional[Path], as_json: bool,
-             on_error: Optional[Callable[[PusherError], None]] = None) -> Iterator[tuple[Any, Any]]:
-    """Load the sync definitions and open the warehouse; turn a PusherError into its exit code."""
+             on_error: Optional[Callable[[PusherError], None]] = None,
+             select: Optional[List[str]] = None) -> Iterator[tuple[Any, Any]]:
+    """Load the sync definitions and open the warehouse (on another engine than DuckDB, a copy of
+    what the `select`ed syncs read); turn a PusherError into its exit code."""
     from pusher.config import load_project
     from pusher.warehouse import Warehouse, load_profile
 
@@ -99,7 +101,7 @@ def _session(project_dir: Path, profiles_dir: Optional[Path], target: Optional[s
         project = load_project(project_dir, target_path)
         for warning in project.warnings:
             _err(f"warning: {warning}")
-        wh = Warehouse.connect(load_profile(project_dir, profiles_dir, target), project=project)
+        wh = Warehouse.connect(load_profile(project_dir, profiles_dir, target), project=project, select=select)
         for notice in wh.notices:
             _err(notice)
         yield project, wh
@@ -186,7 +188,7 @@ def plan(select: Optional[List[str]] = SELECT, project_dir: Path = PROJECT_DIR,
          profiles_dir: Optional[Path] = PROFILES_DIR, target: Optional[str] = TARGET,
          target_path: Optional[Path] = TARGET_PATH, as_json: bool = JSON_OUT, verbose: bool = VERBOSE) -> None:
     """Show per sync the adds, removes, attribute updates, samples and cost; sends nothing."""
-    with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
+    with _session(project_dir, profiles_dir, target, target_path, as_json, select=select) as (project, wh):
         syncs = project.select(select)
         engine = _engine(project, wh)
         report = engine.plan_all(syncs)
@@ -219,7 +221,8 @@ def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(Fals
                                   getattr(exc, "exit_code", 1), os.environ, log=_err)
 
     with _ctrl_c_stops_after_the_batch(), \
-            _session(project_dir, profiles_dir, target, target_path, as_json, on_error=alert_failure) as (project, wh):
+            _session(project_dir, profiles_dir, target, target_path, as_json, on_error=alert_failure,
+                     select=select) as (project, wh):
         alerts.Thresholds.from_env(os.environ)   # a bad setting stops before anything is sent
         alerts.webhooks(os.environ)              # registers the webhook URLs as secrets
         syncs = project.select(select)
@@ -284,7 +287,7 @@ def status(select: Optional[List[str]] = SELECT, project_dir: Path = PROJECT_DIR
     from pusher.errors import EXIT_OK, EXIT_ROWS_REJECTED, EXIT_SYNC_LATE
     from pusher.tables import print_status
 
-    with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
+    with _session(project_dir, profiles_dir, target, target_path, as_json, select=select) as (project, wh):
         rows = status_module.status(project, wh, project.select(select))
     if as_json:
         typer.echo(redact(json.dumps({"syncs": rows}, default=str, indent=2)))
@@ -305,7 +308,7 @@ def retry(sync_name: str = typer.Argument(..., metavar="SYNC", help="The sync (e
     """Reset rows rejected max_row_attempts times, so the next `pusher sync` sends them again."""
     from pusher.ledger import Ledger
 
-    with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
+    with _session(project_dir, profiles_dir, target, target_path, as_json, select=[sync_name]) as (project, wh):
         [sync_definition] = [s for s in project.select([sync_name]) if s.name == sync_name] or [None]
         if sync_definition is None:
             from pusher.errors import ConfigError
@@ -330,7 +333,7 @@ def reset(sync_name: str = typer.Argument(..., metavar="SYNC", help="The audienc
     from pusher.errors import ConfigError
     from pusher.ledger import Ledger
 
-    with _session(project_dir, profiles_dir, target, target_path, as_json) as (project, wh):
+    with _session(project_dir, profiles_dir, target, target_path, as_json, select=[sync_name]) as (project, wh):
         if sync_name not in [s.name for s in project.select([sync_name])]:
             raise ConfigError(f"{sync_name} is a model, not a sync; name the sync (exposure)")
         ledger = Ledger(wh)
@@ -352,7 +355,7 @@ def report(select: Optional[List[str]] = SELECT,
     the Microsoft 300-member minimum; freshness per source. Sends nothing."""
     from pusher import report as report_module
 
-    with _session(project_dir, profiles_dir, target, target_path, False) as (project, wh):
+    with _session(project_dir, profiles_dir, target, target_path, False, select=select) as (project, wh):
         size = report_module.write(project, wh, project.select(select), out)
     _err(f"wrote {out} ({size // 1024} KB); open it in any browser")
 

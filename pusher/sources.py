@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from pusher.errors import ConfigError
+from pusher.errors import ConfigError, InputError, PusherError
 from pusher.warehouse import Profile, qualified, quote_ident
 
 if TYPE_CHECKING:
@@ -426,16 +426,48 @@ def copy_relation(source: Any, wh: "Warehouse", schema: str, name: str) -> int |
     return int(wh.fetchone(f"select count(*) from {target}")[0])
 
 
+def relations_read_by(project: Any, select: Sequence[str] | None) -> list[tuple[str | None, str, str]]:
+    """The relations the selected syncs read (all syncs when nothing is selected): each sync's
+    model and, for an audience, the events models of its destination (an event acknowledged
+    there makes its person known, pusher.diff.known_people_sql). Nothing else is copied."""
+    chosen = project.select(select)
+    relations = [sync.relation for sync in chosen]
+    for sync in chosen:
+        if sync.kind == "audience":
+            relations += [other.relation for other in project.syncs
+                          if other.kind == "events" and other.destination == sync.destination]
+    return list(dict.fromkeys(relations))
+
+
 def copy_relations(source: Any, wh: "Warehouse", relations: Sequence[tuple[str | None, str, str]],
                    evidence_schema: str | None) -> dict[str, int]:
     """Copy each relation that exists on the source, and the test-evidence table; returns rows
     copied per relation. A missing model is left out: the plan then says it is not built."""
     copied: dict[str, int] = {}
     for _, schema, name in dict.fromkeys((None, schema, name) for _, schema, name in relations):
-        if (rows := copy_relation(source, wh, schema, name)) is not None:
+        if (rows := _copy_or_explain(source, wh, schema, name)) is not None:
             copied[f"{schema}.{name}"] = rows
     evidence = source.schema_of(TEST_EVIDENCE_TABLE, evidence_schema or "")
     if evidence is not None and f"{evidence}.{TEST_EVIDENCE_TABLE}" not in copied:
-        if (rows := copy_relation(source, wh, evidence, TEST_EVIDENCE_TABLE)) is not None:
+        if (rows := _copy_or_explain(source, wh, evidence, TEST_EVIDENCE_TABLE)) is not None:
             copied[f"{evidence}.{TEST_EVIDENCE_TABLE}"] = rows
     return copied
+
+
+def _copy_or_explain(source: Any, wh: "Warehouse", schema: str, name: str) -> int | None:
+    """copy_relation; the warehouse's own error, if reading fails, names the relation."""
+    try:
+        return copy_relation(source, wh, schema, name)
+    except PusherError:
+        raise
+    except Exception as exc:
+        raise InputError(f"cannot read {schema}.{name} from the warehouse, nothing was sent: "
+                         f"{type(exc).__name__}: {error_summary(exc)}") from exc
+
+
+def error_summary(exc: BaseException, limit: int = 600) -> str:
+    """A driver's message without the stack trace a JVM engine appends (lines starting `at `)."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    kept = [line for line in lines if line and not line.startswith(("at ", "... "))]
+    text = " ".join(kept)
+    return text if len(text) <= limit else text[:limit] + "..."

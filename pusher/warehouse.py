@@ -131,16 +131,18 @@ class Warehouse:
         connection.execute("set preserve_insertion_order = false")
 
     @classmethod
-    def connect(cls, profile: Profile, env: Mapping[str, str] | None = None, project: Any = None) -> "Warehouse":
+    def connect(cls, profile: Profile, env: Mapping[str, str] | None = None, project: Any = None,
+                select: Sequence[str] | None = None) -> "Warehouse":
         """Open the profile's warehouse with the pusher's state file (the ledger) attached.
         Another engine than DuckDB is read into a local copy first (pusher.sources); `project`
-        (default: read from the project directory) names the relations to copy."""
+        (default: read from the project directory) and `select` (--select; default all syncs)
+        name the relations to copy."""
         import duckdb
 
         from pusher import state
 
         if profile.settings.get("type") != "duckdb":
-            return cls._connect_copy(profile, env, project)
+            return cls._connect_copy(profile, env, project, select)
         path = str(profile.settings.get("path", ":memory:"))
         if path != ":memory:" and not path.startswith("md:"):
             full = Path(path)
@@ -162,7 +164,8 @@ class Warehouse:
         return wh
 
     @classmethod
-    def _connect_copy(cls, profile: Profile, env: Mapping[str, str] | None, project: Any) -> "Warehouse":
+    def _connect_copy(cls, profile: Profile, env: Mapping[str, str] | None, project: Any,
+                      select: Sequence[str] | None) -> "Warehouse":
         import duckdb
 
         from pusher import sources, state
@@ -186,7 +189,7 @@ class Warehouse:
             conn.execute(f"set temp_directory = '{str(scratch / 'spill').replace(chr(39), '')}'")
             wh = cls(conn, catalog, scratch)
             started = time.monotonic()
-            wh.copied = sources.copy_relations(source, wh, [sync.relation for sync in project.syncs],
+            wh.copied = sources.copy_relations(source, wh, sources.relations_read_by(project, select),
                                                profile.settings.get("schema"))
             wh.copy_seconds = time.monotonic() - started
             wh.notices += state.attach(wh, state.state_path(profile.project_dir, env))

@@ -17,7 +17,7 @@ import pytest
 
 from pusher.config import load_project
 from pusher.emulators.compare import compare_all, fetch_states
-from pusher.warehouse import Warehouse
+from pusher.warehouse import Warehouse, load_profile
 from tests.conftest import REPO
 from tests.e2e.test_end_to_end import Stack, start_stack
 
@@ -199,6 +199,29 @@ def whole_loop(stack: Stack, tables) -> None:
 
 def test_the_whole_loop_on_postgres(postgres_stack):
     whole_loop(*postgres_stack)
+
+
+def test_only_what_the_selected_syncs_read_is_copied(postgres_stack):
+    """--select copies the selected syncs' models (an audience's: also the events model of its
+    destination) and the test evidence, nothing else: an unselected model that cannot be read
+    (a view that divides by zero) does not stop a selected sync, and stops one that reads it with
+    an error naming it."""
+    stack, tables = postgres_stack
+    tables.edit("alter table retention.cio_events rename to cio_events_built")
+    tables.edit("create view retention.cio_events as select *, 1 / (length(event_id) - length(event_id)) "
+                "as unreadable from retention.cio_events_built")
+    project = load_project(REPO, Path(stack.env["DBT_TARGET_PATH"]))
+    wh = Warehouse.connect(load_profile(REPO, env=stack.env), env=stack.env, project=project, select=["cio_people"])
+    try:
+        assert set(wh.copied) == {"retention.cio_people", "retention.pusher_dbt_results"}
+    finally:
+        wh.close()
+    plan = stack.pusher("plan", "--select", "cio_people")
+    assert [item["sync"] for item in plan["syncs"]] == ["cio_people"] and plan["exit_code"] == 0
+
+    failed = stack.pusher("plan", "--select", "cio_segment_vip_high_ltv", ok=(5,))
+    assert "cannot read retention.cio_events from the warehouse" in failed["error"]
+    assert "division by zero" in failed["error"]
 
 
 def test_the_whole_loop_on_spark(spark_stack):
