@@ -64,6 +64,24 @@
     bit_xor(xxhash64({{ column }}))
 {%- endmacro %}
 
+{#- The two CTEs every per-person state model starts from: `source_records`, the records of
+    `source_system` matched to a person (int_identity__source_records), and
+    `records_checksummed`, each person's checksum of their record ids (people_to_refresh). -#}
+{% macro source_records_checksummed(source_system) -%}
+source_records as (
+    select * from {{ ref('int_identity__source_records') }}
+    where source_system = '{{ source_system }}' and customer_id is not null
+),
+
+records_checksummed as (
+    select
+        customer_id,
+        {{ ids_checksum('source_record_id') }} as source_records_checksum
+    from source_records
+    group by customer_id
+)
+{%- endmacro %}
+
 {#- The people a per-person state model recomputes in an incremental build: those with a row of
     `matched` (customer_id, exported_at) exported after the high-water mark of `last_exported`,
     and those whose record checksum (`checksummed`: customer_id, source_records_checksum)
@@ -95,7 +113,7 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Models keyed on export time (staging, rejected_inputs): each row comes from one raw export
+{#- Models keyed on export time (staging): each row comes from one raw export
     row and never changes once written, except that a row exported after as_of stays
     quarantined until as_of passes it. An incremental build replaces the tail: the held rows
     exported after the tail's start are deleted (pre_hook delete_export_tail) and the raw rows
@@ -159,13 +177,4 @@
     (try_cast({{ raw_column }} as timestamp) > {{ start }}
         - case when typeof({{ raw_column }}) = 'TIMESTAMP' then interval 0 hour else interval 14 hour end
         or try_cast({{ raw_column }} as timestamp) is null)
-{%- endmacro %}
-
-{#- `counted` for rejected_inputs: rows held before its first row quarantined as exported in the
-    future, which a later as_of may release (so that row and all after it are the tail). -#}
-{% macro held_before_future_exports() -%}
-    exported_at < coalesce(
-        (select min(exported_at) from {{ this }} where reason = 'exported_in_future'),
-        cast('9999-12-31 00:00:00' as {{ dbt.type_timestamp() }})
-    )
 {%- endmacro %}

@@ -19,18 +19,7 @@ with
 
 loyalty_accounts as (select * from {{ ref('stg_loyalty__loyalty_accounts') }}),
 
-source_records as (
-    select * from {{ ref('int_identity__source_records') }}
-    where source_system = 'loyalty' and customer_id is not null
-),
-
-records_checksummed as (
-    select
-        customer_id,
-        {{ ids_checksum('source_record_id') }} as source_records_checksum
-    from source_records
-    group by customer_id
-),
+{{ source_records_checksummed('loyalty') }},
 
 accounts_matched as (
     select

@@ -15,18 +15,7 @@ with
 
 returns as (select * from {{ ref('stg_returns__returns') }}),
 
-source_records as (
-    select * from {{ ref('int_identity__source_records') }}
-    where source_system = 'returns' and customer_id is not null
-),
-
-records_checksummed as (
-    select
-        customer_id,
-        {{ ids_checksum('source_record_id') }} as source_records_checksum
-    from source_records
-    group by customer_id
-),
+{{ source_records_checksummed('returns') }},
 
 returns_matched as (
     select

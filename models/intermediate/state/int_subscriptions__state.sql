@@ -16,18 +16,7 @@ with
 
 events_matched as (select * from {{ ref('int_subscriptions__events_matched') }}),
 
-source_records as (
-    select * from {{ ref('int_identity__source_records') }}
-    where source_system = 'subscriptions' and customer_id is not null
-),
-
-records_checksummed as (
-    select
-        customer_id,
-        {{ ids_checksum('source_record_id') }} as source_records_checksum
-    from source_records
-    group by customer_id
-),
+{{ source_records_checksummed('subscriptions') }},
 
 events_in_scope as (
     select * from events_matched
