@@ -44,14 +44,7 @@
 {%- set actions = {'email': 'value_nulled', 'phone': 'value_nulled', 'amount': 'row_quarantined',
                    'export_time': 'row_quarantined'} %}
 
--- Incremental (macros/incremental.sql): a build lists the rows exported after the ones held,
--- from the first row held as exported in the future on (a later as_of may release it).
-{{ config(
-    materialized=state_materialization(),
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_export_tail(held_before_future_exports()) }}",
-) }}
+{{ config(materialized='table') }}
 
 with
 
@@ -79,7 +72,6 @@ with
             *,
             {{ clean_identifier_text(check.field) }} as value_cleaned
         from {{ source(check.source, check.table) }}
-        where {{ raw_exported_in_tail('_exported_at', held_before_future_exports()) }}
     ) as cleaned
 ),
 
@@ -88,7 +80,7 @@ with
 rejections_unioned as (
     {%- for check in checks %}
     select * from {{ check.source }}__{{ check.table }}__{{ check.field }}
-    where reason is not null and {{ exported_in_tail('exported_at', held_before_future_exports()) }}
+    where reason is not null
     {%- if not loop.last %}
     union all
     {%- endif %}

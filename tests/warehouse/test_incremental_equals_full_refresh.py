@@ -1,4 +1,4 @@
-"""Incremental models (staging, rejected_inputs, state) equal a full rebuild of the same data (real
+"""Incremental models (staging, identity, state) equal a full rebuild of the same data (real
 DuckDB builds of a copy of the project). The demo is built, then new exports arrive three times and
 are built incrementally, as a scheduled `dbt build` would: late exports carrying an older
 timestamp, a newer export with a blank value, re-exported orders and a new refund, a new store
@@ -27,7 +27,7 @@ STAGING = ["stg_back_in_stock__back_in_stock_requests", "stg_loyalty__loyalty_ac
            "stg_reviews__reviews", "stg_store__customers", "stg_store__order_lines", "stg_store__orders",
            "stg_store__refunds", "stg_subscriptions__subscription_events", "stg_web_events__web_events"]
 INCREMENTAL_MODELS = sorted(["int_loyalty__state", "int_orders__state", "int_returns__state",
-                             "int_subscriptions__state", "rejected_inputs", *STAGING])
+                             "int_store_customers_merged", "int_subscriptions__state", *STAGING])
 # the last build runs later, releasing the export quarantined as exported in the future, and
 # with a lookback, as a source that can deliver a late file needs (LATE_EXPORTS)
 LATER_AS_OF = "2026-11-20 14:00:00"
@@ -40,6 +40,10 @@ FIRST_EXPORTS = {
         "C9990,bob.old@example.com,,Robert,Old,US,true,2026-11-19 12:00:00,2026-11-19 12:00:00,2026-11-20 11:00:00",
         # the orphan loyalty account LA-ORPHAN finds its person
         "C9991,nobody.here@example.com,,No,Body,US,true,2026-11-19 12:00:00,2026-11-19 12:00:00,2026-11-20 11:00:00",
+        # a newer snapshot: the name and consent change, the blank phone wipes nothing
+        "C9001,alice.capital@example.com,,Alicia,Capital,US,false,2025-10-16 12:00:00,2026-11-19 12:00:00,2026-11-20 11:00:00",
+        # a late export of an older snapshot reverts nothing
+        "C9002,gb.phone@example.com,,Old,Name,GB,false,2025-10-16 12:00:00,2025-10-16 12:00:00,2026-11-20 11:00:00",
     ],
     "store/raw_store__orders.csv": [
         "O00001,C9001,alice.capital@example.com,2026-05-04 12:00:00,refunded,60.00,USD,2026-11-20 11:00:00",
@@ -177,6 +181,8 @@ def test_the_state_models_are_incremental(built):
     assert built["quarantined"] == [(1,)]
     assert query(built["incremental"], "select count(*) from rejected_inputs where reason = 'exported_in_future'") \
         == [(0,)]
+    assert query(built["incremental"], "select points_balance from stg_loyalty__loyalty_accounts "
+                                       "where exported_at = timestamp '2026-11-20 14:30:00'") == [(6200,)]
     # the late file was read: its account is staged and its invalid email listed
     assert query(built["incremental"], "select count(*) from stg_store__customers where store_customer_id = 'C9993'") \
         == [(1,)]
@@ -208,6 +214,9 @@ def test_the_rules_hold_in_the_incremental_build(built):
         == [("paused",)]
     assert query(database, "select return_status, has_open_return from int_returns__state "
                            "where customer_id = 'C9101'") == [("refunded", False)]
+    assert query(database, "select store_customer_id, first_name, phone_e164, accepts_marketing "
+                           "from int_store_customers_merged where store_customer_id in ('C9001', 'C9002') order by 1") \
+        == [("C9001", "Alicia", "+14155550101", False), ("C9002", "Gwen", "+447700900123", True)]
     assert query(database, "select financial_status, refunded_amount from int_orders__state "
                            "where order_id in ('O00001', 'O00002') order by order_id") \
         == [("refunded", 0), ("paid", 30)]

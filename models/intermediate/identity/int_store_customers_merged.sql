@@ -1,9 +1,28 @@
+-- One row per store account: each attribute its latest known value over all the account's
+-- snapshots (by updated_at, then export).
+-- Incremental (macros/incremental.sql): a build recomputes the accounts with a snapshot exported
+-- after the latest one held; a full rebuild on Spark.
+{{ config(
+    materialized=state_materialization(),
+    incremental_strategy=state_incremental_strategy(),
+    unique_key='store_customer_id',
+    on_schema_change='fail',
+) }}
+
 {%- set by_customer = 'store_customer_id' %}
 {%- set newest_first = 'updated_at desc, exported_at desc' %}
 
 with
 
-customer_snapshots as (select * from {{ ref('stg_store__customers') }}),
+customer_snapshots as (
+    select * from {{ ref('stg_store__customers') }}
+    {%- if is_incremental() %}
+    where store_customer_id in (
+        select store_customer_id from {{ ref('stg_store__customers') }}
+        where exported_at > {{ high_water_mark('last_exported_at') }} or exported_at is null
+    )
+    {%- endif %}
+),
 
 values_merged as (
     select
