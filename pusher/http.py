@@ -40,17 +40,19 @@ class RetryPolicy:
 
 
 class RateLimiter:
-    """Starts requests at most `per_second` a second across threads, evenly spaced.
+    """Starts requests at most `per_second` a second across threads, evenly spaced (GCRA: a
+    leaky bucket with a tolerance of one interval).
 
-    Each start comes at least 1/per_second after the previous one as it actually happened,
-    not as it was planned (a leaky bucket, GCRA with no burst): a thread woken late on a busy
-    machine delays the next start instead of being followed closely by it, and no credit
-    builds up while idle, so there is no burst at the start of a second either. No second
-    of our starts ever holds more than per_second of them; what a strict window at the
-    destination counts then differs only by the jitter on the way.
+    Start n is due one interval after start n-1 was due, and may come up to one interval
+    early. So a start that came late (a thread woken late on a busy machine, or waiting for
+    the GIL) is caught up by the next one instead of delaying every later start; lateness of
+    more than that, or idle time, restarts the schedule from now, so no credit builds up
+    beyond a pair. No second holds more than per_second + 2 starts, whatever the lateness (in
+    a strict window of the documented limit, the configured rate leaves room for that and
+    for the jitter on the way).
 
-    One thread at a time waits for the next start (the others queue on `_turn`), so a start
-    is always computed from the last real one.
+    One thread at a time waits for the next start (the others queue on `_turn`), so a thread
+    woken late never lets one that came after it take its turn.
 
     pause(seconds) holds every thread's next request until the pause ends. The thread that
     called it sleeps the pause itself (its retry policy's sleep), so it is not held twice.
@@ -59,7 +61,7 @@ class RateLimiter:
     def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
         self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self._last_start = float("-inf")
+        self._due = float("-inf")          # when the next start is due
         self._paused_until = 0.0
         self._lock = threading.Lock()      # guards the fields above
         self._turn = threading.Lock()      # held by the thread waiting for the next start
@@ -80,10 +82,10 @@ class RateLimiter:
             while True:
                 with self._lock:
                     # A pause that began while this thread slept holds it as well.
-                    start = max(self._last_start + self.interval, self._held_until())
+                    start = max(self._due - self.interval, self._held_until())
                     now = max(self._clock(), slept_until)
                     if start <= now:
-                        self._last_start = now
+                        self._due = max(self._due, now) + self.interval
                         return
                 self._sleep(start - now)
                 slept_until = start

@@ -69,9 +69,9 @@ APP_API_REQUESTS_PER_SECOND = 10.0   # documented App API limit
 DOCUMENTED_REQUESTS_PER_SECOND = 100.0   # Track API fair use, https://docs.customer.io/integrations/api/track/
 # 5% under it: our starts are evenly spaced (pusher.http.RateLimiter), but they arrive with the
 # jitter of the way, and a strict one-second window answers a bunch over its limit 429, each
-# Retry-After stalling every worker. Against the emulator's strict window on 2 loaded cores
-# (load 6-8), 1000 requests of 1000 ids: no 429 at 95 or 97/s (six runs each), 15 at 98/s and
-# 11-21 at 100/s; 95 leaves 50 ms of jitter per second.
+# Retry-After stalling every worker. Against the emulator's strict window on 2 cores at load
+# 10-12, 1000 requests of 1000 ids: none at 95/s (10.6 s, the floor being 10.5), 6 at 97/s; the
+# limiter before this one drew 3-13 at 95-97/s. 95 leaves 50 ms of jitter per second.
 DEFAULT_REQUESTS_PER_SECOND = 95.0
 DEFAULT_MAX_IN_FLIGHT = 64
 MEMBERSHIP_PAGE_SIZE = 1000

@@ -151,38 +151,51 @@ def _starts(limiter: RateLimiter, fake: FakeTime, count: int) -> list[float]:
     return starts
 
 
-def test_starts_are_evenly_spaced_from_the_first_with_no_burst():
+def _most_in_a_second(starts: list[float]) -> int:
+    return max(sum(1 for t in starts if edge - 1.0 < t <= edge) for edge in starts)
+
+
+def test_starts_are_evenly_spaced_after_at_most_a_pair():
     fake = FakeTime(100.0)
     limiter = RateLimiter(4, clock=fake.clock, sleep=fake.sleep)
-    assert _starts(limiter, fake, 6) == [100.0, 100.25, 100.5, 100.75, 101.0, 101.25]
+    assert _starts(limiter, fake, 7) == [100.0, 100.0, 100.25, 100.5, 100.75, 101.0, 101.25]
 
 
-def test_idle_time_builds_no_credit_for_a_burst():
+def test_idle_time_builds_no_credit_beyond_a_pair():
     fake = FakeTime()
     limiter = RateLimiter(4, clock=fake.clock, sleep=fake.sleep)
     limiter.wait()
     fake.now = 10.0                          # nothing sent for 10 s
-    assert _starts(limiter, fake, 3) == [10.0, 10.25, 10.5]
+    assert _starts(limiter, fake, 4) == [10.0, 10.0, 10.25, 10.5]
 
 
-def test_a_start_woken_late_delays_the_next_instead_of_bunching_with_it():
+def test_a_start_woken_late_is_caught_up_without_going_over_the_rate():
     fake = FakeTime()
     limiter = RateLimiter(4, clock=fake.clock, sleep=fake.sleep)
-    fake.late = [0.2]                        # the thread of the second start wakes 0.2 s late
-    starts = _starts(limiter, fake, 4)
-    assert starts == [0.0, 0.45, 0.7, 0.95]
-    assert min(round(b - a, 6) for a, b in zip(starts, starts[1:])) >= 0.25
+    fake.late = [0.2]                        # the thread of the start due at 0.25 wakes 0.2 s late
+    starts = _starts(limiter, fake, 8)
+    assert starts == [0.0, 0.0, 0.45, 0.5, 0.75, 1.0, 1.25, 1.5]   # the later ones keep the schedule
+    assert _most_in_a_second(starts) <= 4 + 2
+
+
+def test_a_start_much_later_restarts_the_schedule_with_no_burst_beyond_a_pair():
+    fake = FakeTime()
+    limiter = RateLimiter(4, clock=fake.clock, sleep=fake.sleep)
+    fake.late = [0.6]
+    starts = _starts(limiter, fake, 6)
+    assert starts == [0.0, 0.0, 0.85, 0.85, 1.1, 1.35]
+    assert _most_in_a_second(starts) <= 4 + 2
 
 
 def test_threads_woken_late_do_not_bunch_over_the_rate_in_any_second():
-    """At 3 requests/s, B's thread is woken late (at 0.99) while C waits for its turn: C still
-    starts a full interval after B, and no second holds more than 3 starts."""
+    """At 3 requests/s, C's thread is woken late (at 0.99) while D waits for its turn: D may
+    catch up at once, E is back on schedule, and no second holds more than 3 + 2 starts."""
     fake = FakeTime()
     asleep, late = threading.Event(), threading.Event()
     starts: list[float] = []
 
     def sleep(seconds):
-        if threading.current_thread().name == "B" and not late.is_set():
+        if threading.current_thread().name == "C" and not late.is_set():
             asleep.set()
             late.wait(timeout=10)            # asleep until the test wakes it, late
         else:
@@ -196,19 +209,20 @@ def test_threads_woken_late_do_not_bunch_over_the_rate_in_any_second():
             starts.append(fake.now)
 
     one()                                    # A, at 0
-    b = threading.Thread(target=one, name="B")
-    b.start()
-    assert asleep.wait(timeout=10)
+    one()                                    # B, at 0
     c = threading.Thread(target=one, name="C")
-    c.start()                                # queues behind B for its turn
+    c.start()
+    assert asleep.wait(timeout=10)
+    d = threading.Thread(target=one, name="D")
+    d.start()                                # queues behind C for its turn
     with fake.lock:
         fake.now = 0.99
     late.set()
-    for thread in (b, c):
+    for thread in (c, d):
         thread.join(timeout=10)
-    one()                                    # D
-    assert starts == [0.0, 0.99, round(0.99 + 1 / 3, 6), round(0.99 + 2 / 3, 6)]
-    assert max(sum(1 for t in starts if edge - 1.0 < t <= edge) for edge in starts) <= 3, starts
+    one()                                    # E
+    assert starts == [0.0, 0.0, 0.99, 0.99, round(0.99 + 1 / 3, 6)]
+    assert _most_in_a_second(starts) <= 3 + 2
 
 
 def test_a_pause_begun_while_a_thread_waits_for_its_turn_holds_it_too():
@@ -226,7 +240,8 @@ def test_a_pause_begun_while_a_thread_waits_for_its_turn_holds_it_too():
         fake.sleep(seconds)
 
     limiter = RateLimiter(2, clock=fake.clock, sleep=sleep)
-    limiter.wait()                                # at 0, without sleeping: the next start is due at 0.5
+    limiter.wait()
+    limiter.wait()                                # the pair at 0, without sleeping
     limiter.wait()
     assert fake.now == 3.0
 
