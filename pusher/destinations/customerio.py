@@ -26,7 +26,7 @@ Settings (environment):
   CUSTOMERIO_REGION                          us (default) | eu
   CUSTOMERIO_TRACK_URL, CUSTOMERIO_APP_URL   base URL overrides (an emulator, a proxy)
   CUSTOMERIO_RATE_LIMIT                      Track API requests per second (default 95, under the documented 100), shared by all workers
-  CUSTOMERIO_MAX_IN_FLIGHT                   Track API requests in flight at once (default 64; 1 = one at a time)
+  CUSTOMERIO_MAX_IN_FLIGHT                   Track API requests in flight at once (default 32; 1 = one at a time)
   CUSTOMERIO_IDENTIFIER                      id (default) | phone: how identify ops find a person. phone
       is for workspaces with phone as an identifier (Track API v2 `identifiers: {phone}`, E.164;
       https://docs.customer.io/api/track/ person_common): the people model then needs a `phone`
@@ -38,10 +38,9 @@ Customer.io documents a rate (100 requests/s fair use for the Track API, v1 and 
 https://docs.customer.io/integrations/api/track/), not a number of concurrent requests. The
 rate is what the shared limiter enforces; CUSTOMERIO_MAX_IN_FLIGHT only has to cover the round
 trip plus the time the engine spends writing acknowledged batches to the ledger, during which
-the requests already queued at the limiter keep going (64 keeps 95 requests/s going at round
-trips of 100 ms with 550 ms of ledger writes: on a loaded machine a write took up to 450-550 ms
-and drained 32 in flight; a 1M first sync took 18.3-19.1 s at 32, 16.3-17.1 s at 64, a few MB
-more). Methods are thread-safe:
+the requests already queued at the limiter keep going (32 keeps 95 requests/s going at round
+trips of 100 ms with 230 ms of ledger writes; 64 was no faster in the delivery benchmark on a
+loaded machine, where writes took up to 550 ms, and peaked a few MB higher). Methods are thread-safe:
 httpx clients and the rate limiters are shared, nothing else is mutated per request.
 """
 
@@ -73,7 +72,7 @@ DOCUMENTED_REQUESTS_PER_SECOND = 100.0   # Track API fair use, https://docs.cust
 # 10-12, 1000 requests of 1000 ids: none at 95/s (10.6 s, the floor being 10.5), 6 at 97/s; the
 # limiter before this one drew 3-13 at 95-97/s. 95 leaves 50 ms of jitter per second.
 DEFAULT_REQUESTS_PER_SECOND = 95.0
-DEFAULT_MAX_IN_FLIGHT = 64
+DEFAULT_MAX_IN_FLIGHT = 32
 MEMBERSHIP_PAGE_SIZE = 1000
 LOOKUP_REUSE_SECONDS = 5.0           # a segment lookup this recent is not repeated before a create
 SEGMENT_DESCRIPTION = "Managed by pusher from the warehouse; membership is overwritten by every sync."
