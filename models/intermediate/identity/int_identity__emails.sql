@@ -14,6 +14,33 @@ customer_map as (select * from {{ ref('int_identity__store_customers') }}),
 
 people as (select * from {{ ref('int_identity__people') }}),
 
+-- each (store account, email) pair once, with its best rule, before the join: an account's
+-- orders mostly repeat its email, so this is far fewer rows than the orders
+account_emails as (
+    select
+        store_customer_id,
+        email,
+        min(rule_rank) as rule_rank
+    from (
+        select
+            store_customer_id,
+            email,
+            2 as rule_rank
+        from customer_snapshots
+        where email is not null
+
+        union all
+
+        select
+            store_customer_id,
+            email,
+            3 as rule_rank
+        from orders
+        where email is not null
+    ) as account_emails_unioned
+    group by store_customer_id, email
+),
+
 candidates_unioned as (
     select
         email,
@@ -25,24 +52,12 @@ candidates_unioned as (
     union all
 
     select
-        customer_snapshots.email,
+        account_emails.email,
         customer_map.customer_id,
-        2 as rule_rank
-    from customer_snapshots
+        account_emails.rule_rank
+    from account_emails
     inner join customer_map
-        on customer_snapshots.store_customer_id = customer_map.store_customer_id
-    where customer_snapshots.email is not null
-
-    union all
-
-    select
-        orders.email,
-        customer_map.customer_id,
-        3 as rule_rank
-    from orders
-    inner join customer_map
-        on orders.store_customer_id = customer_map.store_customer_id
-    where orders.email is not null
+        on account_emails.store_customer_id = customer_map.store_customer_id
 ),
 
 candidates_collapsed as (
