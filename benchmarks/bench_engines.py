@@ -210,10 +210,32 @@ class PusherProject:
                                     str(self.root)], env=self.env, cwd=self.root, capture_output=True, text=True)
         seconds = time.perf_counter() - started
         if completed.returncode != 0:
-            lines = [line.strip() for line in completed.stderr.splitlines() if line.strip()] or [""]
-            cause = next((line for line in reversed(lines) if "Error" in line or "Exception" in line), lines[-1])
-            raise SystemExit(f"pusher {command} on {self.engine} exited {completed.returncode}: {cause}")
+            raise SystemExit(f"pusher {command} on {self.engine} exited {completed.returncode}: "
+                             f"{failure_message(completed.stdout, completed.stderr)}")
         return seconds, json.loads(completed.stdout)["syncs"][0]
+
+
+def failure_message(stdout: str, stderr: str, limit: int = 800) -> str:
+    """Why a pusher process failed: its --json error when it reported one, else the exception
+    line of its traceback (with a JVM's first `Caused by:`), not the stack frames after it."""
+    try:
+        error = json.loads(stdout.strip().splitlines()[-1]).get("error")
+    except (ValueError, IndexError, AttributeError):
+        error = None
+    if error:
+        return error[:limit]
+    lines = stderr.splitlines()
+    start = max((i for i, line in enumerate(lines) if line.startswith("Traceback")), default=None)
+    if start is None:
+        kept = [line.strip() for line in lines if line.strip()][-3:]
+        return " | ".join(kept)[:limit]
+    after = [line for line in lines[start + 1:] if line.strip()]
+    message = next((i for i, line in enumerate(after) if not line.startswith(" ")), None)
+    if message is None:
+        return after[-1].strip()[:limit] if after else "no message"
+    text = after[message].strip()
+    caused = next((line.strip() for line in after[message + 1:] if line.strip().startswith("Caused by:")), None)
+    return (text + (f" | {caused}" if caused else ""))[:limit]
 
 
 def progress(engine: str, **figures) -> None:

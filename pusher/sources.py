@@ -12,8 +12,11 @@ file in the copy's directory, which DuckDB then reads in one statement:
   - PostgreSQL: COPY (select ...) TO STDOUT in CSV (https://www.postgresql.org/docs/15/sql-copy.html),
     written as it arrives (psycopg2's copy_expert); 3.4x faster than a server-side cursor with
     fetchmany, then an insert per chunk, on 1M rows;
-  - Spark (session method): DataFrame.toLocalIterator(), one partition at a time
-    (https://spark.apache.org/docs/3.5.0/api/python/reference/pyspark.sql/api/pyspark.sql.DataFrame.toLocalIterator.html).
+  - Spark (session method): with a local master, Spark's tasks write the CSV lines as text files
+    (DataFrame.write.text, https://spark.apache.org/docs/3.5.0/sql-data-sources-text.html);
+    with another master, DataFrame.toLocalIterator(), one partition at a time
+    (https://spark.apache.org/docs/3.5.0/api/python/reference/pyspark.sql/api/pyspark.sql.DataFrame.toLocalIterator.html);
+  - any other adapter, Spark over Thrift or HTTP included: a DB-API cursor, fetchmany in chunks.
 The CSV keeps NULL (nothing) apart from '' (a quoted empty string).
 
 Values keep their meaning and their text across engines, so the payload hashes the pusher
@@ -31,6 +34,7 @@ import decimal
 import importlib.util
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -144,6 +148,9 @@ def spark_csv_line_select(columns: Sequence[Column], relation: str) -> str:
     return f"select concat_ws(',', {', '.join(fields)}) as line from {relation}"
 
 
+SPARK_ROWS_PER_TASK = 200_000      # rows of a partition the driver holds at once (see SparkSessionSource.export)
+
+
 class SparkSessionSource:
     """The SparkSession dbt-spark's session method starts in this process."""
 
@@ -168,11 +175,49 @@ class SparkSessionSource:
     def export(self, schema: str, name: str, columns: Sequence[Column], path: Path) -> None:
         """The rows as CSV in `path`, one partition at a time (toLocalIterator). Spark writes each
         line itself (NULL as nothing, every other value quoted, so '' is not NULL): one string
-        per row crosses to Python instead of a Row of values, several times faster."""
-        frame = self.spark.sql(spark_csv_line_select(columns, spark_quote(schema, name)))
-        with path.open("w", encoding="utf-8") as sink:
-            for row in frame.toLocalIterator(prefetchPartitions=True):   # the next partition computes meanwhile
-                sink.write(row[0] + "\n")
+        per row crosses to Python instead of a Row of values, several times faster.
+
+        Each partition is one task whose whole result the driver holds (two with the prefetch):
+        a table with fewer, bigger partitions than SPARK_ROWS_PER_TASK allows is repartitioned
+        first, so the driver's memory bounds the partition, not the table (a 1M-row audience in
+        2 partitions ran a 512 MB driver out of memory, and left 1 GB little margin)."""
+        table = spark_quote(schema, name)
+        memory = self.spark.sparkContext.getConf().get("spark.driver.memory", "1g")
+        try:
+            frame = self.spark.sql(spark_csv_line_select(columns, table))
+            if self.spark.sparkContext.master.startswith("local"):
+                self._write_locally(frame, path)
+                return
+            tasks = -(-self.spark.table(table).count() // SPARK_ROWS_PER_TASK)
+            if tasks > frame.rdd.getNumPartitions():
+                frame = frame.repartition(tasks)
+            with path.open("w", encoding="utf-8") as sink:
+                for row in frame.toLocalIterator(prefetchPartitions=True):   # the next partition computes meanwhile
+                    sink.write(row[0] + "\n")
+        except Exception as exc:
+            from py4j.protocol import Py4JNetworkError
+
+            if isinstance(exc, Py4JNetworkError) or "OutOfMemoryError" in str(exc):
+                raise InputError(f"Spark's driver (spark.driver.memory {memory}) stopped while reading {schema}.{name}, "
+                                 "most often because it ran out of memory (the JVM's own error is above): set "
+                                 "PUSHER_SPARK_DRIVER_MEMORY (spark.driver.memory in the profile) higher, e.g. 2g; "
+                                 "nothing was sent") from exc
+            raise
+
+    @staticmethod
+    def _write_locally(frame: Any, path: Path) -> None:
+        """A local master shares this machine's disk: Spark's tasks write the lines as text files
+        themselves, streaming, in parallel, with no result held by the driver; they are then
+        joined into `path`."""
+        parts = path.with_name(path.name + ".parts")
+        frame.write.mode("overwrite").text(str(parts))
+        try:
+            with path.open("wb") as sink:
+                for part in sorted(parts.glob("part-*")):
+                    with part.open("rb") as source:
+                        shutil.copyfileobj(source, sink, 1 << 20)
+        finally:
+            shutil.rmtree(parts, ignore_errors=True)
 
     def close(self) -> None:
         pass    # the session ends with the process (stopping it takes seconds)

@@ -228,6 +228,20 @@ def test_the_whole_loop_on_spark(spark_stack):
     whole_loop(*spark_stack)
 
 
+def test_a_big_partition_is_copied_by_a_small_spark_driver(spark_stack):
+    """A million audience rows in one parquet file, so one partition, read by a 512 MB Spark
+    driver: Spark's own tasks write the CSV lines, so no partition is ever held whole by the
+    driver (toLocalIterator, which hands it each partition, ran out of memory on this)."""
+    stack, tables = spark_stack
+    members = tables.query(f"select count(*) from retention.{VIP} where email_sha256 is not null")[0][0]
+    tables.edit(f"insert into retention.{VIP} select 'big' || i, sha256('big' || i || '@example.com'), null, "
+                "audience_name, list_name, exclusivity_group, entered_at, 0 from range(1000000) as t(i) "
+                f"cross join (select * from retention.{VIP} limit 1)")
+    stack.env["PUSHER_SPARK_DRIVER_MEMORY"] = "512m"
+    plan = by_sync(stack.pusher("plan", "--select", "msads_list_vip_high_ltv"))
+    assert plan["msads_list_vip_high_ltv"]["plan"]["adds"] == members + 1_000_000
+
+
 def test_a_ledger_moved_between_engines_sends_nothing(tmp_path, monkeypatch, demo_warehouse, postgres,
                                                       postgres_demo, spark_demo):
     """Sync the demo from the DuckDB build, then point the same state file at the PostgreSQL
