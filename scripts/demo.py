@@ -123,6 +123,10 @@ def main() -> None:
             raise SystemExit("the buyer did not move from the cart lists to the suppression at both destinations")
         run("status", [str(BIN / "pusher"), "status"], env)
         run("report", [str(BIN / "pusher"), "report", "--out", "warehouse/pusher-report.html"], env)
+        # The story's order lives only in the reloaded seed table: rebuild from the committed seeds,
+        # so that a later plain `dbt build` finds the warehouse it expects (demo_story.RESTORE_BUILD).
+        run("put the demo world back (the story's order was demo-only)",
+            [str(BIN / "dbt"), *demo_story.RESTORE_BUILD, "--profiles-dir", "."], env)
 
 
 if __name__ == "__main__":

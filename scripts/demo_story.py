@@ -5,6 +5,11 @@ the raw store export (demo-only: inserted into the seed table, which the next `d
 --exclude resource_type:seed` keeps), one hour before the demo's "now". The rebuild moves them
 out of the cart lists and into the recent-purchaser suppression; the next `pusher sync` makes
 both destinations follow, and `describe_move` prints exactly that, read back from the emulators.
+
+The staging models are incremental: they keep the story's rows, while the next plain `dbt build`
+reloads the seeds without them (an order line whose order is gone from the raw export fails
+its relationships test). So the demo ends with RESTORE_BUILD, which reloads the seeds and
+rebuilds every model from them: the warehouse is the committed demo world again.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pusher.pii import mask_email
 ORDER_ID = "O-DEMO-STORY-1"
 ORDERED_AT = "2026-11-20 11:00:00"      # an hour before the demo world's anchor (its "now")
 EXPORTED_AT = "2026-11-20 11:30:00"
+RESTORE_BUILD = ["build", "--full-refresh"]    # dbt arguments that put the demo world back
 DESTINATIONS = {"customerio": "Customer.io", "microsoft_ads": "Microsoft Ads"}
 
 
