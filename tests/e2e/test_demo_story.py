@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, run_dbt
 from tests.e2e.test_end_to_end import stack_factory  # noqa: F401  (the shared fixture)
 
@@ -40,6 +42,7 @@ def test_a_cart_abandoner_orders_and_both_destinations_follow(stack_factory):  #
     assert "left:   CIO__Cart_Abandon_1-3d__NoPurchase" in text
 
 
+@pytest.mark.slow   # three more dbt builds of the demo (about a minute): make test stays under its budget
 def test_a_plain_build_after_the_story_passes_once_the_demo_puts_its_world_back(stack_factory):  # noqa: F811
     """The staging models are incremental and keep the story's order, which a plain `dbt build`
     drops by reloading the seeds: the demo's last step rebuilds from the committed seeds."""
