@@ -19,7 +19,7 @@ from tests.e2e.test_end_to_end import start_stack
 
 from . import spark_thrift_server
 from .conftest import EngineBuild, run_dbt_target
-from .test_pusher_on_engines import VIP, SparkTables, by_sync
+from .test_pusher_on_engines import SparkTables, first_sync_then_no_change
 from .test_same_results import assert_same, duckdb_rows, spark_rows
 
 pytestmark = [pytest.mark.engines, pytest.mark.timeout(2400)]
@@ -69,18 +69,4 @@ def test_the_pusher_reads_thrift_with_the_generic_reader(thrift_demo, tmp_path, 
 
     with ExitStack() as stack:
         pusher = start_stack(stack, tmp_path, monkeypatch, env, server.tables_dir)
-        people = tables.query("select count(*) from retention.cio_people")[0][0]
-        vip = tables.query(f"select count(*) from retention.{VIP} where email_sha256 is not null")[0][0]
-        plan = by_sync(pusher.pusher("plan"))
-        assert plan["cio_people"]["plan"]["updates"] == people > 300
-        assert plan["msads_list_vip_high_ltv"]["plan"]["adds"] == vip > 10
-
-        first = pusher.pusher("sync")
-        assert first["exit_code"] == 0
-        assert by_sync(first)["cio_people"]["sent"]["updates"] == people
-        pusher.assert_destinations_equal_warehouse()
-
-        before = pusher.requests()
-        again = pusher.pusher("sync")
-        assert pusher.requests() == before, "a no-change rerun must not send a single request"
-        assert all(item["requests"] == 0 for item in again["syncs"])
+        first_sync_then_no_change(pusher, tables)
