@@ -27,6 +27,14 @@ stricter reading and says so. It enforces the contract in contracts/microsoft-ad
   "Details"}]}` for the rest (HTTP 400).
 - Upload URLs (GetBulkUploadUrl) are single use (3224) and expire (3226,
   MSADS_EMULATOR_UPLOAD_URL_TTL, 900 s: the documented 15 minutes).
+- Concurrent uploads: a customer may run 5-6 bulk uploads at once (learn.microsoft.com/en-us/
+  advertising/guides/bulk-download-upload, and contracts/microsoft-ads.md). The emulator takes
+  the lower figure (MSADS_EMULATOR_MAX_CONCURRENT_UPLOADS, default 5) and counts an upload as
+  running from its file's arrival until a status poll has answered its final status (or
+  MSADS_EMULATOR_UPLOAD_SLOT_SECONDS, default 900, have passed: a client that never polls still
+  frees its slot). The docs do not say how the next upload is refused: the emulator answers the
+  file upload with 3227 (too many requests), the URL stays unused, and the client must back off
+  and ask for a new one, the strict reading (a refusal at GetBulkUploadUrl would cost less).
   The upload step answers failures with a flat JSON body, `{"TrackingId", "Code",
   "ErrorCode", "Message"}`, not the envelope (bulk upload guide, "Upload the file"); the
   ErrorCode names are the emulator's own, the codes are Microsoft's (operation error codes:
@@ -131,6 +139,7 @@ AUDIENCE_TYPES = {"RemarketingList", "Custom", "InMarket", "Product", "SimilarRe
 MAX_AUDIENCE_IDS = 100
 APPLY_MAX_ITEMS = 1000
 KEPT_UPLOADS = 50
+TOO_MANY_UPLOADS = 3227               # the upload step's "too many requests" (refused 6th concurrent upload)
 AUTH_CODES = {105: "InvalidCredentials", 106: "UserIsNotAuthorized", 109: "AuthenticationTokenExpired"}
 OPERATION_CODES = {
     117: "CallRateExceeded", 1102: "InvalidAccountId", 3224: "BulkServiceUploadUrlAlreadyUsed",
@@ -187,6 +196,8 @@ class MicrosoftAdsEmulator:
         self.account_id = _env("MSADS_EMULATOR_ACCOUNT_ID", "2000")
         self.token_ttl = float(_env("MSADS_EMULATOR_TOKEN_TTL", "3600"))
         self.url_ttl = float(_env("MSADS_EMULATOR_UPLOAD_URL_TTL", "900"))
+        self.max_concurrent_uploads = int(_env("MSADS_EMULATOR_MAX_CONCURRENT_UPLOADS", "5"))
+        self.upload_slot_seconds = float(_env("MSADS_EMULATOR_UPLOAD_SLOT_SECONDS", "900"))
         self.environment = _env("MSADS_EMULATOR_ENVIRONMENT", "production")
         self.scopes = SANDBOX_SCOPES if self.environment == "sandbox" else {MSADS_SCOPE}
         self.max_rows = int(_env("MSADS_EMULATOR_MAX_ROWS",
@@ -397,6 +408,9 @@ class MicrosoftAdsEmulator:
             raise Fault(3224, "The upload URL has already been used; request a new one.")
         if time.time() > slot["expires"]:
             raise Fault(3226, "The upload URL has expired; request a new one.")
+        if self._uploads_running() >= self.max_concurrent_uploads:
+            raise Fault(TOO_MANY_UPLOADS, f"{self.max_concurrent_uploads} bulk uploads of this customer are still "
+                        "running; wait for one to finish and upload again with a new URL.")
         form = await request.form()
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
@@ -407,6 +421,12 @@ class MicrosoftAdsEmulator:
         self.uploaded = (self.uploaded + [data])[-KEPT_UPLOADS:]
         self.requests[slot["request_id"]] = self._process(data, slot["mode"])
         return JSONResponse({"TrackingId": secrets.token_hex(8), "RequestId": slot["request_id"]})
+
+    def _uploads_running(self) -> int:
+        """Files received whose final status no poll has answered yet (within the slot time)."""
+        oldest = time.time() - self.upload_slot_seconds
+        return sum(1 for job in self.requests.values()
+                   if job["polls"] <= len(STATUS_STEPS) and job["received_at"] > oldest)
 
     async def upload_status(self, request: Request) -> Response:
         self._check_auth(request)
@@ -549,7 +569,7 @@ class MicrosoftAdsEmulator:
     # ---- file processing -----------------------------------------------------------------
 
     def _process(self, data: bytes, mode: str) -> dict:
-        job = {"polls": 0, "status": "Failed", "errors": None, "result_id": None}
+        job = {"polls": 0, "status": "Failed", "errors": None, "result_id": None, "received_at": time.time()}
         try:
             csv_bytes = unzip_single_csv(data)
             if len(data) > self.max_file_bytes or len(csv_bytes) > self.max_file_bytes:

@@ -7,9 +7,10 @@ from __future__ import annotations
 import threading
 import time
 
-from msads_helpers import Emulator, destination_env
+from msads_helpers import HTTP, Emulator, destination_env
 
 from pusher.destinations.microsoft_ads import MicrosoftAdsDestination
+from pusher.destinations.msads_bulk_file import ListRow, build_upload
 from pusher.emulators.microsoft_ads import create_app
 from pusher.emulators.options import EmulatorOptions
 from pusher.emulators.server import running
@@ -75,3 +76,42 @@ def test_uploads_in_flight_keep_replace_and_removes_first(tmp_path):
         audience = project.audience()
         assert emulator.members_of(list_id) == {email for email, _ in audience.values()}
         assert project.ledger() == audience
+
+
+def _hold_upload_slots(base: str, destination: MicrosoftAdsDestination, count: int) -> None:
+    """Another tool of the same customer: uploads `count` files and never polls them."""
+    sent = {"Authorization": f"Bearer {destination._tokens.access_token()}", "DeveloperToken": "demo-developer-token",
+            "CustomerId": "1000", "CustomerAccountId": "2000"}
+    data = build_upload(ListRow("-1", "MSADS__Other_Tool", accept_terms=True), [])
+    for _ in range(count):
+        slot = HTTP.post(base + "/Bulk/v13/BulkUploadUrl/Query", headers=sent,
+                         json={"AccountId": "2000", "ResponseMode": "ErrorsOnly"}).json()
+        response = HTTP.post(slot["UploadUrl"], headers={**sent, "AccountId": "2000"},
+                             files={"file": ("upload.zip", data, "application/zip")})
+        assert response.status_code == 200, response.text
+
+
+def test_uploads_refused_while_another_tool_holds_slots_back_off_and_converge(tmp_path, monkeypatch):
+    """The emulator refuses a sixth running upload (3227); with 2 slots taken by another tool, the
+    pusher's 4 uploads at a time meet that refusal, wait, ask for new URLs and still converge."""
+    monkeypatch.setenv("MSADS_EMULATOR_UPLOAD_SLOT_SECONDS", "5")     # the other tool's files finish in 5 s
+    project = Project(tmp_path)
+    project.set_meta("sync_cart", destination="microsoft_ads", list_name=LIST)
+    project.set_audience_range(0, 600)
+    with running(create_app(EmulatorOptions(latency_ms=20))) as base:
+        emulator = Emulator(base)
+        env = destination_env(base, tmp_path, MSADS_MAX_ROWS_PER_FILE="50", MSADS_MAX_CONCURRENT_UPLOADS="4",
+                              MSADS_APPLY_MAX_ITEMS="0", MSADS_RATE_WAIT_SECONDS="0.2",
+                              MSADS_THROTTLE_MAX_WAIT_SECONDS="0.2",
+                              MSADS_MAX_THROTTLE_RETRIES="100")
+        destination = Timed.from_env(env)
+        try:
+            _hold_upload_slots(base, destination, 2)
+            report = project.sync(destination=destination)
+        finally:
+            destination.close()
+        assert report.exit_code == 0, report.to_dict()
+        assert emulator.stats()["requests"]["FileUpload"].get("400", 0) > 0, "no upload was refused"
+        list_id = next(item["id"] for item in emulator.state()["lists"] if item["name"] == LIST)
+        assert emulator.members_of(list_id) == {email for email, _ in project.audience().values()}
+        assert project.ledger() == project.audience()

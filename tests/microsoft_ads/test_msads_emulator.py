@@ -210,6 +210,27 @@ def test_upload_faults_knob_answers_the_next_uploads_flat(emulator):
     assert upload(emulator.base, access, data)[1].status_code == 200
 
 
+def test_a_sixth_concurrent_upload_is_refused_until_one_finishes(emulator):
+    access = access_token(emulator.base)
+    data = build_upload(ListRow("-1", "MSADS__Busy", accept_terms=True), [])
+    running = [upload(emulator.base, access, data) for _ in range(5)]
+    assert all(response.status_code == 200 for _, response in running)
+    sixth = new_upload_url(emulator.base, access)
+    send = lambda: HTTP.post(sixth["UploadUrl"], headers=headers(access, AccountId="2000"),  # noqa: E731
+                             files={"file": ("upload.zip", data, "application/zip")})
+    assert flat_fault_code(send()) == 3227
+    final_status(emulator.base, access, running[0][0]["RequestId"])     # one upload finishes
+    assert send().status_code == 200, "the refused URL stays unused: it works once a slot is free"
+
+
+def test_an_upload_nobody_polls_frees_its_slot_after_the_slot_time(start_emulator):
+    emulator = start_emulator(env={"MSADS_EMULATOR_MAX_CONCURRENT_UPLOADS": "1",
+                                   "MSADS_EMULATOR_UPLOAD_SLOT_SECONDS": "0"})
+    access = access_token(emulator.base)
+    data = build_upload(ListRow("-1", "MSADS__Gone", accept_terms=True), [])
+    assert [upload(emulator.base, access, data)[1].status_code for _ in range(2)] == [200, 200]
+
+
 # ---- file format ---------------------------------------------------------------------------
 
 def test_status_moves_from_uploaded_to_in_progress_to_completed(emulator):
