@@ -9,6 +9,10 @@
 -- depends_on: {{ ref('raw_reviews__reviews') }}
 -- depends_on: {{ ref('raw_back_in_stock__back_in_stock_requests') }}
 -- depends_on: {{ ref('raw_web_events__web_events') }}
+-- Built after staging: its read-through mark is what staging held then (macros/rejected_inputs.sql).
+{%- for source_name, table_name in rejected_inputs_raw_tables() %}
+-- depends_on: {{ ref('stg_' ~ source_name ~ '__' ~ table_name) }}
+{%- endfor %}
 -- Every raw value or row that staging refused, with the rule that refused it, so nothing is
 -- dropped silently. value_nulled: the field is NULL in staging (the rest of the row is used);
 -- row_quarantined: the whole row is left out of staging (a negative amount, an export time
@@ -44,7 +48,15 @@
 {%- set actions = {'email': 'value_nulled', 'phone': 'value_nulled', 'amount': 'row_quarantined',
                    'export_time': 'row_quarantined'} %}
 
-{{ config(materialized='table') }}
+-- Incremental (macros/rejected_inputs.sql): a build evaluates again the raw rows exported after
+-- those evaluated before (int_rejected_inputs__checked_through), and those exported in the future.
+{{ config(
+    materialized=state_materialization(),
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_rejected_inputs_tail() }}",
+) }}
+{%- set starts = rejected_inputs_tail_starts() %}
 
 with
 
@@ -72,6 +84,7 @@ with
             *,
             {{ clean_identifier_text(check.field) }} as value_cleaned
         from {{ source(check.source, check.table) }}
+        where {{ rejected_inputs_raw_in_tail(starts, check.source, check.table) }}
     ) as cleaned
 ),
 
@@ -80,7 +93,7 @@ with
 rejections_unioned as (
     {%- for check in checks %}
     select * from {{ check.source }}__{{ check.table }}__{{ check.field }}
-    where reason is not null
+    where reason is not null and {{ rejected_inputs_in_tail(starts, check.source, check.table) }}
     {%- if not loop.last %}
     union all
     {%- endif %}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -27,7 +28,8 @@ STAGING = ["stg_back_in_stock__back_in_stock_requests", "stg_loyalty__loyalty_ac
            "stg_reviews__reviews", "stg_store__customers", "stg_store__order_lines", "stg_store__orders",
            "stg_store__refunds", "stg_subscriptions__subscription_events", "stg_web_events__web_events"]
 INCREMENTAL_MODELS = sorted(["int_loyalty__state", "int_orders__state", "int_returns__state",
-                             "int_store_customers_merged", "int_subscriptions__state", *STAGING])
+                             "int_store_customers_merged", "int_subscriptions__state", *STAGING,
+                             "rejected_inputs", "int_rejected_inputs__checked_through"])
 # the last build runs later, releasing the export quarantined as exported in the future, and
 # with a lookback, as a source that can deliver a late file needs (LATE_EXPORTS)
 LATER_AS_OF = "2026-11-20 14:00:00"
@@ -44,12 +46,16 @@ FIRST_EXPORTS = {
         "C9001,alice.capital@example.com,,Alicia,Capital,US,false,2025-10-16 12:00:00,2026-11-19 12:00:00,2026-11-20 11:00:00",
         # a late export of an older snapshot reverts nothing
         "C9002,gb.phone@example.com,,Old,Name,GB,false,2025-10-16 12:00:00,2025-10-16 12:00:00,2026-11-20 11:00:00",
+        # a phone that makes no E.164 number: nulled, listed in rejected_inputs
+        "C9994,phone.bad@example.com,12,Phone,Bad,US,true,2026-11-19 12:00:00,2026-11-19 12:00:00,2026-11-20 11:00:00",
     ],
     "store/raw_store__orders.csv": [
         "O00001,C9001,alice.capital@example.com,2026-05-04 12:00:00,refunded,60.00,USD,2026-11-20 11:00:00",
         "O-NEW-1,C9990,bob.old@example.com,2026-11-19 18:00:00,paid,75.00,USD,2026-11-20 11:00:00",
         # its store account arrives with the next exports
         "O-WAIT-1,C9992,wait.later@example.com,2026-11-19 19:00:00,paid,55.00,USD,2026-11-20 11:00:00",
+        # a negative amount, quarantined, and the latest order export: staging holds up to 11:00
+        "O-NEG-1,C9001,alice.capital@example.com,2026-11-19 20:00:00,paid,-5.00,USD,2026-11-20 11:15:00",
     ],
     "store/raw_store__refunds.csv": [
         "R-NEW-1,O00002,2026-11-19 20:00:00,30.00,2026-11-20 11:00:00",
@@ -81,6 +87,13 @@ SECOND_EXPORTS = {
     # its order was exported at 11:00 and is found as an order not held yet, not by export time
     "store/raw_store__customers.csv": [
         "C9992,wait.later@example.com,,Wait,Later,US,true,2026-11-18 12:00:00,2026-11-18 12:00:00,2026-11-20 11:30:00",
+        # an invalid email, nulled
+        "C9995,bad..dots@example.com,,Bad,Dots,US,true,2026-11-18 12:00:00,2026-11-18 12:00:00,2026-11-20 11:30:00",
+    ],
+    "store/raw_store__orders.csv": [
+        # exported before the quarantined O-NEG-1 but after the orders staging held: read by
+        # staging, and so by rejected_inputs, whose mark is staging's, not the raw table's
+        "O-LATE-1,C9001,no-at-sign.example.com,2026-11-19 21:00:00,paid,15.00,USD,2026-11-20 11:10:00",
     ],
     "loyalty/raw_loyalty__loyalty_accounts.csv": [
         # a blank tier and NULL points arriving later still wipe nothing
@@ -166,7 +179,8 @@ def built(tmp_path_factory):
     rebuilt = run_dbt(workdir, "run", "--full-refresh", "--select", *models,
                       database=full, project=project, target="target-full", as_of=LATER_AS_OF)
     assert rebuilt.not_passing() == [], rebuilt.output()
-    return {"incremental": incremental, "full": full, "models": models, "before": before,
+    return {"workdir": workdir, "project": project,
+            "incremental": incremental, "full": full, "models": models, "before": before,
             "held_back": held_back, "quarantined": quarantined, "incremental_runs": [second, third, fourth]}
 
 
@@ -188,6 +202,15 @@ def test_the_state_models_are_incremental(built):
         == [(1,)]
     assert query(built["incremental"], "select reason from rejected_inputs where source_record_id = 'C9993'") \
         == [("email_domain_without_dot",)]
+    # each rejection was listed by the build that first read it, and the marks moved on
+    assert query(built["incremental"], "select source_record_id, field, reason from rejected_inputs "
+                                       "where source_record_id in ('C9994', 'C9995', 'O-NEG-1', 'O-LATE-1') "
+                                       "order by 1") \
+        == [("C9994", "phone", "phone_not_e164"), ("C9995", "email", "email_with_consecutive_dots"),
+            ("O-LATE-1", "email", "email_without_at_sign"), ("O-NEG-1", "total_price", "negative_amount")]
+    assert query(built["incremental"], "select checked_through from int_rejected_inputs__checked_through "
+                                       "where source_table in ('customers', 'orders') order by source_table") \
+        == [(datetime(2026, 11, 20, 11, 30),), (datetime(2026, 11, 20, 11, 10),)]
 
 
 @pytest.mark.parametrize("model", INCREMENTAL_MODELS)
@@ -230,3 +253,24 @@ def test_identity_changes_move_state_between_people(built):
         == [("C9990",)]
     assert query(database, "select count(*) from int_loyalty__state where customer_id = 'C9991'") == [(1,)]
     assert query(database, "select customer_id from int_orders__state where order_id = 'O-WAIT-1'") == [("C9992",)]
+
+
+def test_rejected_inputs_mark_moves_only_when_rejected_inputs_ran(built, tmp_path):
+    """A build that stages new rows without running rejected_inputs must not move its mark past
+    them: the next rejected_inputs build still lists their rejections."""
+    project = tmp_path / "project"
+    shutil.copytree(built["project"], project)
+    database = tmp_path / "warehouse.duckdb"
+    shutil.copy(built["incremental"], database)
+    append_rows(project, {"store/raw_store__customers.csv": [
+        "C9996,two@@example.com,,Two,Ats,US,true,2026-11-19 12:00:00,2026-11-19 12:00:00,2026-11-20 12:30:00"]})
+    staged = run_dbt(tmp_path, "build", "--select", "raw_store__customers", "stg_store__customers",
+                     "int_rejected_inputs__checked_through", database=database, project=project,
+                     target="target-staged", as_of=LATER_AS_OF)
+    assert staged.not_passing() == [], staged.output()
+    assert query(database, "select count(*) from stg_store__customers where store_customer_id = 'C9996'") == [(1,)]
+    listed = run_dbt(tmp_path, "run", "--select", "rejected_inputs", database=database, project=project,
+                     target="target-listed", as_of=LATER_AS_OF)
+    assert listed.not_passing() == [], listed.output()
+    assert query(database, "select reason from rejected_inputs where source_record_id = 'C9996'") \
+        == [("email_with_several_at_signs",)]
