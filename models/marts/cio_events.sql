@@ -3,9 +3,15 @@
 -- duplicate the destination drops. Extra columns are event data; NULLs are omitted on send.
 -- Read top to bottom: each source's events in one shape (one CTE per source), unioned by
 -- column name, deduplicated per source record, then kept when recent and of a known person.
+-- Only records with an occurrence in the window are read in full (`recent_*` CTEs): a record
+-- whose occurrences all lie outside it cannot be a recent event, and a record that has one keeps
+-- all its rows, so deduplication picks the same first occurrence as over the whole history (a
+-- return opens at its first update: one updated in the window keeps all its updates).
+{%- set window_start = dbt.dateadd('day', -1 * var('cio_event_lookback_days'), as_of()) %}
+{%- set window_end = as_of() %}
 {%- set event_columns = [
     'source_system', 'source_record_id', 'customer_id', 'event_name', 'occurred_at',
-    'order_id', 'product_id', 'amount', 'status',
+    'order_id', 'product_id', 'amount', 'status', 'exported_at',
 ] %}
 
 with
@@ -20,6 +26,29 @@ back_in_stock_requests as (select * from {{ ref('stg_back_in_stock__back_in_stoc
 
 returns as (select * from {{ ref('stg_returns__returns') }}),
 
+{%- for name, id_column, occurred_column in [
+    ('web_events', 'web_event_id', 'occurred_at'),
+    ('subscription_events', 'subscription_event_id', 'changed_at'),
+    ('back_in_stock_requests', 'back_in_stock_request_id', 'requested_at'),
+    ('returns', 'return_id', 'updated_at'),
+] %}
+{{ name }}_in_window as (
+    select {{ name }}.{{ id_column }}
+    from {{ name }}
+    where
+        {{ name }}.{{ occurred_column }} > {{ window_start }}
+        and {{ name }}.{{ occurred_column }} <= {{ window_end }}
+),
+
+recent_{{ name }} as (
+    select {{ name }}.*
+    from {{ name }}
+    where {{ name }}.{{ id_column }} in (
+        select {{ name }}_in_window.{{ id_column }} from {{ name }}_in_window
+    )
+),
+
+{% endfor -%}
 source_records as (select * from {{ ref('int_identity__source_records') }}),
 
 people as (select * from {{ ref('cio_people') }}),
@@ -34,9 +63,12 @@ orders_placed as (
         order_id,
         cast(null as {{ dbt.type_string() }}) as product_id,
         cast(total_price as {{ type_double() }}) as amount,
-        cast(null as {{ dbt.type_string() }}) as status
+        cast(null as {{ dbt.type_string() }}) as status,
+        last_exported_at as exported_at
     from orders
-    where not is_voided
+    where
+        not is_voided
+        and ordered_at > {{ window_start }} and ordered_at <= {{ window_end }}
 ),
 
 -- snapshot exports repeat a record once per match: distinct keeps one row per event
@@ -50,8 +82,9 @@ carts_started as (
         cast(null as {{ dbt.type_string() }}) as order_id,
         web_events.product_id,
         cast(web_events.cart_value as {{ type_double() }}) as amount,
-        cast(null as {{ dbt.type_string() }}) as status
-    from web_events
+        cast(null as {{ dbt.type_string() }}) as status,
+        web_events.exported_at
+    from recent_web_events as web_events
     inner join source_records
         on
             source_records.source_system = 'web_events'
@@ -69,8 +102,9 @@ subscriptions_changed as (
         cast(null as {{ dbt.type_string() }}) as order_id,
         cast(null as {{ dbt.type_string() }}) as product_id,
         cast(null as {{ type_double() }}) as amount,
-        subscription_events.subscription_status as status
-    from subscription_events
+        subscription_events.subscription_status as status,
+        subscription_events.exported_at
+    from recent_subscription_events as subscription_events
     inner join source_records
         on
             source_records.source_system = 'subscriptions'
@@ -87,8 +121,9 @@ back_in_stock_requested as (
         cast(null as {{ dbt.type_string() }}) as order_id,
         back_in_stock_requests.product_id,
         cast(null as {{ type_double() }}) as amount,
-        cast(null as {{ dbt.type_string() }}) as status
-    from back_in_stock_requests
+        cast(null as {{ dbt.type_string() }}) as status,
+        back_in_stock_requests.exported_at
+    from recent_back_in_stock_requests as back_in_stock_requests
     inner join source_records
         on
             source_records.source_system = 'back_in_stock'
@@ -99,20 +134,21 @@ back_in_stock_requested as (
 returns_opened as (
     select
         'returns' as source_system,
-        returns.return_id as source_record_id,
+        recent_returns.return_id as source_record_id,
         min(source_records.customer_id) as customer_id,
         'return_opened' as event_name,
-        min(returns.updated_at) as occurred_at,
-        min(returns.order_id) as order_id,
+        min(recent_returns.updated_at) as occurred_at,
+        min(recent_returns.order_id) as order_id,
         cast(null as {{ dbt.type_string() }}) as product_id,
         cast(null as {{ type_double() }}) as amount,
-        cast(null as {{ dbt.type_string() }}) as status
-    from returns
+        cast(null as {{ dbt.type_string() }}) as status,
+        max(recent_returns.exported_at) as exported_at
+    from recent_returns
     inner join source_records
         on
             source_records.source_system = 'returns'
-            and returns.return_id = source_records.source_record_id
-    group by returns.return_id
+            and recent_returns.return_id = source_records.source_record_id
+    group by recent_returns.return_id
 ),
 
 events_unioned as (
@@ -128,13 +164,14 @@ events_unioned as (
     {%- endfor %}
 ),
 
--- snapshot sources export the same record several times: keep one row per record
+-- snapshot sources export the same record several times: keep one row per record, its first
+-- occurrence as last exported (a re-export may carry a newer status for the same instant)
 events_deduplicated as (
     select
         *,
         row_number() over (
             partition by source_system, source_record_id
-            order by occurred_at
+            order by occurred_at asc, exported_at desc nulls last
         ) as event_rank
     from events_unioned
 ),
