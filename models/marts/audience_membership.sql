@@ -1,17 +1,38 @@
 -- One row per audience and member: every audience model (a model named aud_*), found in the
--- dbt graph, so a new audience needs no edit here. Each audience's own SQL is evaluated in
--- place instead of read from its table: dbt fixes a model's parents before it can see the
--- graph, and evaluating the SQL keeps this model correct whatever order the audiences build in.
+-- dbt graph, so a new audience needs no edit here. dbt fixes a model's parents before it can see
+-- the graph, so only the audiences declared below are built before this model: their tables are
+-- read. Any other audience's own SQL is evaluated in place, which keeps this model correct
+-- whatever order it builds in (same rows, only slower: declare it below to read its table, and
+-- remove its line when you remove the audience).
 -- The models the audiences read are declared here; an audience reading another model makes
 -- dbt name it, to add below.
 -- depends_on: {{ ref('customer_profile') }}
 -- depends_on: {{ ref('int_carts_abandoned') }}
+-- depends_on: {{ ref('aud_cart_abandon_0_1d') }}
+-- depends_on: {{ ref('aud_cart_abandon_1_3d') }}
+-- depends_on: {{ ref('aud_cart_abandon_high_value_0_1d') }}
+-- depends_on: {{ ref('aud_cart_abandon_high_value_1_3d') }}
+-- depends_on: {{ ref('aud_lapsed_120d_plus') }}
+-- depends_on: {{ ref('aud_lapsed_60_90d') }}
+-- depends_on: {{ ref('aud_lapsed_90_120d') }}
+-- depends_on: {{ ref('aud_lapsed_high_aov_60d_plus') }}
+-- depends_on: {{ ref('aud_post_purchase_cross_sell_7_21d') }}
+-- depends_on: {{ ref('aud_purchased_once_21_45d') }}
+-- depends_on: {{ ref('aud_suppress_no_discount') }}
+-- depends_on: {{ ref('aud_suppress_open_returns') }}
+-- depends_on: {{ ref('aud_suppress_recent_purchasers_0_7d') }}
+-- depends_on: {{ ref('aud_vip_high_ltv') }}
+{%- set built_first = model.depends_on.nodes if execute else [] %}
 
 with
 
 {% for audience in audience_models() -%}
 {{ audience.name }} as (
+    {%- if audience.unique_id in built_first %}
+    select * from {{ ref(audience.name) }}
+    {%- else %}
     {{ render(audience.raw_code) | trim | indent(4) }}
+    {%- endif %}
 ),
 
 {% endfor -%}

@@ -109,3 +109,20 @@ def test_its_sync_is_an_exposure_in_the_manifest(added):
     }
     model = manifest["nodes"]["model.retention.aud_loyalty_points_500_plus"]
     assert model["access"] == "public" and model["config"]["contract"]["enforced"]
+
+
+def test_audience_membership_reads_the_declared_audiences_and_evaluates_the_new_one(added):
+    """The shipped audiences are declared parents of audience_membership, built before it, so it
+    reads their tables; the new one is not (adding it took no third edit), so its SQL is evaluated
+    in place and dbt's build order cannot make the union miss it."""
+    _, _, manifest_path = added
+    manifest = json.loads(manifest_path.read_text())
+    parents = manifest["nodes"]["model.retention.audience_membership"]["depends_on"]["nodes"]
+    shipped = sorted(path.stem for path in (REPO / "models" / "marts").glob("aud_*.sql"))
+    assert shipped and all(f"model.retention.{name}" in parents for name in shipped)
+    assert "model.retention.aud_loyalty_points_500_plus" not in parents
+    compiled = (manifest_path.parent / "compiled" / "retention" / "models" / "marts"
+                / "audience_membership.sql").read_text()
+    for name in shipped:
+        assert f'{name} as (\n    select * from "added"."main"."{name}"\n)' in compiled, name
+    assert "loyalty_points >= 500" in compiled
