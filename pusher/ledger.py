@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Any, Iterable, NamedTuple, Sequence
 
 from pusher.errors import redact
@@ -84,7 +85,7 @@ def _disjoint_groups(op: str, batches: Sequence[BatchRecord]) -> Iterable[list[B
     group: list[BatchRecord] = []
     keys: set[str] = set()
     for batch in batches:
-        batch_keys = {row.member_key for row in batch.acknowledged} | set(batch.rejected)
+        batch_keys = set(map(itemgetter(0), batch.acknowledged)) | set(batch.rejected)   # 0: member_key
         if group and (op == "replace" or not keys.isdisjoint(batch_keys)):
             yield group
             group, keys = [], set()
@@ -119,6 +120,10 @@ def fingerprint_of(email_sha256: str | None, phone_sha256: str | None) -> str:
 class Ledger:
     def __init__(self, warehouse: Warehouse):
         self.wh = warehouse
+        # (table, sync) known to hold no row of the sync: its deletes by key are skipped (a first
+        # sync would run two per acknowledged group for nothing). Only this class writes those
+        # tables; it forgets what it knew when a run or sync starts, and when it inserts.
+        self._none_held: set[tuple[str, str]] = set()
 
     def ensure(self) -> None:
         self.wh.execute(f"create schema if not exists {qualified(STATE_CATALOG, SCHEMA)}")
@@ -159,6 +164,7 @@ class Ledger:
 
     # -- runs ----------------------------------------------------------------------------
     def start_run(self, run_id: str, command: str) -> None:
+        self._none_held.clear()
         with self.wh.transaction():
             # A run still marked running was killed: say so in history.
             self.wh.execute(f"update {table('runs')} set status = 'interrupted' where status = 'running'")
@@ -171,6 +177,7 @@ class Ledger:
                         "where run_id = ?", (utcnow(), status, exit_code, redact(json.dumps(summary, default=str)), run_id))
 
     def start_sync(self, run_id: str, sync: str) -> None:
+        self._none_held.clear()
         self.wh.execute(f"insert into {table('sync_runs')} (run_id, sync, status, started_at) "
                         "values (?, ?, 'running', ?)", (run_id, sync, utcnow()))
 
@@ -235,13 +242,19 @@ class Ledger:
         keys = [row.member_key for row in acknowledged]
         members, pending = table("members"), table("pending_removals")
         with self.wh.transaction():
-            if keys:
+            # When the members insert is the only statement reading the acknowledged rows (a
+            # first sync's adds), it reads them straight from the parameters: no staging table.
+            direct = (op not in ("remove", "retire") and not (replaces_rows and op != "replace")
+                      and not (op in ("add", "adopt") and self._may_hold("pending_removals", sync))
+                      and not self._may_hold("rejections", sync))
+            if keys and not direct:
                 self._stage(acknowledged)
             if op in ("remove", "retire"):
                 if keys:
                     for target in (members, pending):
-                        self.wh.execute(f"delete from {target} where sync = ? and fingerprint in "
-                                        "(select fingerprint from pusher_acked)", (sync,))
+                        if target == members or self._may_hold("pending_removals", sync):
+                            self.wh.execute(f"delete from {target} where sync = ? and fingerprint in "
+                                            "(select fingerprint from pusher_acked)", (sync,))
             else:
                 if op == "replace":
                     # The destination list now holds exactly this batch: forget anything older.
@@ -249,6 +262,7 @@ class Ledger:
                     self.wh.execute(f"delete from {pending} where sync = ?", (sync,))
                 elif keys and replaces_rows:
                     if op in ("add", "adopt"):
+                        self._none_held.discard(("pending_removals", sync))
                         self.wh.execute(
                             f"insert into {pending} select m.sync, m.member_key, m.email_sha256, m.phone_sha256, "
                             f"m.fingerprint, ?, ? from {members} as m join pusher_acked as a "
@@ -258,16 +272,18 @@ class Ledger:
                     self.wh.execute(f"delete from {members} where sync = ? and member_key in "
                                     "(select member_key from pusher_acked)", (sync,))
                 if keys:
-                    if op in ("add", "adopt"):
+                    if op in ("add", "adopt") and self._may_hold("pending_removals", sync):
                         # Sent again with identifiers still awaiting removal: they are current again.
                         self.wh.execute(f"delete from {pending} where sync = ? and fingerprint in "
                                         "(select fingerprint from pusher_acked)", (sync,))
+                    source, params = ("pusher_acked", []) if not direct else self._acknowledged_sql(acknowledged)
                     self.wh.execute(
                         f"insert into {members} select ?, member_key, email_sha256, phone_sha256, payload_hash, "
-                        "payload_json, ?, ?, fingerprint from pusher_acked", (sync, run_id, now))
-            if keys:
-                self.wh.execute(f"delete from {table('rejections')} where sync = ? and member_key in "
-                                "(select member_key from pusher_acked)", (sync,))
+                        f"payload_json, ?, ?, fingerprint from {source}", (sync, run_id, now, *params))
+            if keys and not direct:
+                if self._may_hold("rejections", sync):
+                    self.wh.execute(f"delete from {table('rejections')} where sync = ? and member_key in "
+                                    "(select member_key from pusher_acked)", (sync,))
                 self.wh.execute("drop table pusher_acked")
             for batch in batches:
                 if batch.rejected:
@@ -278,10 +294,24 @@ class Ledger:
                 (run_id, sync, [batch.batch_no for batch in batches], op, [batch.sent for batch in batches],
                  [len(batch.acknowledged) for batch in batches], [len(batch.rejected) for batch in batches], now))
 
+    def _may_hold(self, name: str, sync: str) -> bool:
+        """Whether table `name` may hold rows of `sync` (asked once, see _none_held)."""
+        if (name, sync) in self._none_held:
+            return False
+        if self.wh.fetchone(f"select 1 from {table(name)} where sync = ? limit 1", (sync,)) is None:
+            self._none_held.add((name, sync))
+            return False
+        return True
+
     def _stage(self, rows: Sequence[Acknowledged]) -> None:
         """The batch as a temp table `pusher_acked`, fingerprints computed by the warehouse."""
         self.wh.execute("create or replace temp table pusher_acked (member_key varchar, email_sha256 varchar, "
                         "phone_sha256 varchar, payload_hash varchar, payload_json varchar, fingerprint bigint)")
+        source, params = self._acknowledged_sql(rows)
+        self.wh.execute(f"insert into pusher_acked select * from {source}", params)
+
+    def _acknowledged_sql(self, rows: Sequence[Acknowledged]) -> tuple[str, list[Any]]:
+        """The rows as a subquery of the Acknowledged columns and their fingerprint, and its parameters."""
         # A column empty in every row (the payload of an audience batch) is a constant, not a
         # list of nulls to convert: staging is most of a batch's ledger cost.
         selected, params = [], []
@@ -291,13 +321,14 @@ class Ledger:
                 params.append(list(values))
             else:
                 selected.append(f"cast(null as varchar) as {name}")
-        self.wh.execute("insert into pusher_acked select *, " + _stored_fingerprint_sql(self.wh)
-                        + " from (select " + ", ".join(selected) + ")", params)
+        return ("(select *, " + _stored_fingerprint_sql(self.wh) + " as fingerprint from (select "
+                + ", ".join(selected) + "))"), params
 
     def _record_rejections(self, run_id: str, sync: str, op: str, rejected: dict[str, tuple[str, str]],
                            now: datetime) -> None:
         op = {"replace": "add", "adopt": "add", "retire": "remove"}.get(op, op)
         rejections = table("rejections")
+        self._none_held.discard(("rejections", sync))
         keys = list(rejected)
         previous = dict(self.wh.fetchall(
             f"select member_key, attempts from {rejections} where sync = ? and op = ? and member_key in "

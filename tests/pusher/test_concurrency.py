@@ -377,6 +377,51 @@ def test_concurrent_sync_keeps_every_promise_against_the_emulator(tmp_path, cio)
     assert numbers == list(range(1, outcome.batches + 1)) and outcome.batches == 12
 
 
+def _ledger_tables(project: Project) -> dict[str, list[tuple]]:
+    """The sync's whole ledger but run ids and times: members, owed removals, rejections, batches."""
+    columns = {"members": "member_key, email_sha256, phone_sha256, payload_hash, payload_json, fingerprint",
+               "pending_removals": "member_key, email_sha256, phone_sha256, fingerprint",
+               "rejections": "member_key, op, fingerprint, reason, attempts",
+               "batches": "op, row_count, accepted, rejected"}
+    return {name: sorted(project.sql(f"select {selected} from {table(name)} where sync = 'sync_cart'"), key=repr)
+            for name, selected in columns.items()}
+
+
+def test_a_concurrent_first_sync_leaves_the_ledger_a_serial_one_leaves(tmp_path):
+    """The same audience, one batch at a time and 8 in flight, each against its own emulator: a
+    first sync with a rejected row (an id longer than Customer.io takes), then churn with changed
+    emails, leave the same ledger."""
+    ledgers = {}
+    for in_flight in (1, 8):
+        (tmp_path / f"in-flight-{in_flight}").mkdir()
+        project = Project(tmp_path / f"in-flight-{in_flight}")
+        project.env.update(PUSHER_BATCH_SIZE="100")
+        project.set_meta("sync_cart", destination="customerio", list_name=SEGMENT)
+        project.set_audience_range(0, 2000)
+        project.sql("insert into aud_cart values ('c' || repeat('9', 200), sha256('long'), null, 'aud_cart', 'Cart', "
+                    "null, timestamp '2024-01-01')")
+        snapshots = []
+        with running(create_app(EmulatorOptions(latency_ms=20), env={})) as url:
+            for step in ("first sync", "churn"):
+                if step == "churn":
+                    project.sql("delete from aud_cart where customer_id < 'c000100'")
+                    project.sql("update aud_cart set email_sha256 = sha256(email_sha256) "
+                                "where customer_id between 'c000500' and 'c000649'")
+                destination = Recording(SITE, KEY, APP_KEY, track_url=url, app_url=url, requests_per_second=1000,
+                                        max_in_flight=in_flight, retry=RetryPolicy(base_delay=0.01, max_delay=0.05))
+                report = _sync(project, destination, ["sync_cart"])
+                destination.close()
+                assert report.outcomes[0].rejected == 1, report.to_dict()
+                assert destination.most_in_flight == 1 if in_flight == 1 else destination.most_in_flight > 1
+                snapshots.append(_ledger_tables(project))
+        ledgers[in_flight] = snapshots
+    assert ledgers[8] == ledgers[1]
+    first, churned = ledgers[1]
+    assert len(first["members"]) == 2000 and [row[4] for row in first["rejections"]] == [1]
+    assert len(churned["members"]) == 1900 and [row[4] for row in churned["rejections"]] == [2]
+    assert len(churned["pending_removals"]) == 0
+
+
 def test_a_429_storm_holds_every_worker(tmp_path):
     """The emulator admits 10 requests a second and answers Retry-After: 1. Four workers paced at
     40/s: the first 429 holds them all, so each second costs one 429, not one per worker."""

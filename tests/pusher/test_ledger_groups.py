@@ -67,3 +67,22 @@ def test_a_repeated_key_or_a_replace_starts_a_new_group():
     adds = batches_of_a_run()[1][2]
     assert [[b.batch_no for b in group] for group in _disjoint_groups("add", adds)] == [[3, 4], [5, 6]]
     assert [[b.batch_no for b in group] for group in _disjoint_groups("replace", adds[:2])] == [[3], [4]]
+
+
+def test_a_sync_with_an_empty_ledger_still_clears_what_its_own_earlier_batches_wrote(tmp_path):
+    """A sync whose ledger held nothing skips deletes that cannot match, until one of its own
+    batches writes a rejection or an identifier awaiting removal: a later batch must clear it."""
+    wh = Warehouse.open_duckdb(tmp_path / "w.duckdb", tmp_path / "state.duckdb")
+    try:
+        ledger = Ledger(wh)
+        ledger.ensure()
+        ledger.record_batch("r1", "s", 1, "add", 2, [ack(1)], {"c000002": ("timeout", "x")}, replaces_rows=False)
+        ledger.record_batch("r1", "s", 2, "add", 1, [ack(2)], {}, replaces_rows=False)
+        assert wh.fetchall(f"select member_key from {table('rejections')}") == []
+        ledger.record_batch("r1", "s", 3, "add", 1, [ack(1, "new1@example.com")], {})   # c000001's old email: owed
+        ledger.record_batch("r1", "s", 4, "add", 1, [ack(1)], {})                       # and current again
+        assert wh.fetchall(f"select member_key, email_sha256 from {table('pending_removals')}") == [
+            ("c000001", sha("new1@example.com"))]
+        assert [row[:3] for row in ledger.members("s")] == [ack(1)[:3], ack(2)[:3]]
+    finally:
+        wh.close()
