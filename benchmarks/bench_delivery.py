@@ -25,8 +25,12 @@ The process's fixed costs (interpreter start, imports, planning) are in every fi
 no-change run is nearly all fixed cost, so "send" = first sync - no change estimates the
 delivery alone, and its ratio to the floor is printed too.
 
+--baseline DIR runs another version's pusher package (`git archive REF pusher | tar -x -C DIR`)
+right before this one for each size and mode, against a fresh sink of the same settings: on a
+shared machine, compare the two within one run, never with a figure from another run.
+
     .venv/bin/python benchmarks/bench_delivery.py [--sizes 100000,1000000] [--latency-ms 100]
-        [--rate 100] [--pusher-rate 95] [--modes serial,concurrent]
+        [--rate 100] [--pusher-rate 95] [--modes serial,concurrent] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -160,9 +164,11 @@ def sink_check(sink: Sink, rate: float, seconds: float = 3.0) -> dict:
             "ok": statuses.count(200)}
 
 
-def run_sync(root: Path, sink: Sink, rate: float, in_flight: str) -> dict:
+def run_sync(root: Path, sink: Sink, rate: float, in_flight: str, code: Path | None = None) -> dict:
     env = {**os.environ, **DEMO_CREDENTIALS, "CUSTOMERIO_TRACK_URL": sink.url, "CUSTOMERIO_APP_URL": sink.url,
            "CUSTOMERIO_RATE_LIMIT": str(rate), "DBT_PROFILES_DIR": str(root)}
+    if code is not None:
+        env["PYTHONPATH"] = str(code)       # another version's pusher package
     env.pop("DBT_TARGET", None)
     if in_flight:
         env["CUSTOMERIO_MAX_IN_FLIGHT"] = in_flight
@@ -197,6 +203,9 @@ def main() -> None:
     parser.add_argument("--pusher-rate", type=float, default=None, help="CUSTOMERIO_RATE_LIMIT (default: --rate scaled as the pusher's default is to the documented rate)")
     parser.add_argument("--modes", default="serial,concurrent")
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="a directory holding another version's pusher package (git archive REF pusher | "
+                             "tar -x -C DIR): each size and mode runs it too, right before this one")
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]
     modes = options.modes.split(",")
@@ -213,22 +222,25 @@ def main() -> None:
             check_sink.stop()
 
     results: dict[tuple[int, str], dict[str, dict]] = {}
+    versions = [("baseline", options.baseline.resolve())] if options.baseline else []
     for size in sizes:
         for mode in modes:
-            root = base / f"{mode}-{size}"
-            shutil.rmtree(root, ignore_errors=True)
-            write_project(root, size)
-            sink = Sink(options.latency_ms, sink_rate)
-            try:
-                runs = {"first sync": run_sync(root, sink, pusher_rate, MODES[mode])}
-                churn(root, size)
-                runs["1% churn"] = run_sync(root, sink, pusher_rate, MODES[mode])
-                runs["no change"] = run_sync(root, sink, pusher_rate, MODES[mode])
-            finally:
-                sink.stop()
+            for version, code in [*versions, ("", None)]:
+                label = f"{mode}{'@' + version if version else ''}"
+                root = base / f"{label}-{size}"
                 shutil.rmtree(root, ignore_errors=True)
-            results[(size, mode)] = runs
-            print(f"done {mode} {size:,}", file=sys.stderr)
+                write_project(root, size)
+                sink = Sink(options.latency_ms, sink_rate)
+                try:
+                    runs = {"first sync": run_sync(root, sink, pusher_rate, MODES[mode], code)}
+                    churn(root, size)
+                    runs["1% churn"] = run_sync(root, sink, pusher_rate, MODES[mode], code)
+                    runs["no change"] = run_sync(root, sink, pusher_rate, MODES[mode], code)
+                finally:
+                    sink.stop()
+                    shutil.rmtree(root, ignore_errors=True)
+                results[(size, label)] = runs
+                print(f"done {label} {size:,}", file=sys.stderr)
 
     print(f"machine: {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}; sink: Customer.io emulator, "
           f"{options.latency_ms} ms added per request, limit {sink_rate:g} requests/s (the floor's rate); "
@@ -236,19 +248,24 @@ def main() -> None:
     for rate, check in checks:
         print(f"sink alone, requests sent at {rate:g}/s: {check['requests']} requests of 1000 ids in "
               f"{check['seconds']} s, {check['ok']} answered 200, {check['requests'] - check['ok']} 429")
-    print(f"{'members':>9} {'mode':<10} {'run':<10} {'seconds':>8} {'requests':>8} {'429s':>5} {'floor s':>8} "
+    print(f"{'members':>9} {'mode':<19} {'run':<10} {'seconds':>8} {'requests':>8} {'429s':>5} {'floor s':>8} "
           f"{'ratio':>6} {'peak RSS':>9}")
     for (size, mode), runs in results.items():
         for name, run in runs.items():
             floor = run["requests"] / options.rate
             ratio = f"{run['seconds'] / floor:.2f}" if floor and name == "first sync" else "-"
-            print(f"{size:>9,} {mode:<10} {name:<10} {run['seconds']:>8.2f} {run['requests']:>8} "
+            print(f"{size:>9,} {mode:<19} {name:<10} {run['seconds']:>8.2f} {run['requests']:>8} "
                   f"{run['throttled']:>5} {floor:>8.2f} {ratio:>6} {run['rss_mb']:>6.0f} MB")
     for size in sizes:
         if (size, "serial") in results and (size, "concurrent") in results:
             serial = results[(size, "serial")]["first sync"]["seconds"]
             concurrent = results[(size, "concurrent")]["first sync"]["seconds"]
             print(f"{size:,} first sync: serial / concurrent = {serial / concurrent:.1f}x")
+    for (size, label), runs in results.items():
+        if "@" in label:
+            current = results[(size, label.split("@")[0])]
+            print(f"{size:,} {label.split('@')[0]}: this code vs {label}: " + ", ".join(
+                f"{name} {current[name]['seconds']:.2f}s vs {run['seconds']:.2f}s" for name, run in runs.items()))
     for (size, mode), runs in results.items():
         first = runs["first sync"]
         floor = first["requests"] / options.rate

@@ -120,10 +120,11 @@ def fingerprint_of(email_sha256: str | None, phone_sha256: str | None) -> str:
 class Ledger:
     def __init__(self, warehouse: Warehouse):
         self.wh = warehouse
-        # (table, sync) known to hold no row of the sync: its deletes by key are skipped (a first
-        # sync would run two per acknowledged group for nothing). Only this class writes those
-        # tables; it forgets what it knew when a run or sync starts, and when it inserts.
-        self._none_held: set[tuple[str, str]] = set()
+        # (table, sync) -> whether the table may hold rows of the sync. When it holds none, its
+        # deletes by key are skipped (a first sync would run two per acknowledged group for
+        # nothing). Only this class writes those tables; it asks again when a run or sync
+        # starts, and an insert makes it True.
+        self._may_hold_rows: dict[tuple[str, str], bool] = {}
 
     def ensure(self) -> None:
         self.wh.execute(f"create schema if not exists {qualified(STATE_CATALOG, SCHEMA)}")
@@ -164,7 +165,7 @@ class Ledger:
 
     # -- runs ----------------------------------------------------------------------------
     def start_run(self, run_id: str, command: str) -> None:
-        self._none_held.clear()
+        self._may_hold_rows.clear()
         with self.wh.transaction():
             # A run still marked running was killed: say so in history.
             self.wh.execute(f"update {table('runs')} set status = 'interrupted' where status = 'running'")
@@ -177,7 +178,7 @@ class Ledger:
                         "where run_id = ?", (utcnow(), status, exit_code, redact(json.dumps(summary, default=str)), run_id))
 
     def start_sync(self, run_id: str, sync: str) -> None:
-        self._none_held.clear()
+        self._may_hold_rows.clear()
         self.wh.execute(f"insert into {table('sync_runs')} (run_id, sync, status, started_at) "
                         "values (?, ?, 'running', ?)", (run_id, sync, utcnow()))
 
@@ -262,7 +263,7 @@ class Ledger:
                     self.wh.execute(f"delete from {pending} where sync = ?", (sync,))
                 elif keys and replaces_rows:
                     if op in ("add", "adopt"):
-                        self._none_held.discard(("pending_removals", sync))
+                        self._may_hold_rows[("pending_removals", sync)] = True
                         self.wh.execute(
                             f"insert into {pending} select m.sync, m.member_key, m.email_sha256, m.phone_sha256, "
                             f"m.fingerprint, ?, ? from {members} as m join pusher_acked as a "
@@ -295,13 +296,11 @@ class Ledger:
                  [len(batch.acknowledged) for batch in batches], [len(batch.rejected) for batch in batches], now))
 
     def _may_hold(self, name: str, sync: str) -> bool:
-        """Whether table `name` may hold rows of `sync` (asked once, see _none_held)."""
-        if (name, sync) in self._none_held:
-            return False
-        if self.wh.fetchone(f"select 1 from {table(name)} where sync = ? limit 1", (sync,)) is None:
-            self._none_held.add((name, sync))
-            return False
-        return True
+        """Whether table `name` may hold rows of `sync` (asked once, see _may_hold_rows)."""
+        if (name, sync) not in self._may_hold_rows:
+            self._may_hold_rows[(name, sync)] = self.wh.fetchone(
+                f"select 1 from {table(name)} where sync = ? limit 1", (sync,)) is not None
+        return self._may_hold_rows[(name, sync)]
 
     def _stage(self, rows: Sequence[Acknowledged]) -> None:
         """The batch as a temp table `pusher_acked`, fingerprints computed by the warehouse."""
@@ -328,7 +327,7 @@ class Ledger:
                            now: datetime) -> None:
         op = {"replace": "add", "adopt": "add", "retire": "remove"}.get(op, op)
         rejections = table("rejections")
-        self._none_held.discard(("rejections", sync))
+        self._may_hold_rows[("rejections", sync)] = True
         keys = list(rejected)
         previous = dict(self.wh.fetchall(
             f"select member_key, attempts from {rejections} where sync = ? and op = ? and member_key in "
