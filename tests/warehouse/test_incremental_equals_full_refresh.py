@@ -3,7 +3,9 @@ DuckDB builds of a copy of the project). The demo is built, then new exports arr
 are built incrementally, as a scheduled `dbt build` would: late exports carrying an older
 timestamp, a newer export with a blank value, re-exported orders and a new refund, a new store
 account that takes a loyalty account from the person who held it (who then has none) and one that
-claims an orphan account, an order whose store account only arrives in the next export, an export
+claims an orphan account, a new account created long ago joining a person by email (whose earlier
+creation re-ranks a shared order email, moving a record), two current emails changing (a loyalty
+account moving with its email), an order whose store account only arrives in the next export, an export
 from the future that a later as_of releases, and a late file (export times older than the ones
 held) read with a lookback. Then every incremental model is rebuilt with --full-refresh on a
 copy of that warehouse and compared with the incremental one, every column, row for row.
@@ -27,9 +29,10 @@ IDENTITY_MAP = "int_identity__store_account_map"
 STAGING = ["stg_back_in_stock__back_in_stock_requests", "stg_loyalty__loyalty_accounts", "stg_returns__returns",
            "stg_reviews__reviews", "stg_store__customers", "stg_store__order_lines", "stg_store__orders",
            "stg_store__refunds", "stg_subscriptions__subscription_events", "stg_web_events__web_events"]
-INCREMENTAL_MODELS = sorted(["int_loyalty__state", "int_orders__state", "int_returns__state",
-                             "int_store_customers_merged", "int_subscriptions__state", *STAGING,
-                             "rejected_inputs", "int_rejected_inputs__checked_through"])
+INCREMENTAL_MODELS = sorted(["int_identity__people", "int_identity__store_customers", "int_loyalty__state",
+                             "int_orders__state", "int_returns__state", "int_store_customers_merged",
+                             "int_subscriptions__state", *STAGING, "rejected_inputs",
+                             "int_rejected_inputs__checked_through"])
 # the last build runs later, releasing the export quarantined as exported in the future, and
 # with a lookback, as a source that can deliver a late file needs (LATE_EXPORTS)
 LATER_AS_OF = "2026-11-20 14:00:00"
@@ -56,6 +59,13 @@ FIRST_EXPORTS = {
         "O-WAIT-1,C9992,wait.later@example.com,2026-11-19 19:00:00,paid,55.00,USD,2026-11-20 11:00:00",
         # a negative amount, quarantined, and the latest order export: staging holds up to 11:00
         "O-NEG-1,C9001,alice.capital@example.com,2026-11-19 20:00:00,paid,-5.00,USD,2026-11-20 11:15:00",
+        # two people order with the same guest email: the earlier-created (C0005) gets it, until
+        # the next export makes C0001's person older
+        "O-GUEST-1,C0001,guest.shared@example.com,2026-11-19 19:00:00,paid,20.00,USD,2026-11-20 11:00:00",
+        "O-GUEST-2,C0005,guest.shared@example.com,2026-11-19 19:30:00,paid,20.00,USD,2026-11-20 11:00:00",
+    ],
+    "back_in_stock/raw_back_in_stock__back_in_stock_requests.csv": [
+        "BIS-GUEST,guest.shared@example.com,,P002,2026-11-19 20:00:00,,2026-11-20 11:00:00",
     ],
     "store/raw_store__refunds.csv": [
         "R-NEW-1,O00002,2026-11-19 20:00:00,30.00,2026-11-20 11:00:00",
@@ -89,6 +99,13 @@ SECOND_EXPORTS = {
         "C9992,wait.later@example.com,,Wait,Later,US,true,2026-11-18 12:00:00,2026-11-18 12:00:00,2026-11-20 11:30:00",
         # an invalid email, nulled
         "C9995,bad..dots@example.com,,Bad,Dots,US,true,2026-11-18 12:00:00,2026-11-18 12:00:00,2026-11-20 11:30:00",
+        # a new account with C0001's email, created long before it, joins C0001's person, which is
+        # now the earliest-created holder of the guest email: BIS-GUEST moves from C0005 to C0001
+        "C9994,ben.jones1@example.com,,Ben,Jones,US,true,2024-01-01 12:00:00,2024-01-01 12:00:00,2026-11-20 11:30:00",
+        # two emails change: C0003 takes over C0002's email, which C0002 leaves, so the current
+        # email beats the previous one and loyalty account LA-C0002 moves from C0002 to C0003
+        "C0002,chloe.new2@example.com,07700 900002,Chloe,Brown,GB,true,2026-04-24 12:00:00,2026-11-20 10:00:00,2026-11-20 11:30:00",
+        "C0003,chloe.brown2@example.com,+49 151 0000003,Dev,Taylor,DE,true,2026-05-22 12:00:00,2026-11-20 10:00:00,2026-11-20 11:30:00",
     ],
     "store/raw_store__orders.csv": [
         # exported before the quarantined O-NEG-1 but after the orders staging held: read by
@@ -153,6 +170,8 @@ def built(tmp_path_factory):
         "loyalty": query(incremental, "select customer_id from int_loyalty__state where customer_id in ('C9010', 'C9990')"),
         "orphan": query(incremental, "select customer_id from int_identity__source_records "
                                      "where source_record_id = 'LA-ORPHAN'"),
+        "remapped": query(incremental, "select customer_id from int_identity__source_records "
+                                       "where source_record_id = 'LA-C0002'"),
     }
 
     append_rows(project, FIRST_EXPORTS)
@@ -160,6 +179,8 @@ def built(tmp_path_factory):
     assert [failure for failure in second.not_passing() if "no_exports_from_the_future" not in failure] == [], \
         second.output()
     quarantined = query(incremental, "select count(*) from rejected_inputs where reason = 'exported_in_future'")
+    guest_before = query(incremental, "select customer_id from int_identity__source_records "
+                                      "where source_record_id = 'BIS-GUEST'")
     held_back = query(incremental, "select (select count(*) from stg_store__orders where order_id = 'O-WAIT-1'), "
                                    "(select count(*) from int_orders__state where order_id = 'O-WAIT-1')")
 
@@ -181,7 +202,8 @@ def built(tmp_path_factory):
     assert rebuilt.not_passing() == [], rebuilt.output()
     return {"workdir": workdir, "project": project,
             "incremental": incremental, "full": full, "models": models, "before": before,
-            "held_back": held_back, "quarantined": quarantined, "incremental_runs": [second, third, fourth]}
+            "held_back": held_back, "guest_before": guest_before, "quarantined": quarantined,
+            "incremental_runs": [second, third, fourth]}
 
 
 def test_the_state_models_are_incremental(built):
@@ -274,3 +296,20 @@ def test_rejected_inputs_mark_moves_only_when_rejected_inputs_ran(built, tmp_pat
     assert listed.not_passing() == [], listed.output()
     assert query(database, "select reason from rejected_inputs where source_record_id = 'C9996'") \
         == [("email_with_several_at_signs",)]
+
+
+def test_merges_and_changed_emails_remap_records(built):
+    database = built["incremental"]
+    # a new account joined C0001's person and made it the earliest-created: the guest email moved
+    assert built["guest_before"] == [("C0005",)]
+    assert query(database, "select customer_id, created_at from int_identity__people where customer_id = 'C0001'") \
+        == [("C0001", query(database, "select created_at from int_store_customers_merged "
+                                      "where store_customer_id = 'C9994'")[0][0])]
+    assert query(database, "select customer_id from int_identity__source_records where source_record_id = 'BIS-GUEST'") \
+        == [("C0001",)]
+    # C0003 took over C0002's email and C0002 left it: the loyalty account moved with the email
+    assert built["before"]["remapped"] == [("C0002",)]
+    assert query(database, "select customer_id from int_identity__source_records where source_record_id = 'LA-C0002'") \
+        == [("C0003",)]
+    assert query(database, "select customer_id from int_loyalty__state where customer_id in ('C0002', 'C0003')") \
+        == [("C0003",)]

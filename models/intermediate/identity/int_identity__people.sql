@@ -1,8 +1,41 @@
+-- depends_on: {{ ref('stg_store__customers') }}
+-- One row per person: the anchor account's contact details (the account whose id is the
+-- customer_id, else the earliest-created), the earliest creation and the latest store export.
+-- Incremental (macros/incremental.sql): a person changes only when one of their accounts gets a
+-- new snapshot (the identity map never moves an account, and a new account arrives with its
+-- first snapshot), so a build recomputes the people with an account exported after the latest
+-- store export held (or with no export time); a full rebuild on Spark.
+{{ config(
+    materialized=state_materialization(),
+    incremental_strategy=state_incremental_strategy(),
+    unique_key='customer_id',
+    on_schema_change='fail',
+) }}
+
 with
 
 store_customers as (select * from {{ ref('int_store_customers_merged') }}),
 
-customer_map as (select * from {{ ref('int_identity__store_customers') }}),
+customer_map as (
+    select * from {{ ref('int_identity__store_customers') }}
+    {%- if is_incremental() %}
+    where customer_id in (
+        select changed_map.customer_id
+        from {{ ref('int_identity__store_customers') }} as changed_map
+        inner join {{ ref('int_store_customers_merged') }} as changed_accounts
+            on changed_map.store_customer_id = changed_accounts.store_customer_id
+        where coalesce(changed_accounts.last_exported_at > {{ high_water_mark('store_last_exported_at') }}, true)
+
+        union
+
+        select changed_map.customer_id
+        from {{ ref('int_identity__store_customers') }} as changed_map
+        inner join {{ ref('stg_store__customers') }} as snapshots_without_export_time
+            on changed_map.store_customer_id = snapshots_without_export_time.store_customer_id
+        where snapshots_without_export_time.exported_at is null
+    )
+    {%- endif %}
+),
 
 accounts_ranked as (
     select
