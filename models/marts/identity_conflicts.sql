@@ -36,27 +36,27 @@ shared_emails as (
 -- merges the secondary profile into the primary and deletes it, irreversibly
 -- (https://customer.io/docs/journeys/people/manage/merge-people/); then a --full-refresh of the
 -- identity map gives the warehouse the same single person.
-people_per_email_ranged as (
-    select
-        *,
-        min(customer_id) over (partition by email) as first_person_with_email,
-        max(customer_id) over (partition by email) as last_person_with_email
+emails_of_several_people as (
+    select email
     from customer_map
     where email is not null
+    group by email
+    having min(customer_id) <> max(customer_id)
 ),
 
 several_people_per_email as (
     select
         'email_shared_by_several_people' as conflict_type,
         'store' as source_system,
-        store_customer_id as source_record_id,
-        email,
-        customer_id,
+        customer_map.store_customer_id as source_record_id,
+        customer_map.email,
+        customer_map.customer_id,
         'kept as separate people: a customer_id never moves. If they are one person, merge their '
         || 'Customer.io profiles (its merge API keeps the primary and deletes the secondary), then '
         || 'rebuild the map with dbt build --full-refresh --select int_identity__store_account_map+' as resolution
-    from people_per_email_ranged
-    where first_person_with_email <> last_person_with_email
+    from customer_map
+    inner join emails_of_several_people
+        on customer_map.email = emails_of_several_people.email
 ),
 
 changed_emails as (

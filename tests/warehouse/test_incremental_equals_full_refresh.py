@@ -101,7 +101,7 @@ SECOND_EXPORTS = {
         "C9995,bad..dots@example.com,,Bad,Dots,US,true,2026-11-18 12:00:00,2026-11-18 12:00:00,2026-11-20 11:30:00",
         # a new account with C0001's email, created long before it, joins C0001's person, which is
         # now the earliest-created holder of the guest email: BIS-GUEST moves from C0005 to C0001
-        "C9994,ben.jones1@example.com,,Ben,Jones,US,true,2024-01-01 12:00:00,2024-01-01 12:00:00,2026-11-20 11:30:00",
+        "C9997,ben.jones1@example.com,,Ben,Jones,US,true,2024-01-01 12:00:00,2024-01-01 12:00:00,2026-11-20 11:30:00",
         # two emails change: C0003 takes over C0002's email, which C0002 leaves, so the current
         # email beats the previous one and loyalty account LA-C0002 moves from C0002 to C0003
         "C0002,chloe.new2@example.com,07700 900002,Chloe,Brown,GB,true,2026-04-24 12:00:00,2026-11-20 10:00:00,2026-11-20 11:30:00",
@@ -304,7 +304,7 @@ def test_merges_and_changed_emails_remap_records(built):
     assert built["guest_before"] == [("C0005",)]
     assert query(database, "select customer_id, created_at from int_identity__people where customer_id = 'C0001'") \
         == [("C0001", query(database, "select created_at from int_store_customers_merged "
-                                      "where store_customer_id = 'C9994'")[0][0])]
+                                      "where store_customer_id = 'C9997'")[0][0])]
     assert query(database, "select customer_id from int_identity__source_records where source_record_id = 'BIS-GUEST'") \
         == [("C0001",)]
     # C0003 took over C0002's email and C0002 left it: the loyalty account moved with the email
