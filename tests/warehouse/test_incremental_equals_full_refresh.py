@@ -32,7 +32,7 @@ STAGING = ["stg_back_in_stock__back_in_stock_requests", "stg_loyalty__loyalty_ac
 INCREMENTAL_MODELS = sorted(["int_identity__people", "int_identity__store_customers", "int_loyalty__state",
                              "int_orders__state", "int_returns__state", "int_store_customers_merged",
                              "int_subscriptions__state", *STAGING, "rejected_inputs",
-                             "int_rejected_inputs__checked_through"])
+                             "int_rejected_inputs__checked_through", "int_identity__source_record_exports"])
 # the last build runs later, releasing the export quarantined as exported in the future, and
 # with a lookback, as a source that can deliver a late file needs (LATE_EXPORTS)
 LATER_AS_OF = "2026-11-20 14:00:00"
@@ -111,6 +111,11 @@ SECOND_EXPORTS = {
         # exported before the quarantined O-NEG-1 but after the orders staging held: read by
         # staging, and so by rejected_inputs, whose mark is staging's, not the raw table's
         "O-LATE-1,C9001,no-at-sign.example.com,2026-11-19 21:00:00,paid,15.00,USD,2026-11-20 11:10:00",
+    ],
+    # the reviews export runs hours behind the web events: each system is read from its own
+    # latest export (int_identity__source_record_exports), not from the latest of any system
+    "reviews/raw_reviews__reviews.csv": [
+        "RV-NEW-1,alice.capital@example.com,P009,5,2026-11-20 05:30:00,2026-11-20 06:00:00",
     ],
     "loyalty/raw_loyalty__loyalty_accounts.csv": [
         # a blank tier and NULL points arriving later still wipe nothing

@@ -3,6 +3,17 @@
 -- matches them to people. Its own table because DuckDB ran out of memory at 10M customers when
 -- this union and the three match joins ran as one query (the union alone and the joins over it
 -- each fit under a 2 GB cap).
+-- Incremental (macros/export_tails.sql): per source system, a build deletes and reads again the
+-- exports after the latest one held (less var incremental_lookback_hours); staging appends only
+-- after its own latest export, never earlier than this one, so nothing it adds is missed. Returns
+-- are read in full: a return's store customer id comes from its order, which may arrive later.
+{{ config(
+    materialized=state_materialization(),
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_export_tails_by('source_system', ['subscriptions', 'loyalty', 'reviews', 'back_in_stock', 'web_events']) }}",
+) }}
+{%- set starts = export_tail_starts_by('source_system') %}
 {#- the systems whose records carry only an email: (source_system, CTE, record id column) #}
 {%- set email_only_sources = [
     ('loyalty', 'loyalty_accounts', 'loyalty_account_id'),
@@ -43,6 +54,7 @@ records_unioned as (
         cast(null as {{ dbt.type_string() }}) as phone_e164,
         exported_at
     from subscription_events
+    where {{ in_export_tail(starts, 'subscriptions') }}
 
     union all
 
@@ -55,6 +67,7 @@ records_unioned as (
         cast(null as {{ dbt.type_string() }}) as phone_e164,
         exported_at
     from {{ relation }}
+    where {{ in_export_tail(starts, system) }}
 
     union all
 
@@ -80,6 +93,7 @@ records_unioned as (
         phone_e164,
         exported_at
     from back_in_stock_requests
+    where {{ in_export_tail(starts, 'back_in_stock') }}
 
     union all
 
@@ -92,7 +106,7 @@ records_unioned as (
         cast(null as {{ dbt.type_string() }}) as phone_e164,
         exported_at
     from web_events
-    where store_customer_id is not null or email is not null
+    where (store_customer_id is not null or email is not null) and {{ in_export_tail(starts, 'web_events') }}
 )
 
 select * from records_unioned
