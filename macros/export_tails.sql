@@ -23,12 +23,7 @@
 
 {#- The condition on exported_at (naive UTC) that keeps the tail of `group`: true when it has no start. -#}
 {% macro in_export_tail(starts, group, exported_at='exported_at') -%}
-    {%- set start = starts.get(group) -%}
-    {%- if start is none -%}
-        true
-    {%- else -%}
-        ({{ exported_at }} > {{ start }} or {{ exported_at }} is null)
-    {%- endif -%}
+    {{- exported_after(exported_at, starts.get(group)) -}}
 {%- endmacro %}
 
 {#- pre_hook: delete the held tail of each of `groups` (the tails read again); the rows of any

@@ -137,14 +137,19 @@ records_checksummed as (
     {{ return(none if start is none else "cast('" ~ start ~ "' as " ~ dbt.type_timestamp() ~ ")") }}
 {%- endmacro %}
 
-{#- The condition on a model's exported_at (naive UTC) that keeps the tail: true in a full build. -#}
-{% macro exported_in_tail(exported_at, counted='true') -%}
-    {%- set start = export_tail_start(counted) if incremental_build() else none -%}
+{#- The condition on exported_at (naive UTC) that keeps what was exported after `start` (a
+    timestamp literal) or has no export time: true when `start` is None (read everything). -#}
+{% macro exported_after(exported_at, start) -%}
     {%- if start is none -%}
         true
     {%- else -%}
         ({{ exported_at }} > {{ start }} or {{ exported_at }} is null)
     {%- endif -%}
+{%- endmacro %}
+
+{#- The condition on a model's exported_at (naive UTC) that keeps the tail: true in a full build. -#}
+{% macro exported_in_tail(exported_at, counted='true') -%}
+    {{- exported_after(exported_at, export_tail_start(counted) if incremental_build() else none) -}}
 {%- endmacro %}
 
 {#- pre_hook of a model keyed on export time: delete the held tail it is about to read again. -#}

@@ -47,12 +47,7 @@
 
 {#- The condition on exported_at (naive UTC) that keeps the part of source.table read again. -#}
 {% macro rejected_inputs_in_tail(starts, source_name, table_name, exported_at='exported_at') -%}
-    {%- set start = starts.get(source_name ~ '.' ~ table_name) -%}
-    {%- if start is none -%}
-        true
-    {%- else -%}
-        ({{ exported_at }} > {{ start }} or {{ exported_at }} is null)
-    {%- endif -%}
+    {{- exported_after(exported_at, starts.get(source_name ~ '.' ~ table_name)) -}}
 {%- endmacro %}
 
 {#- A cheap necessary condition on the raw export column, so DuckDB skips Parquet row groups
