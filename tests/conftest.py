@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -52,6 +53,17 @@ def run_dbt(workdir: Path, *arguments: str, database: Path, as_of: str = DEMO_AS
     results_file = target_path / "run_results.json"
     results = json.loads(results_file.read_text())["results"] if results_file.exists() else []
     return DbtRun(completed, results)
+
+
+def copy_project(destination: Path, singular_tests: bool = True) -> Path:
+    """A copy of the dbt project (models, macros, seeds, tests, dbt_project.yml, profiles.yml) to
+    edit in a test without touching the repository; returns its directory."""
+    folders = ["models", "macros", "seeds", "tests/generic"] + (["tests/singular"] if singular_tests else [])
+    for name in folders:
+        shutil.copytree(REPO / name, destination / name)
+    for name in ("dbt_project.yml", "profiles.yml"):
+        shutil.copy(REPO / name, destination / name)
+    return destination
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,12 @@ audience_membership and its sync is an exposure in the manifest the pusher reads
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
+
+from tests.conftest import copy_project
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,10 +56,7 @@ EXPOSURE_ENTRY = """\
 def added(dbt_runner, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("add-audience")
     project = workdir / "project"
-    for name in ("models", "macros", "seeds", "tests/generic"):
-        shutil.copytree(REPO / name, project / name)
-    for name in ("dbt_project.yml", "profiles.yml"):
-        shutil.copy(REPO / name, project / name)
+    copy_project(project, singular_tests=False)
     # edit 1: the SQL file
     (project / "models" / "marts" / "aud_loyalty_points_500_plus.sql").write_text(AUDIENCE_SQL)
     # edit 2: its block in _audiences.yml (model entry and exposure)

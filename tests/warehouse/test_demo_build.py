@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import duckdb
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import copy_project
 
 
 def test_demo_build_passes_every_model_and_test(demo_warehouse):
@@ -41,10 +40,7 @@ def broken_run(demo_warehouse, dbt_runner, tmp_path_factory):
     differs from its model's."""
     workdir = tmp_path_factory.mktemp("broken")
     project = workdir / "project"
-    for name in ("models", "macros", "seeds", "tests/generic"):
-        shutil.copytree(REPO / name, project / name)
-    for name in ("dbt_project.yml", "profiles.yml"):
-        shutil.copy(REPO / name, project / name)
+    copy_project(project, singular_tests=False)
     (project / "models" / "rogue_vip_tier.sql").write_text(
         "select customer_id, vip_tier from {{ ref('int_loyalty__state') }}\n")
     (project / "models" / "_rogue.yml").write_text(

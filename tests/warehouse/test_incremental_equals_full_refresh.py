@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import REPO, run_dbt
+from tests.conftest import copy_project, run_dbt
 
 IDENTITY_MAP = "int_identity__store_account_map"
 STAGING = ["stg_back_in_stock__back_in_stock_requests", "stg_loyalty__loyalty_accounts", "stg_returns__returns",
@@ -163,10 +163,7 @@ def query(database: Path, sql: str) -> list[tuple]:
 def built(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("incremental")
     project = workdir / "project"
-    for name in ("models", "macros", "seeds", "tests/generic", "tests/singular"):
-        shutil.copytree(REPO / name, project / name)
-    for name in ("dbt_project.yml", "profiles.yml"):
-        shutil.copy(REPO / name, project / name)
+    copy_project(project)
     incremental = workdir / "incremental.duckdb"
 
     first = run_dbt(workdir, "build", database=incremental, project=project, target="target-first")

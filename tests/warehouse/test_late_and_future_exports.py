@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import REPO, run_dbt
+from tests.conftest import copy_project, run_dbt
 
 LATE_ACCOUNT = ("C9999,Alice.Capital@example.com,,Alice,Capital,US,true,"
                 "2020-01-01 00:00:00,2026-11-20 10:00:00,2026-11-20 11:00:00\n")
@@ -37,10 +37,7 @@ def query(database: Path, sql: str, *parameters) -> list[tuple]:
 def rebuilt(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("late-exports")
     project = workdir / "project"
-    for name in ("models", "macros", "seeds", "tests/generic", "tests/singular"):
-        shutil.copytree(REPO / name, project / name)
-    for name in ("dbt_project.yml", "profiles.yml"):
-        shutil.copy(REPO / name, project / name)
+    copy_project(project)
     database = workdir / "w.duckdb"
 
     first = run_dbt(workdir, "build", database=database, project=project, target="target-first")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_dbt
+from tests.conftest import copy_project, run_dbt
 
 SEED = "seeds/store/raw_store__customers.csv"
 GUARD = "holds_every_raw_export_stg_store__customers"
@@ -27,10 +27,7 @@ def guard_failures(run) -> list[str]:
 def project(tmp_path, demo_warehouse) -> tuple[Path, Path]:
     """A copy of the project and of the built demo warehouse."""
     project = tmp_path / "project"
-    for name in ("models", "macros", "seeds", "tests/generic", "tests/singular"):
-        shutil.copytree(REPO / name, project / name)
-    for name in ("dbt_project.yml", "profiles.yml"):
-        shutil.copy(REPO / name, project / name)
+    copy_project(project)
     database = tmp_path / "warehouse.duckdb"
     shutil.copy(demo_warehouse.database, database)
     return project, database
