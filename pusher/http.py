@@ -1,16 +1,19 @@
 """One httpx client per destination, with rate limiting and retries that honour Retry-After.
 
-A destination's RateLimiter is shared by all its workers (see pusher.pipeline): it spaces
-their requests to the configured rate, and a 429 (with or without Retry-After) seen by one
+A destination's limiter (RateLimiter: evenly spaced; WindowLimiter: a count in a sliding
+window) is shared by all its workers (see pusher.pipeline): it holds their starts to the
+configured rate, and a 429 (with or without Retry-After) seen by one
 worker pauses every worker of that destination, not just the one that was answered.
 """
 
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -39,35 +42,29 @@ class RetryPolicy:
         return self.rng.uniform(0, ceiling)
 
 
-class RateLimiter:
-    """Starts requests at most `per_second` a second across threads, evenly spaced (GCRA: a
-    leaky bucket with a tolerance of one interval).
+class _SharedLimiter:
+    """What every limiter here shares: one thread at a time waits for the next start (the
+    others queue on `_turn`), so a thread woken late never lets one that came after it take its
+    turn; and pause(seconds) holds every thread's next request until the pause ends. The thread
+    that called pause sleeps the pause itself (its retry policy's sleep), so it is not held twice.
 
-    Start n is due one interval after start n-1 was due, and may come up to one interval
-    early. So a start that came late (a thread woken late on a busy machine, or waiting for
-    the GIL) is caught up by the next one instead of delaying every later start; lateness of
-    more than that, or idle time, restarts the schedule from now, so no credit builds up
-    beyond a pair. No second holds more than per_second + 2 starts, whatever the lateness (in
-    a strict window of the documented limit, the configured rate leaves room for that and
-    for the jitter on the way).
-
-    One thread at a time waits for the next start (the others queue on `_turn`), so a thread
-    woken late never lets one that came after it take its turn.
-
-    pause(seconds) holds every thread's next request until the pause ends. The thread that
-    called it sleeps the pause itself (its retry policy's sleep), so it is not held twice.
+    A subclass says when the next start is free (`_free_at`) and notes a start (`_note`).
     """
 
-    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
-        self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self._due = float("-inf")          # when the next start is due
         self._paused_until = 0.0
-        self._lock = threading.Lock()      # guards the fields above
+        self._lock = threading.Lock()      # guards the schedule and the pause
         self._turn = threading.Lock()      # held by the thread waiting for the next start
         self._clock = clock
         self._sleep = sleep
         self._served = threading.local()   # per thread: the end of the pause it slept itself
+
+    def _free_at(self) -> float:
+        raise NotImplementedError
+
+    def _note(self, now: float) -> None:
+        raise NotImplementedError
 
     def pause(self, seconds: float) -> None:
         with self._lock:
@@ -82,10 +79,10 @@ class RateLimiter:
             while True:
                 with self._lock:
                     # A pause that began while this thread slept holds it as well.
-                    start = max(self._due - self.interval, self._held_until())
+                    start = max(self._free_at(), self._held_until())
                     now = max(self._clock(), slept_until)
                     if start <= now:
-                        self._due = max(self._due, now) + self.interval
+                        self._note(now)
                         return
                 self._sleep(start - now)
                 slept_until = start
@@ -93,6 +90,79 @@ class RateLimiter:
     def _held_until(self) -> float:
         """The end of the current pause, unless this thread slept that pause itself (lock held)."""
         return self._paused_until if self._paused_until > getattr(self._served, "until", 0.0) else 0.0
+
+
+class RateLimiter(_SharedLimiter):
+    """Starts requests at most `per_second` a second across threads, evenly spaced (GCRA: a
+    leaky bucket with a tolerance of one interval).
+
+    Start n is due one interval after start n-1 was due, and may come up to one interval
+    early. So a start that came late (a thread woken late on a busy machine, or waiting for
+    the GIL) is caught up by the next one instead of delaying every later start; lateness of
+    more than that, or idle time, restarts the schedule from now, so no credit builds up
+    beyond a pair. No second holds more than per_second + 2 starts, whatever the lateness.
+    For a limit a service smooths over the second (or documents as a steady rate).
+    """
+
+    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        super().__init__(clock, sleep)
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._due = float("-inf")          # when the next start is due
+
+    def _free_at(self) -> float:
+        return self._due - self.interval
+
+    def _note(self, now: float) -> None:
+        self._due = max(self._due, now) + self.interval
+
+
+class WindowLimiter(_SharedLimiter):
+    """Starts at most `limit` requests in any `window` seconds across threads: a sliding log of
+    the last `limit` starts, start k going at max(now, start[k - limit] + window).
+
+    This is how a limit of "N requests per second" reads when a service counts it in a sliding
+    window: a small sync goes at once (N requests fit one window), and a start that came late
+    (a thread woken late on a busy machine, or waiting for the GIL) does not lose its slot: the
+    starts queued behind it go as soon as it does, as long as the window still has room, where
+    even pacing would have pushed every later start back.
+
+    The margin against the jitter of the way is time, not a count: use window = the service's
+    window + the most the requests may bunch on the way (`for_rate`). The service's window
+    (t - 1 s, t] then sees at most the starts of a span of 1 s + that allowance, which holds
+    `limit` at most, however they were bunched when sent. A count margin (sending 95 in a window
+    of 1 s against a limit of 100) does not hold for bursts: 95 started together at 0 arrive
+    spread over the jitter, up to 0 + J, and the next 95, started together at 1.0, may arrive
+    from 1.0 on, so the service's second ending at 1.0 + J/2 sees up to 190. With the window at
+    1 s + J, the next 95 (or 100) start at 1 + J and cannot arrive before any of the first are
+    out of the service's second.
+
+    Start times are noted when the limiter lets a thread go; the allowance also covers the time
+    between that and the request reaching the service.
+    """
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        if limit < 1 or window <= 0:
+            raise ValueError(f"a window limiter needs limit >= 1 and window > 0 (got {limit}, {window})")
+        super().__init__(clock, sleep)
+        self.limit, self.window = int(limit), float(window)
+        self._starts: deque[float] = deque(maxlen=self.limit)   # the last `limit` starts, oldest first
+
+    @classmethod
+    def for_rate(cls, per_second: float, allowance: float = 0.0, **kwargs) -> "WindowLimiter":
+        """`per_second` counted in a one-second window, plus `allowance` seconds of jitter.
+        A fraction is rounded down (95.5/s: 95 in 0.995 s); under 1/s, one per 1/per_second s."""
+        if per_second <= 0 or allowance < 0:
+            raise ValueError(f"a rate needs per_second > 0 and allowance >= 0 (got {per_second}, {allowance})")
+        limit = max(1, math.floor(per_second))
+        return cls(limit, limit / per_second + allowance, **kwargs)
+
+    def _free_at(self) -> float:
+        return self._starts[0] + self.window if len(self._starts) == self.limit else float("-inf")
+
+    def _note(self, now: float) -> None:
+        self._starts.append(now)           # maxlen drops the oldest, which no longer counts
 
 
 def parse_retry_after(value: str | None) -> float | None:

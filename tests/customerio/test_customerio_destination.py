@@ -283,7 +283,7 @@ def test_from_env_region_urls_overrides_and_limits():
                                             "CUSTOMERIO_APP_URL": "http://127.0.0.1:8702"})
     try:
         assert (us.track_url, us.app_url, us.requests_per_second) == (
-            "https://track.customer.io", "https://api.customer.io", 95.0)   # under the documented 100/s
+            "https://track.customer.io", "https://api.customer.io", 100.0)   # the documented 100/s
         assert (eu.track_url, eu.app_url, eu.requests_per_second) == (
             "https://track-eu.customer.io", "https://api-eu.customer.io", 40.0)
         assert (eu.retry.max_attempts, eu.retry.base_delay) == (3, 0.1)

@@ -1,0 +1,281 @@
+"""The Track API's window limiter (pusher.http.WindowLimiter) on a fake clock, and a real sync
+through it against the emulator's strict sliding second."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import httpx
+import pytest
+
+from pusher.destinations.customerio import CustomerIoDestination, track_limiter
+from pusher.emulators.customerio import create_app
+from pusher.emulators.options import EmulatorOptions
+from pusher.emulators.server import running
+from pusher.errors import ConfigError
+from pusher.http import RateLimiter, WindowLimiter
+from pusher.warehouse import Warehouse, load_profile
+
+from .conftest import Project
+
+SITE, KEY, APP_KEY = "demo-site", "demo-key", "demo-app-key"
+SEGMENT = "CIO__Cart_Abandon_0-1d__NoPurchase"
+ADD_ENDPOINT = "POST /api/v1/segments/{segment_id}/add_customers"
+
+
+class FakeTime:
+    """A clock that moves only when a thread sleeps (by `late` more than asked, once per entry),
+    or when the test moves it. Each thread's last reading is kept: the time its start was let go."""
+
+    def __init__(self, now: float = 0.0):
+        self.now, self.late = now, []
+        self.lock = threading.Lock()
+        self.seen = threading.local()
+
+    def clock(self) -> float:
+        with self.lock:
+            self.seen.now = self.now
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now = round(self.now + seconds + (self.late.pop(0) if self.late else 0.0), 9)
+
+
+def _starts(limiter, fake: FakeTime, count: int) -> list[float]:
+    starts = []
+    for _ in range(count):
+        limiter.wait()
+        starts.append(fake.seen.now)
+    return starts
+
+
+def _most_in_a_window(starts: list[float], window: float) -> int:
+    ordered = sorted(starts)
+    return max(sum(1 for t in ordered if start <= t < start + window - 1e-9) for start in ordered)
+
+
+def test_a_sync_of_one_window_goes_at_once_and_the_next_windows_follow():
+    """250 requests at 100 per 1.05 s: 100 at once, 100 a window later, then 50. (Even pacing,
+    the limiter before this one, spread the first 100 over 0.99 s.)"""
+    fake = FakeTime()
+    limiter = WindowLimiter(100, 1.05, clock=fake.clock, sleep=fake.sleep)
+    assert _starts(limiter, fake, 250) == [0.0] * 100 + [1.05] * 100 + [2.1] * 50
+
+
+def test_for_rate_counts_the_documented_second_plus_the_allowance():
+    assert (lambda w: (w.limit, w.window))(WindowLimiter.for_rate(100, 0.05)) == (100, 1.05)
+    assert (lambda w: (w.limit, round(w.window, 6)))(WindowLimiter.for_rate(95.5, 0)) == (95, round(95 / 95.5, 6))
+    assert (lambda w: (w.limit, w.window))(WindowLimiter.for_rate(0.5, 0.05)) == (1, 2.05)
+    for bad in ((0, 0.05), (10, -0.1)):
+        with pytest.raises(ValueError):
+            WindowLimiter.for_rate(*bad)
+
+
+def test_a_start_woken_late_is_caught_up_within_the_window():
+    """4 per second, one start a quarter second apart, and the thread of the start due at 1.0
+    wakes 0.6 s late: the starts queued behind it go with it, and the one after is back on
+    schedule. No start is lost and no second holds more than 4."""
+    fake = FakeTime()
+    limiter = WindowLimiter(4, 1.0, clock=fake.clock, sleep=fake.sleep)
+    starts = []
+    for when in (0.0, 0.25, 0.5, 0.75):
+        fake.now = when
+        starts += _starts(limiter, fake, 1)
+    fake.late = [0.6]
+    starts += _starts(limiter, fake, 4)
+    assert starts == [0.0, 0.25, 0.5, 0.75, 1.6, 1.6, 1.6, 1.75]
+    assert _most_in_a_window(starts, 1.0) == 4
+
+
+def test_no_window_holds_more_than_the_limit_over_random_lateness_threads_and_pauses():
+    """Threads of random number take turns at random (a yield after every sleep), wake late at
+    random, idle at random between requests, and now and then get a 429 and pause everyone:
+    in every run, no span of `window` holds more than `limit` starts, and every start is made."""
+    for seed in range(40):
+        rng = random.Random(seed)
+        limit, window = rng.randint(1, 8), rng.choice([0.5, 1.0, 1.05, 2.0])
+        threads, per_thread = rng.randint(2, 6), rng.randint(5, 25)
+        fake = FakeTime()
+        draws = threading.Lock()
+
+        def draw(pick):
+            with draws:
+                return pick(rng)
+
+        def sleep(seconds):
+            fake.sleep(seconds + draw(lambda r: r.choice([0.0, 0.0, r.uniform(0, window)])))
+            time.sleep(0)                 # let another thread in
+
+        limiter = WindowLimiter(limit, window, clock=fake.clock, sleep=sleep)
+        starts: list[float] = []
+
+        def worker():
+            for _ in range(per_thread):
+                limiter.wait()
+                with draws:
+                    starts.append(fake.seen.now)
+                if draw(lambda r: r.random() < 0.05):          # answered 429: hold everyone
+                    pause = draw(lambda r: r.uniform(0, 2 * window))
+                    limiter.pause(pause)
+                    sleep(pause)
+                elif draw(lambda r: r.random() < 0.3):         # idle before the next request
+                    sleep(draw(lambda r: r.uniform(0, window)))
+
+        pool = [threading.Thread(target=worker) for _ in range(threads)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join(timeout=30)
+        assert len(starts) == threads * per_thread, seed
+        assert _most_in_a_window(starts, window) <= limit, (seed, limit, window, sorted(starts))
+
+
+def test_a_thread_woken_late_keeps_its_turn():
+    """2 per second: C's thread waits for the start free at 1.0 and is woken late (at 1.3) while
+    D waits for its turn: D goes after C (not at 1.0 on its own), E a window after C."""
+    fake = FakeTime()
+    asleep, late = threading.Event(), threading.Event()
+    starts: dict[str, float] = {}
+
+    def sleep(seconds):
+        if threading.current_thread().name == "C" and not late.is_set():
+            asleep.set()
+            late.wait(timeout=10)            # asleep until the test wakes it, late
+        else:
+            fake.sleep(seconds)
+
+    limiter = WindowLimiter(2, 1.0, clock=fake.clock, sleep=sleep)
+
+    def one():
+        limiter.wait()
+        starts[threading.current_thread().name] = fake.seen.now
+
+    for name in ("A", "B"):
+        thread = threading.Thread(target=one, name=name)
+        thread.start()
+        thread.join()
+    c = threading.Thread(target=one, name="C")
+    c.start()
+    assert asleep.wait(timeout=10)
+    d = threading.Thread(target=one, name="D")
+    d.start()                                # queues behind C for its turn
+    with fake.lock:
+        fake.now = 1.3
+    late.set()
+    for thread in (c, d):
+        thread.join(timeout=10)
+    e = threading.Thread(target=one, name="E")
+    e.start()
+    e.join()
+    assert starts == {"A": 0.0, "B": 0.0, "C": 1.3, "D": 1.3, "E": 2.3}
+
+
+def test_a_pause_holds_every_thread_but_the_one_that_slept_it():
+    fake = FakeTime(100.0)
+    slept: dict[str, list[float]] = {"A": [], "B": []}
+    names = threading.local()
+    limiter = WindowLimiter(10, 1.0, clock=fake.clock, sleep=lambda s: slept[names.name].append(round(s, 3)))
+
+    def thread_a():
+        names.name = "A"
+        limiter.pause(2.0)                 # A got the 429 and sleeps the 2 s itself (its retry policy)
+        limiter.wait()
+
+    def thread_b():
+        names.name = "B"
+        limiter.wait()
+
+    for target in (thread_a, thread_b):
+        worker = threading.Thread(target=target)
+        worker.start()
+        worker.join()
+    assert slept == {"A": [], "B": [2.0]}
+
+
+def test_a_pause_begun_while_a_thread_waits_for_the_window_holds_it_too():
+    fake = FakeTime()
+    paused = []
+
+    def sleep(seconds):
+        if not paused:
+            # While this thread sleeps towards the window's next start at 1.0, another worker is
+            # answered 429 with Retry-After: 3 and pauses the limiter.
+            other = threading.Thread(target=limiter.pause, args=(3.0,))
+            other.start()
+            other.join()
+            paused.append(True)
+        fake.sleep(seconds)
+
+    limiter = WindowLimiter(2, 1.0, clock=fake.clock, sleep=sleep)
+    assert _starts(limiter, fake, 3) == [0.0, 0.0, 3.0]
+
+
+def test_the_even_pacing_switch_spaces_the_same_count_evenly():
+    fake = FakeTime()
+    even = track_limiter(100, 0.05, "even", clock=fake.clock, sleep=fake.sleep)
+    assert isinstance(even, RateLimiter)
+    starts = _starts(even, fake, 6)
+    assert [round(t, 6) for t in starts] == [0.0, 0.0, 0.0105, 0.021, 0.0315, 0.042]   # 1.05 s / 100
+    fake = FakeTime()
+    window = track_limiter(100, 0.05, "window", clock=fake.clock, sleep=fake.sleep)
+    assert _starts(window, fake, 6) == [0.0] * 6
+
+
+ENV = {"CUSTOMERIO_SITE_ID": "site-1", "CUSTOMERIO_API_KEY": "track-key-123", "CUSTOMERIO_APP_API_KEY": "app-key-456"}
+
+
+def test_from_env_reads_the_rate_settings():
+    defaults = CustomerIoDestination.from_env(ENV)
+    set_ = CustomerIoDestination.from_env({**ENV, "CUSTOMERIO_RATE_LIMIT": "20", "CUSTOMERIO_RATE_JITTER_SECONDS": "0.2",
+                                           "CUSTOMERIO_RATE_PACING": "Even"})
+    try:
+        assert (defaults.requests_per_second, defaults.jitter_seconds, defaults.pacing) == (100.0, 0.05, "window")
+        assert (set_.requests_per_second, set_.jitter_seconds, set_.pacing) == (20.0, 0.2, "even")
+    finally:
+        defaults.close()
+        set_.close()
+
+
+@pytest.mark.parametrize("name, value", [("CUSTOMERIO_RATE_PACING", "smooth"),
+                                         ("CUSTOMERIO_RATE_JITTER_SECONDS", "-0.1"),
+                                         ("CUSTOMERIO_RATE_JITTER_SECONDS", "soon")])
+def test_from_env_refuses_bad_rate_settings(name, value):
+    with pytest.raises(ConfigError, match=name):
+        CustomerIoDestination.from_env({**ENV, name: value})
+
+
+def test_a_sync_through_the_window_meets_a_strict_window_without_a_429(tmp_path):
+    """2,000 people and their 2,000 memberships in 80 requests to an emulator that admits 20 a
+    second in a strict sliding window, 50 ms away, 8 in flight: each window's 20 go at once, none
+    is answered 429, and ledger, segment and audience agree. (The test allows 0.2 s of jitter:
+    the emulator shares this process and a loaded machine; the point is the count.)"""
+    project = Project(tmp_path)
+    project.env.update(PUSHER_BATCH_SIZE="50")
+    project.set_meta("sync_cart", destination="customerio", list_name=SEGMENT)
+    project.set_meta("sync_people", destination="customerio")
+    project.set_audience_range(0, 2000)
+    project.sql("insert into cio_people select 'c' || lpad(cast(i as varchar), 6, '0'), null, 'Name' || i, i, "
+                "i % 2 = 0, null from range(0, 2000) t(i)")
+    app = create_app(EmulatorOptions(latency_ms=50, rate_limit=20), env={})
+    with running(app) as url:
+        destination = CustomerIoDestination(SITE, KEY, APP_KEY, track_url=url, app_url=url, requests_per_second=20,
+                                            jitter_seconds=0.2, max_in_flight=8)
+        wh = Warehouse.connect(load_profile(project.root, env={}))
+        try:
+            engine = project.engine(wh, destination)
+            report = engine.sync_all(engine.project.select(["sync_people", "sync_cart"]))
+        finally:
+            wh.close()
+            destination.close()
+        with httpx.Client(base_url=url) as client:
+            counts = client.get("/_emulator/stats").json()["requests"]
+    assert report.exit_code == 0, report.to_dict()
+    track = {endpoint: by_status for endpoint, by_status in counts.items() if " /api/" in endpoint}
+    assert track == {"POST /api/v2/batch": {"200": 40}, ADD_ENDPOINT: {"200": 40}}, track
+    assert len(app.workspace.inspect()["people"]) == 2000
+    segment = next(s for s in app.workspace.inspect()["segments"].values() if s["name"] == SEGMENT)
+    assert set(segment["members"]) == set(project.audience()) == set(project.ledger())
+    assert len(project.ledger()) == 2000
