@@ -29,6 +29,8 @@ Settings (environment):
       all workers: at most that many start in any second plus CUSTOMERIO_RATE_JITTER_SECONDS
   CUSTOMERIO_RATE_JITTER_SECONDS             how much requests may bunch on the way (default 0.05): the limit is
       counted over 1 s + this, so bunched requests still fit the service's second
+  CUSTOMERIO_RATE_PEAK                       window pacing: starts a second at most at any moment (default 1.25 x
+      CUSTOMERIO_RATE_LIMIT): how fast a small sync or a late start catches up within the window
   CUSTOMERIO_RATE_PACING                     window (default) | even: how starts are spread in that span (below)
   CUSTOMERIO_MAX_IN_FLIGHT                   Track API requests in flight at once (default 32; 1 = one at a time)
   CUSTOMERIO_IDENTIFIER                      id (default) | phone: how identify ops find a person. phone
@@ -42,10 +44,12 @@ Customer.io documents a rate (100 requests/s fair use for the Track API, v1 and 
 https://docs.customer.io/integrations/api/track/), not a number of concurrent requests, and
 does not say how the second is counted. The shared Track API limiter reads it as a sliding
 window (pusher.http.WindowLimiter): at most CUSTOMERIO_RATE_LIMIT starts in any 1 s +
-CUSTOMERIO_RATE_JITTER_SECONDS, so a small sync goes at once and a start woken late on a busy
-machine is caught up within the window. The margin is time, not a count: requests bunched on
-the way by up to the allowance still fit a strict one-second window, however they were bunched
-when sent (the WindowLimiter docstring reasons it through). Bursting within the documented
+CUSTOMERIO_RATE_JITTER_SECONDS, so a small sync and a start woken late on a busy machine go
+at the peak rate (CUSTOMERIO_RATE_PEAK) instead of waiting for their even turn. The margin is
+time, not a count: requests bunched on the way by up to the allowance still fit a strict
+one-second window, however they were bunched when sent (the WindowLimiter docstring reasons it
+through, and says why the peak is bounded: requests sent all at once reach the service spread
+far more than 50 ms). Bursting within the documented
 count is data-safe even if an account's limit is smoothed over the second: a 429 is retried
 after its Retry-After and holds every worker, losing nothing. CUSTOMERIO_RATE_PACING=even
 spreads the same count evenly instead (pusher.http.RateLimiter: 100 per 1.05 s is 95.2/s, the
@@ -85,6 +89,7 @@ DEFAULT_REQUESTS_PER_SECOND = DOCUMENTED_REQUESTS_PER_SECOND
 # over its limit 429 (each Retry-After stalling every worker): the limit is counted over 1 s +
 # this allowance, so requests bunched by up to 50 ms on the way still fit.
 DEFAULT_JITTER_SECONDS = 0.05
+PEAK_FACTOR = 1.25                   # default CUSTOMERIO_RATE_PEAK, times the rate
 PACINGS = ("window", "even")
 DEFAULT_MAX_IN_FLIGHT = 32
 MEMBERSHIP_PAGE_SIZE = 1000
@@ -109,7 +114,7 @@ class CustomerIoDestination(Destination):
                  retry: RetryPolicy | None = None, timeout: float = 30.0,
                  max_request_bytes: int = payloads.MAX_REQUEST_BYTES, identify_by: str = "id",
                  max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, jitter_seconds: float = DEFAULT_JITTER_SECONDS,
-                 pacing: str = "window"):
+                 pacing: str = "window", peak_per_second: float | None = None):
         if region not in REGIONS:
             raise ConfigError(f"CUSTOMERIO_REGION is {region!r}; use 'us' or 'eu'")
         if identify_by not in payloads.IDENTIFY_BY:
@@ -129,7 +134,8 @@ class CustomerIoDestination(Destination):
         self.max_request_bytes = max_request_bytes
         self._track = make_client(self.track_url, auth=(site_id, api_key), timeout=timeout,
                                   in_flight=self.max_in_flight)
-        self._track_limiter = track_limiter(requests_per_second, jitter_seconds, pacing)
+        self.peak_per_second = peak_per_second or requests_per_second * PEAK_FACTOR
+        self._track_limiter = track_limiter(requests_per_second, jitter_seconds, pacing, self.peak_per_second)
         self._app: httpx.Client | None = None
         if app_api_key:
             self._app = make_client(self.app_url, headers={"Authorization": f"Bearer {app_api_key}"},
@@ -166,7 +172,8 @@ class CustomerIoDestination(Destination):
                    max_in_flight=int(_number(env, "CUSTOMERIO_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT, minimum=1)),
                    identify_by=(env.get("CUSTOMERIO_IDENTIFIER") or "id").strip().lower(),
                    jitter_seconds=_number(env, "CUSTOMERIO_RATE_JITTER_SECONDS", DEFAULT_JITTER_SECONDS, minimum=0),
-                   pacing=(env.get("CUSTOMERIO_RATE_PACING") or "window").strip().lower())
+                   pacing=(env.get("CUSTOMERIO_RATE_PACING") or "window").strip().lower(),
+                   peak_per_second=_number(env, "CUSTOMERIO_RATE_PEAK", 0.0, minimum=0.001) or None)
 
     # ----- audiences: manual segments -------------------------------------------------------------
 
@@ -413,10 +420,12 @@ def _json(response: httpx.Response) -> Any:
 
 
 def track_limiter(per_second: float, jitter_seconds: float = DEFAULT_JITTER_SECONDS, pacing: str = "window",
-                  **timing: Any) -> WindowLimiter | RateLimiter:
+                  peak_per_second: float | None = None, **timing: Any) -> WindowLimiter | RateLimiter:
     """The Track API limiter: at most `per_second` starts in any 1 s + `jitter_seconds`, as they
-    come (window) or evenly spaced over that span (even). `timing`: clock and sleep, for tests."""
-    window = WindowLimiter.for_rate(per_second, jitter_seconds, **timing)
+    come up to `peak_per_second` (window; default 1.25 x the rate) or evenly spaced over that
+    span (even). `timing`: clock and sleep, for tests."""
+    window = WindowLimiter.for_rate(per_second, jitter_seconds, peak_per_second or per_second * PEAK_FACTOR,
+                                    **timing)
     return window if pacing == "window" else RateLimiter(window.limit / window.window, **timing)
 
 

@@ -65,11 +65,21 @@ def test_a_sync_of_one_window_goes_at_once_and_the_next_windows_follow():
     assert _starts(limiter, fake, 250) == [0.0] * 100 + [1.05] * 100 + [2.1] * 50
 
 
+def test_a_peak_rate_spaces_the_window_s_starts_without_changing_its_count():
+    """100 per 1.05 s at a peak of 125/s: the first 100 starts 8 ms apart (0.79 s, where even
+    pacing takes 1.04 s), the 101st a window after the first."""
+    fake = FakeTime()
+    limiter = WindowLimiter.for_rate(100, 0.05, peak=125, clock=fake.clock, sleep=fake.sleep)
+    starts = _starts(limiter, fake, 101)
+    assert [round(t, 6) for t in starts] == [round(i * 0.008, 6) for i in range(100)] + [1.05]
+
+
 def test_for_rate_counts_the_documented_second_plus_the_allowance():
     assert (lambda w: (w.limit, w.window))(WindowLimiter.for_rate(100, 0.05)) == (100, 1.05)
     assert (lambda w: (w.limit, round(w.window, 6)))(WindowLimiter.for_rate(95.5, 0)) == (95, round(95 / 95.5, 6))
     assert (lambda w: (w.limit, w.window))(WindowLimiter.for_rate(0.5, 0.05)) == (1, 2.05)
-    for bad in ((0, 0.05), (10, -0.1)):
+    assert WindowLimiter.for_rate(100, 0.05, peak=125).spacing == 0.008
+    for bad in ((0, 0.05), (10, -0.1), (10, 0.05, 0)):
         with pytest.raises(ValueError):
             WindowLimiter.for_rate(*bad)
 
@@ -97,6 +107,7 @@ def test_no_window_holds_more_than_the_limit_over_random_lateness_threads_and_pa
     for seed in range(40):
         rng = random.Random(seed)
         limit, window = rng.randint(1, 8), rng.choice([0.5, 1.0, 1.05, 2.0])
+        spacing = rng.choice([0.0, 0.0, window / limit / 1.25])
         threads, per_thread = rng.randint(2, 6), rng.randint(5, 25)
         fake = FakeTime()
         draws = threading.Lock()
@@ -109,7 +120,7 @@ def test_no_window_holds_more_than_the_limit_over_random_lateness_threads_and_pa
             fake.sleep(seconds + draw(lambda r: r.choice([0.0, 0.0, r.uniform(0, window)])))
             time.sleep(0)                 # let another thread in
 
-        limiter = WindowLimiter(limit, window, clock=fake.clock, sleep=sleep)
+        limiter = WindowLimiter(limit, window, clock=fake.clock, sleep=sleep, spacing=spacing)
         starts: list[float] = []
 
         def worker():
@@ -131,6 +142,8 @@ def test_no_window_holds_more_than_the_limit_over_random_lateness_threads_and_pa
             thread.join(timeout=30)
         assert len(starts) == threads * per_thread, seed
         assert _most_in_a_window(starts, window) <= limit, (seed, limit, window, sorted(starts))
+        ordered = sorted(starts)
+        assert all(b - a >= spacing - 1e-9 for a, b in zip(ordered, ordered[1:])), (seed, spacing, ordered)
 
 
 def test_a_thread_woken_late_keeps_its_turn():
@@ -221,7 +234,7 @@ def test_the_even_pacing_switch_spaces_the_same_count_evenly():
     assert [round(t, 6) for t in starts] == [0.0, 0.0, 0.0105, 0.021, 0.0315, 0.042]   # 1.05 s / 100
     fake = FakeTime()
     window = track_limiter(100, 0.05, "window", clock=fake.clock, sleep=fake.sleep)
-    assert _starts(window, fake, 6) == [0.0] * 6
+    assert [round(t, 6) for t in _starts(window, fake, 4)] == [0.0, 0.008, 0.016, 0.024]   # the peak, 125/s
 
 
 ENV = {"CUSTOMERIO_SITE_ID": "site-1", "CUSTOMERIO_API_KEY": "track-key-123", "CUSTOMERIO_APP_API_KEY": "app-key-456"}
@@ -230,10 +243,12 @@ ENV = {"CUSTOMERIO_SITE_ID": "site-1", "CUSTOMERIO_API_KEY": "track-key-123", "C
 def test_from_env_reads_the_rate_settings():
     defaults = CustomerIoDestination.from_env(ENV)
     set_ = CustomerIoDestination.from_env({**ENV, "CUSTOMERIO_RATE_LIMIT": "20", "CUSTOMERIO_RATE_JITTER_SECONDS": "0.2",
-                                           "CUSTOMERIO_RATE_PACING": "Even"})
+                                           "CUSTOMERIO_RATE_PACING": "Even", "CUSTOMERIO_RATE_PEAK": "40"})
     try:
-        assert (defaults.requests_per_second, defaults.jitter_seconds, defaults.pacing) == (100.0, 0.05, "window")
-        assert (set_.requests_per_second, set_.jitter_seconds, set_.pacing) == (20.0, 0.2, "even")
+        assert (defaults.requests_per_second, defaults.jitter_seconds, defaults.pacing, defaults.peak_per_second) == (
+            100.0, 0.05, "window", 125.0)
+        assert (set_.requests_per_second, set_.jitter_seconds, set_.pacing, set_.peak_per_second) == (
+            20.0, 0.2, "even", 40.0)
     finally:
         defaults.close()
         set_.close()
@@ -241,7 +256,8 @@ def test_from_env_reads_the_rate_settings():
 
 @pytest.mark.parametrize("name, value", [("CUSTOMERIO_RATE_PACING", "smooth"),
                                          ("CUSTOMERIO_RATE_JITTER_SECONDS", "-0.1"),
-                                         ("CUSTOMERIO_RATE_JITTER_SECONDS", "soon")])
+                                         ("CUSTOMERIO_RATE_JITTER_SECONDS", "soon"),
+                                         ("CUSTOMERIO_RATE_PEAK", "0")])
 def test_from_env_refuses_bad_rate_settings(name, value):
     with pytest.raises(ConfigError, match=name):
         CustomerIoDestination.from_env({**ENV, name: value})
@@ -249,8 +265,8 @@ def test_from_env_refuses_bad_rate_settings(name, value):
 
 def test_a_sync_through_the_window_meets_a_strict_window_without_a_429(tmp_path):
     """2,000 people and their 2,000 memberships in 80 requests to an emulator that admits 20 a
-    second in a strict sliding window, 50 ms away, 8 in flight: each window's 20 go at once, none
-    is answered 429, and ledger, segment and audience agree. (The test allows 0.2 s of jitter:
+    second in a strict sliding window, 50 ms away, 8 in flight: each window's 20 go at the peak
+    rate (25/s), none is answered 429, and ledger, segment and audience agree. (The test allows 0.2 s of jitter:
     the emulator shares this process and a loaded machine; the point is the count.)"""
     project = Project(tmp_path)
     project.env.update(PUSHER_BATCH_SIZE="50")
