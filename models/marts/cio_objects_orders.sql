@@ -2,6 +2,16 @@
 -- per order of a person Customer.io knows (in cio_people, so the relationship has someone to
 -- point at). object_id is the order id, customer_id the person the order relates to; every
 -- other column is an object attribute (timestamps are sent as Unix seconds).
+-- Kept by difference (macros/changed_rows.sql): a build writes only the orders whose row changed.
+{{ config(
+    materialized=state_materialization(),
+    incremental_strategy=state_incremental_strategy(),
+    unique_key='object_id',
+    on_schema_change='fail',
+    post_hook="{{ delete_rows_without_key('object_id', 'select orders.order_id as object_id from '
+                                          ~ ref('int_orders__state') ~ ' as orders inner join ' ~ ref('cio_people')
+                                          ~ ' as people on orders.customer_id = people.customer_id') }}",
+) }}
 
 with
 
@@ -24,4 +34,8 @@ final as (
         on orders.customer_id = people.customer_id
 )
 
+{% if incremental_build() -%}
+{{ rows_not_held('final', ['object_id']) }}
+{%- else -%}
 select * from final
+{%- endif %}

@@ -4,6 +4,14 @@
 -- silently ignores segment ids of people it does not know.
 -- last_synced_at: the oldest last export of the sources that decide is_data_fresh (var
 -- freshness_window_hours), cut to the day so a person is re-sent at most once a day for it.
+-- Kept by difference (macros/changed_rows.sql): a build writes only the people whose row changed.
+{{ config(
+    materialized=state_materialization(),
+    incremental_strategy=state_incremental_strategy(),
+    unique_key='customer_id',
+    on_schema_change='fail',
+    post_hook="{{ delete_rows_without_key('customer_id', 'select customer_id from ' ~ ref('customer_profile')) }}",
+) }}
 {%- set fresh_sources = var('freshness_window_hours').keys() | list %}
 
 with
@@ -44,4 +52,8 @@ final as (
     from profile
 )
 
+{% if incremental_build() -%}
+{{ rows_not_held('final', ['customer_id']) }}
+{%- else -%}
 select * from final
+{%- endif %}

@@ -7,7 +7,7 @@ claims an orphan account, a new account created long ago joining a person by ema
 creation re-ranks a shared order email, moving a record), two current emails changing (a loyalty
 account moving with its email), an order whose store account only arrives in the next export, an export
 from the future that a later as_of releases, and a late file (export times older than the ones
-held) read with a lookback. Then every incremental model is rebuilt with --full-refresh on a
+held) read with a lookback, and three days passing with no new export. Then every incremental model is rebuilt with --full-refresh on a
 copy of that warehouse and compared with the incremental one, every column, row for row.
 (The identity map is append-only by design and not rebuilt: --full-refresh reassigns its ids.)
 """
@@ -32,11 +32,14 @@ STAGING = ["stg_back_in_stock__back_in_stock_requests", "stg_loyalty__loyalty_ac
 INCREMENTAL_MODELS = sorted(["int_identity__people", "int_identity__store_customers", "int_loyalty__state",
                              "int_orders__state", "int_returns__state", "int_store_customers_merged",
                              "int_subscriptions__state", *STAGING, "rejected_inputs",
-                             "int_rejected_inputs__checked_through", "int_identity__source_record_exports"])
+                             "int_rejected_inputs__checked_through", "int_identity__source_record_exports",
+                             "cio_people", "cio_objects_orders"])
 # the last build runs later, releasing the export quarantined as exported in the future, and
 # with a lookback, as a source that can deliver a late file needs (LATE_EXPORTS)
 LATER_AS_OF = "2026-11-20 14:00:00"
 LOOKBACK_HOURS = 2
+# then three days pass with no new export: rows that depend on as_of change (freshness, windows)
+NEXT_DAY_AS_OF = "2026-11-23 14:00:00"
 
 FIRST_EXPORTS = {
     "store/raw_store__customers.csv": [
@@ -195,17 +198,24 @@ def built(tmp_path_factory):
     fourth = run_dbt(workdir, "build", "--vars", f"{{incremental_lookback_hours: {LOOKBACK_HOURS}}}",
                      database=incremental, project=project, target="target-fourth", as_of=LATER_AS_OF)
     assert fourth.not_passing() == [], fourth.output()
+    people_before_next_day = all_rows(incremental, "cio_people")[1]
 
-    models = incremental_models(workdir, "target-fourth")
+    # `run`: the data is now too old for the freshness tests, which a build would fail on
+    fifth = run_dbt(workdir, "run", "--vars", f"{{incremental_lookback_hours: {LOOKBACK_HOURS}}}",
+                    database=incremental, project=project, target="target-fifth", as_of=NEXT_DAY_AS_OF)
+    assert fifth.not_passing() == [], fifth.output()
+
+    models = incremental_models(workdir, "target-fifth")
     full = workdir / "full.duckdb"
     shutil.copy(incremental, full)
     rebuilt = run_dbt(workdir, "run", "--full-refresh", "--select", *models,
-                      database=full, project=project, target="target-full", as_of=LATER_AS_OF)
+                      database=full, project=project, target="target-full", as_of=NEXT_DAY_AS_OF)
     assert rebuilt.not_passing() == [], rebuilt.output()
     return {"workdir": workdir, "project": project,
             "incremental": incremental, "full": full, "models": models, "before": before,
             "held_back": held_back, "guest_before": guest_before, "quarantined": quarantined,
-            "incremental_runs": [second, third, fourth]}
+            "incremental_runs": [second, third, fourth, fifth],
+            "people_before_next_day": people_before_next_day}
 
 
 def test_the_state_models_are_incremental(built):
@@ -213,6 +223,8 @@ def test_the_state_models_are_incremental(built):
     # the later builds really merged into the tables they held (dbt says so in its log)
     for run in built["incremental_runs"]:
         assert "int_loyalty__state" in run.completed.stdout
+    # the days that passed with no new export changed people's rows (the case is real)
+    assert all_rows(built["incremental"], "cio_people")[1] != built["people_before_next_day"]
     # the order had arrived without its store account, so it was not held yet: the case is real
     assert built["held_back"] == [(1, 0)]
     # the export from the future was quarantined in the second build and released in the last
@@ -315,3 +327,24 @@ def test_merges_and_changed_emails_remap_records(built):
         == [("C0003",)]
     assert query(database, "select customer_id from int_loyalty__state where customer_id in ('C0002', 'C0003')") \
         == [("C0003",)]
+
+
+def test_marts_kept_by_difference_drop_and_replace_held_rows(built, tmp_path):
+    """A mart kept by difference deletes a held row whose key it no longer yields (a person or
+    order that left) and replaces a held row whose values changed, whatever the upstream change
+    was: held rows edited by hand play both, and the next build must equal the full refresh."""
+    project = tmp_path / "project"
+    shutil.copytree(built["project"], project)
+    database = tmp_path / "warehouse.duckdb"
+    shutil.copy(built["incremental"], database)
+    with duckdb.connect(str(database)) as con:
+        con.execute("insert into cio_people (customer_id, email) values ('C-GONE', 'gone@example.com')")
+        con.execute("update cio_people set first_name = 'Stale', is_data_fresh = not is_data_fresh "
+                    "where customer_id = 'C0001'")
+        con.execute("insert into cio_objects_orders (object_id, customer_id) values ('O-GONE', 'C0001')")
+        con.execute("update cio_objects_orders set total = total + 1 where object_id = 'O00001'")
+    rerun = run_dbt(tmp_path, "run", "--select", "cio_people", "cio_objects_orders", database=database,
+                    project=project, target="target-rerun", as_of=NEXT_DAY_AS_OF)
+    assert rerun.not_passing() == [], rerun.output()
+    for model in ("cio_people", "cio_objects_orders"):
+        assert all_rows(database, model) == all_rows(built["full"], model), model

@@ -1,0 +1,66 @@
+{#- Marts kept by difference (README, "Incremental builds"): the model computes all its rows as a
+    full build does, then keeps only those not held yet or held with another value, which dbt
+    merges in (delete+insert on the unique key); a post_hook deletes the held rows whose key the
+    model no longer yields. The table then holds exactly the rows of a full build, whatever
+    changed upstream (a new export, a person leaving, as_of moving), but a build writes only the
+    rows that changed: on DuckDB writing a large table costs more than computing it.
+    The columns compared are the model's contract columns. Spark rebuilds in full
+    (state_materialization()). -#}
+
+{#- The rows of CTE `final` that the table does not hold as they are. `unique_key`: a list. -#}
+{% macro rows_not_held(final, unique_key) -%}
+    {%- set columns = model.columns.keys() | list -%}
+    {%- if not columns -%}
+        {{ exceptions.raise_compiler_error("rows_not_held() compares the model's contract columns: '"
+                                           ~ model.name ~ "' lists none in its YAML") }}
+    {%- endif -%}
+select {{ final }}.*
+from {{ final }}
+left join (
+    select
+        {%- for key in unique_key %}
+        held.{{ key }},
+        {%- endfor %}
+        {{ row_digest('held', columns) }} as held_row_digest
+    from {{ this }} as held
+) as held
+    on {% for key in unique_key -%}
+    {{ final }}.{{ key }} = held.{{ key }}{{ ' and ' if not loop.last }}
+    {%- endfor %}
+where
+    held.held_row_digest is null
+    or held.held_row_digest <> {{ row_digest(final, columns) }}
+{%- endmacro %}
+
+{#- post_hook: delete the held rows whose key (`key`, one column) is not among `keys`, the SQL of
+    the keys the model yields. -#}
+{% macro delete_rows_without_key(key, keys) -%}
+    {%- if incremental_build() -%}
+    delete from {{ this }}
+    where {{ key }} not in (
+        select kept_keys.{{ key }} from ({{ keys }}) as kept_keys where kept_keys.{{ key }} is not null
+    )
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A digest of a row's `columns` (of table alias `alias`), equal for equal rows, NULLs included. -#}
+{% macro row_digest(alias, columns) -%}
+    {{ adapter.dispatch('row_digest', 'retention')(alias, columns) }}
+{%- endmacro %}
+
+{% macro default__row_digest(alias, columns) -%}
+    {{ exceptions.raise_compiler_error("row_digest() has no implementation for adapter '"
+                                       ~ adapter.type() ~ "': add one in macros/changed_rows.sql") }}
+{%- endmacro %}
+
+{#- hash() of several values mixes the running hash before it XORs in the next value's, so a
+    change of one fixed-width value always changes the digest, and any other change leaves it
+    equal with a chance of 2^-64 (the same bet as member_fingerprint). -#}
+{% macro duckdb__row_digest(alias, columns) -%}
+    hash({% for column in columns %}{{ alias }}.{{ column }}{{ ', ' if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{#- The row's text form is exact (NULL and '' differ), md5 keeps the join narrow. -#}
+{% macro postgres__row_digest(alias, columns) -%}
+    md5(cast(row({% for column in columns %}{{ alias }}.{{ column }}{{ ', ' if not loop.last }}{% endfor %}) as text))
+{%- endmacro %}
