@@ -66,3 +66,23 @@ final as (
 
 select * from final
 {%- endmacro %}
+
+{#- The rows of an audience for audience_membership: its table when dbt builds it first (a
+    declared parent of the model being built), else its own SQL evaluated in place. -#}
+{% macro audience_members(audience) -%}
+    {%- if audience.unique_id in (model.depends_on.nodes if execute else []) -%}
+    select * from {{ ref(audience.name) }}
+    {%- else -%}
+    {{ render(audience.raw_code) | trim }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The keys audience_membership yields (audience_name, customer_id), for its post_hook. -#}
+{% macro audience_membership_keys() -%}
+    {%- for audience in audience_models() %}
+    select audience_name, customer_id from ({{ audience_members(audience) }}) as {{ audience.name }}
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+{%- endmacro %}

@@ -32,14 +32,25 @@ where
     or held.held_row_digest <> {{ row_digest(final, columns) }}
 {%- endmacro %}
 
-{#- post_hook: delete the held rows whose key (`key`, one column) is not among `keys`, the SQL of
-    the keys the model yields. -#}
-{% macro delete_rows_without_key(key, keys) -%}
+{#- post_hook: delete the held rows whose key (`unique_key`, a column or a list; never NULL) is
+    not among `keys`, the SQL of the keys the model yields. -#}
+{% macro delete_rows_without_key(unique_key, keys) -%}
     {%- if incremental_build() -%}
+    {%- set unique_key = [unique_key] if unique_key is string else unique_key -%}
     delete from {{ this }}
-    where {{ key }} not in (
-        select kept_keys.{{ key }} from ({{ keys }}) as kept_keys where kept_keys.{{ key }} is not null
+    {%- if unique_key | length == 1 %}
+    where {{ unique_key[0] }} not in (
+        select kept_keys.{{ unique_key[0] }} from ({{ keys }}) as kept_keys
+        where kept_keys.{{ unique_key[0] }} is not null
     )
+    {%- else %}
+    where not exists (
+        select 1 from ({{ keys }}) as kept_keys
+        where {% for key in unique_key -%}
+        kept_keys.{{ key }} = {{ this.identifier }}.{{ key }}{{ ' and ' if not loop.last }}
+        {%- endfor %}
+    )
+    {%- endif %}
     {%- endif -%}
 {%- endmacro %}
 

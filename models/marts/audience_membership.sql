@@ -22,17 +22,20 @@
 -- depends_on: {{ ref('aud_suppress_open_returns') }}
 -- depends_on: {{ ref('aud_suppress_recent_purchasers_0_7d') }}
 -- depends_on: {{ ref('aud_vip_high_ltv') }}
-{%- set built_first = model.depends_on.nodes if execute else [] %}
+-- Kept by difference (macros/changed_rows.sql): a build writes only the members whose row changed.
+{{ config(
+    materialized=state_materialization(),
+    incremental_strategy=state_incremental_strategy(),
+    unique_key=['audience_name', 'customer_id'],
+    on_schema_change='fail',
+    post_hook="{{ delete_rows_without_key(['audience_name', 'customer_id'], audience_membership_keys()) }}",
+) }}
 
 with
 
 {% for audience in audience_models() -%}
 {{ audience.name }} as (
-    {%- if audience.unique_id in built_first %}
-    select * from {{ ref(audience.name) }}
-    {%- else %}
-    {{ render(audience.raw_code) | trim | indent(4) }}
-    {%- endif %}
+    {{ audience_members(audience) | indent(4) }}
 ),
 
 {% endfor -%}
@@ -54,4 +57,8 @@ memberships_unioned as (
     {%- endfor %}
 )
 
+{% if incremental_build() -%}
+{{ rows_not_held('memberships_unioned', ['audience_name', 'customer_id']) }}
+{%- else -%}
 select * from memberships_unioned
+{%- endif %}

@@ -33,7 +33,7 @@ INCREMENTAL_MODELS = sorted(["int_identity__people", "int_identity__store_custom
                              "int_orders__state", "int_returns__state", "int_store_customers_merged",
                              "int_subscriptions__state", *STAGING, "rejected_inputs",
                              "int_rejected_inputs__checked_through", "int_identity__source_record_exports",
-                             "cio_people", "cio_objects_orders"])
+                             "cio_people", "cio_objects_orders", "audience_membership"])
 # the last build runs later, releasing the export quarantined as exported in the future, and
 # with a lookback, as a source that can deliver a late file needs (LATE_EXPORTS)
 LATER_AS_OF = "2026-11-20 14:00:00"
@@ -343,8 +343,14 @@ def test_marts_kept_by_difference_drop_and_replace_held_rows(built, tmp_path):
                     "where customer_id = 'C0001'")
         con.execute("insert into cio_objects_orders (object_id, customer_id) values ('O-GONE', 'C0001')")
         con.execute("update cio_objects_orders set total = total + 1 where object_id = 'O00001'")
-    rerun = run_dbt(tmp_path, "run", "--select", "cio_people", "cio_objects_orders", database=database,
+        # a member of an audience it left (its person is still a member of others)
+        con.execute("insert into audience_membership (customer_id, audience_name) "
+                    "select customer_id, 'aud_left' from audience_membership limit 1")
+        con.execute("update audience_membership set entered_at = entered_at + interval 1 day "
+                    "where customer_id = (select min(customer_id) from audience_membership)")
+    kept_by_difference = ("cio_people", "cio_objects_orders", "audience_membership")
+    rerun = run_dbt(tmp_path, "run", "--select", *kept_by_difference, database=database,
                     project=project, target="target-rerun", as_of=NEXT_DAY_AS_OF)
     assert rerun.not_passing() == [], rerun.output()
-    for model in ("cio_people", "cio_objects_orders"):
+    for model in kept_by_difference:
         assert all_rows(database, model) == all_rows(built["full"], model), model
