@@ -26,6 +26,9 @@ import pytest
 from tests.conftest import copy_project, run_dbt
 
 IDENTITY_MAP = "int_identity__store_account_map"
+# how far int_identity__source_records has matched: moved only by a build of the whole identity
+# chain, which --full-refresh cannot be (it would reassign the identity map's ids)
+MATCH_MARKS = "int_identity__source_records_matched_through"
 STAGING = ["stg_back_in_stock__back_in_stock_requests", "stg_loyalty__loyalty_accounts", "stg_returns__returns",
            "stg_reviews__reviews", "stg_store__customers", "stg_store__order_lines", "stg_store__orders",
            "stg_store__refunds", "stg_subscriptions__subscription_events", "stg_web_events__web_events"]
@@ -33,7 +36,8 @@ INCREMENTAL_MODELS = sorted(["int_identity__people", "int_identity__store_custom
                              "int_orders__state", "int_returns__state", "int_store_customers_merged",
                              "int_subscriptions__state", *STAGING, "rejected_inputs",
                              "int_rejected_inputs__checked_through", "int_identity__source_record_exports",
-                             "cio_people", "cio_objects_orders", "audience_membership"])
+                             "cio_people", "cio_objects_orders", "audience_membership",
+                             "int_identity__source_records"])
 # the last build runs later, releasing the export quarantined as exported in the future, and
 # with a lookback, as a source that can deliver a late file needs (LATE_EXPORTS)
 LATER_AS_OF = "2026-11-20 14:00:00"
@@ -43,6 +47,7 @@ NEXT_DAY_AS_OF = "2026-11-23 14:00:00"
 
 FIRST_EXPORTS = {
     "store/raw_store__customers.csv": [
+        "C9999,phone.old@example.com,+1 (415) 555-0197,Phone,Old,US,true,2026-11-18 12:00:00,2026-11-18 12:00:00,2026-11-20 11:00:00",
         # bob.old is C9010's previous email, which matched loyalty account LA-9010 to him: a new
         # account whose current email it is takes the account (C9010 has no other)
         "C9990,bob.old@example.com,,Robert,Old,US,true,2026-11-19 12:00:00,2026-11-19 12:00:00,2026-11-20 11:00:00",
@@ -69,6 +74,10 @@ FIRST_EXPORTS = {
     ],
     "back_in_stock/raw_back_in_stock__back_in_stock_requests.csv": [
         "BIS-GUEST,guest.shared@example.com,,P002,2026-11-19 20:00:00,,2026-11-20 11:00:00",
+        # a phone no person has yet: an orphan until the next export brings an account with it
+        "BIS-PHONE,,+1 415 555 0199,P003,2026-11-19 20:00:00,,2026-11-20 11:00:00",
+        # C9999's phone, until the next export changes it: then an orphan
+        "BIS-PHONE2,,+1 415 555 0197,P003,2026-11-19 20:00:00,,2026-11-20 11:00:00",
     ],
     "store/raw_store__refunds.csv": [
         "R-NEW-1,O00002,2026-11-19 20:00:00,30.00,2026-11-20 11:00:00",
@@ -89,6 +98,9 @@ FIRST_EXPORTS = {
         "SE00003-B,S-9070,hank.back@example.com,C9070,paused,2026-11-19 07:00:00,2026-11-20 11:00:00",
     ],
     "returns/raw_returns__returns.csv": [
+        # a return without an email whose order only arrives with the next export: an orphan until
+        # its order brings the store account
+        "RT-WAIT,O-WAIT-2,,requested,2026-11-19 12:00:00,2026-11-20 11:00:00",
         # late export of an older status: RT-9101 stays refunded (closed)
         "RT-9101,O00015,leo.final@example.com,requested,2026-11-01 12:00:00,2026-11-20 11:00:00",
         # a newer status: RT-9100 is received
@@ -109,8 +121,14 @@ SECOND_EXPORTS = {
         # email beats the previous one and loyalty account LA-C0002 moves from C0002 to C0003
         "C0002,chloe.new2@example.com,07700 900002,Chloe,Brown,GB,true,2026-04-24 12:00:00,2026-11-20 10:00:00,2026-11-20 11:30:00",
         "C0003,chloe.brown2@example.com,+49 151 0000003,Dev,Taylor,DE,true,2026-05-22 12:00:00,2026-11-20 10:00:00,2026-11-20 11:30:00",
+        # a new account with BIS-PHONE's phone, and C9999 changing its phone: each request moves
+        # with no export of its own
+        "C9998,phone.new@example.com,+1 (415) 555-0199,Phone,New,US,true,2026-11-18 12:00:00,2026-11-18 12:00:00,2026-11-20 11:30:00",
+        "C9999,phone.old@example.com,+1 (415) 555-0196,Phone,Old,US,true,2026-11-18 12:00:00,2026-11-20 11:20:00,2026-11-20 11:30:00",
     ],
     "store/raw_store__orders.csv": [
+        # RT-WAIT's order: the return takes C0004's store id with no export of its own
+        "O-WAIT-2,C0004,ella.wilson4@example.com,2026-11-18 19:00:00,paid,35.00,USD,2026-11-20 11:05:00",
         # exported before the quarantined O-NEG-1 but after the orders staging held: read by
         # staging, and so by rejected_inputs, whose mark is staging's, not the raw table's
         "O-LATE-1,C9001,no-at-sign.example.com,2026-11-19 21:00:00,paid,15.00,USD,2026-11-20 11:10:00",
@@ -146,7 +164,7 @@ def incremental_models(workdir: Path, target: str) -> list[str]:
     return sorted(
         node["name"] for node in manifest["nodes"].values()
         if node["resource_type"] == "model" and node["config"]["materialized"] == "incremental"
-        and node["name"] != IDENTITY_MAP
+        and node["name"] not in (IDENTITY_MAP, MATCH_MARKS)
     )
 
 
@@ -160,6 +178,11 @@ def all_rows(database: Path, table: str) -> tuple[list[str], Counter]:
 def query(database: Path, sql: str) -> list[tuple]:
     with duckdb.connect(str(database), read_only=True) as con:
         return con.execute(sql).fetchall()
+
+
+def records_matched(database: Path) -> list[tuple]:
+    return query(database, "select source_record_id, customer_id, match_rule from int_identity__source_records "
+                           "where source_record_id in ('BIS-PHONE', 'BIS-PHONE2', 'RT-WAIT') order by 1")
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +201,7 @@ def built(tmp_path_factory):
         "remapped": query(incremental, "select customer_id from int_identity__source_records "
                                        "where source_record_id = 'LA-C0002'"),
     }
+    matched = {}
 
     append_rows(project, FIRST_EXPORTS)
     second = run_dbt(workdir, "build", database=incremental, project=project, target="target-second")
@@ -188,16 +212,19 @@ def built(tmp_path_factory):
                                       "where source_record_id = 'BIS-GUEST'")
     held_back = query(incremental, "select (select count(*) from stg_store__orders where order_id = 'O-WAIT-1'), "
                                    "(select count(*) from int_orders__state where order_id = 'O-WAIT-1')")
+    matched["second"] = records_matched(incremental)
 
     append_rows(project, SECOND_EXPORTS)
     third = run_dbt(workdir, "build", database=incremental, project=project, target="target-third")
     assert [failure for failure in third.not_passing() if "no_exports_from_the_future" not in failure] == [], \
         third.output()
+    matched["third"] = records_matched(incremental)
 
     append_rows(project, LATE_EXPORTS)
     fourth = run_dbt(workdir, "build", "--vars", f"{{incremental_lookback_hours: {LOOKBACK_HOURS}}}",
                      database=incremental, project=project, target="target-fourth", as_of=LATER_AS_OF)
     assert fourth.not_passing() == [], fourth.output()
+    matched["fourth"] = records_matched(incremental)
     people_before_next_day = all_rows(incremental, "cio_people")[1]
 
     # `run`: the data is now too old for the freshness tests, which a build would fail on
@@ -213,7 +240,7 @@ def built(tmp_path_factory):
     assert rebuilt.not_passing() == [], rebuilt.output()
     return {"workdir": workdir, "project": project,
             "incremental": incremental, "full": full, "models": models, "before": before,
-            "held_back": held_back, "guest_before": guest_before, "quarantined": quarantined,
+            "held_back": held_back, "guest_before": guest_before, "quarantined": quarantined, "matched": matched,
             "incremental_runs": [second, third, fourth, fifth],
             "people_before_next_day": people_before_next_day}
 
@@ -354,3 +381,18 @@ def test_marts_kept_by_difference_drop_and_replace_held_rows(built, tmp_path):
     assert rerun.not_passing() == [], rerun.output()
     for model in kept_by_difference:
         assert all_rows(database, model) == all_rows(built["full"], model), model
+
+
+def test_records_rematch_when_only_the_store_data_changed(built):
+    """A record with no new export of its own is matched again when a new store account brings its
+    phone, when its person's phone changes, and when its order arrives with a store account (the
+    third build, without a lookback that would read the records again anyway)."""
+    assert built["matched"]["second"] == [("BIS-PHONE", None, None), ("BIS-PHONE2", "C9999", "phone"),
+                                          ("RT-WAIT", None, None)]
+    assert built["matched"]["third"] == [("BIS-PHONE", "C9998", "phone"), ("BIS-PHONE2", None, None),
+                                         ("RT-WAIT", "C0004", "store_customer_id")]
+    assert built["matched"]["fourth"] == built["matched"]["third"]
+    # the incremental builds held marks, so they matched only what could have moved
+    assert query(built["incremental"], f"select source_table, matched_through from {MATCH_MARKS} "
+                                       "where source_system = 'store' order by 1") \
+        == [("customers", datetime(2026, 11, 20, 11, 30)), ("orders", datetime(2026, 11, 20, 11, 10))]
