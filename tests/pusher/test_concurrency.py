@@ -422,15 +422,16 @@ def test_a_concurrent_first_sync_leaves_the_ledger_a_serial_one_leaves(tmp_path)
     assert len(churned["pending_removals"]) == 0
 
 
-def test_a_429_storm_holds_every_worker(tmp_path):
-    """The emulator admits 10 requests a second and answers Retry-After: 1. Four workers paced at
-    40/s: the first 429 holds them all, so each second costs one 429, not one per worker. (Even
-    pacing: the window's bursts put all four in flight at once, each drawing a 429 before the
-    pause; the pause is the same code in both limiters.)"""
+@pytest.mark.parametrize("pacing", ["even", "window"])
+def test_a_429_storm_holds_every_worker(tmp_path, pacing):
+    """The emulator admits 10 requests a second and answers Retry-After: 1. Four workers limited
+    to 40/s, evenly or by the window (its peak spaces starts 20 ms apart): the first 429 holds
+    them all, so each second costs about one 429, not one per worker, and no request arrives
+    while the pause lasts."""
     app = create_app(EmulatorOptions(rate_limit=10), retry_after="1", env={})
     with running(app) as url:
         destination = CustomerIoDestination(SITE, KEY, APP_KEY, track_url=url, app_url=url,
-                                            requests_per_second=40, max_in_flight=4, pacing="even")
+                                            requests_per_second=40, max_in_flight=4, pacing=pacing)
         ref = ListRef(SEGMENT, destination.ensure_list(ListRef(SEGMENT)))
         samples: list[tuple[float, int, int]] = []
         stop = threading.Event()
