@@ -38,6 +38,8 @@ import itertools
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable, Generic, Iterable, TypeVar
 
+from pusher.gc_pause import fewer_collections
+
 Batch = TypeVar("Batch")
 Result = TypeVar("Result")
 _END = object()
@@ -51,6 +53,12 @@ class Pipeline(Generic[Batch, Result]):
     def run(self, batches: Iterable[Batch], send: Callable[[Batch], Result],
             record: Callable[[Batch, Result], None],
             record_group: Callable[[list[tuple[Batch, Result]]], None] | None = None) -> None:
+        with fewer_collections():       # a million rows streamed hold no cycles (see pusher.gc_pause)
+            self._run(batches, send, record, record_group)
+
+    def _run(self, batches: Iterable[Batch], send: Callable[[Batch], Result],
+             record: Callable[[Batch, Result], None],
+             record_group: Callable[[list[tuple[Batch, Result]]], None] | None) -> None:
         if record_group is None:
             def record_group(pairs: list[tuple[Batch, Result]]) -> None:
                 for batch, result in pairs:

@@ -4,6 +4,7 @@ after its own acknowledgement, on the main thread), and a 429 storm that must ho
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from contextlib import ExitStack
@@ -16,6 +17,7 @@ from pusher.destinations.customerio import CustomerIoDestination
 from pusher.emulators.customerio import create_app
 from pusher.emulators.options import EmulatorOptions
 from pusher.emulators.server import running
+from pusher.gc_pause import YOUNG_THRESHOLD
 from pusher.http import RateLimiter, RetryPolicy
 from pusher.ledger import table
 from pusher.pipeline import Pipeline
@@ -104,6 +106,27 @@ def test_a_failed_send_stops_new_batches_and_records_those_acknowledged_first():
         Pipeline(3).run(iter(range(10)), send, lambda number, result: recorded.append(result))
     assert sorted(recorded) == [0, 1]     # in flight when it failed: awaited and recorded
     assert max(started) <= 4              # no batch started once the failure was known
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+def test_collections_are_rarer_while_a_pipeline_runs_and_as_before_after_it_even_after_a_failure(in_flight):
+    """Streamed rows hold no cycles: fewer young collections while batches flow (pusher.gc_pause)."""
+    before = gc.get_threshold()
+    seen = []
+
+    def send(number):
+        seen.append(gc.get_threshold())
+        if number == 5:
+            raise RuntimeError("destination down")
+        return number
+
+    Pipeline(in_flight).run(iter(range(4)), send, lambda number, result: seen.append(gc.get_threshold()))
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError, match="destination down"):
+        Pipeline(in_flight).run(iter(range(8)), send, lambda number, result: None)
+    assert gc.get_threshold() == before
+    assert seen and all(threshold[0] >= YOUNG_THRESHOLD > before[0] and threshold[1:] == before[1:]
+                        for threshold in seen)
 
 
 def test_a_pause_holds_the_other_threads_but_not_the_one_that_slept_it():
