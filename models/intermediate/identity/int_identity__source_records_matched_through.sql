@@ -1,7 +1,8 @@
 -- depends_on: {{ ref('int_identity__source_records') }}
 -- Per input of int_identity__source_records, the export time through which its held matches
--- have seen every row (macros/source_records_marks.sql): the latest export held by the store
--- staging models and, per source system, by int_identity__source_record_exports, read after
+-- have seen every row (macros/source_records_marks.sql): the latest store customer export (as
+-- int_store_customers_merged holds it, the same as its staging model), the latest store order
+-- export and, per source system, the latest in int_identity__source_record_exports, read after
 -- int_identity__source_records ran. Only a build that ran it with its upstream identity models
 -- moves the marks: otherwise an incremental build keeps the marks held and a full one leaves
 -- them NULL (match all).
@@ -15,7 +16,7 @@
 
 with
 
-store_customers as (select * from {{ ref('stg_store__customers') }}),
+store_accounts as (select * from {{ ref('int_store_customers_merged') }}),
 
 store_orders as (select * from {{ ref('stg_store__orders') }}),
 
@@ -25,8 +26,8 @@ marks as (
     select
         'store' as source_system,
         'customers' as source_table,
-        max(exported_at) as matched_through
-    from store_customers
+        max(last_exported_at) as matched_through
+    from store_accounts
 
     union all
 
