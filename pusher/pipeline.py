@@ -27,6 +27,12 @@ calling thread was busy: it gets them all at once, as (batch, result) pairs in b
 the ledger can write them with one set of statements (each still after its own
 acknowledgement). Without it, each pair goes to `record` in turn.
 
+A ledger write costs its statements and its commit more than its rows, so acknowledged batches
+wait until `group_size` of them are there (by default a quarter of max_in_flight: 8 of
+Customer.io's 32), or the oldest was acknowledged `max_hold_seconds` ago, or no send is left in
+flight, or a send failed. They are held in memory meanwhile: at most group_size + max_in_flight
+batches, still flat in the audience size. A kill in between means they are sent again next run.
+
 A phase that must finish before the next starts (removes before adds; a list's Replace
 before any add) is one run() call: run() returns only once every batch it started is
 acknowledged and recorded.
@@ -35,6 +41,7 @@ acknowledged and recorded.
 from __future__ import annotations
 
 import itertools
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable, Generic, Iterable, TypeVar
 
@@ -43,12 +50,18 @@ from pusher.gc_pause import fewer_collections
 Batch = TypeVar("Batch")
 Result = TypeVar("Result")
 _END = object()
+GROUPS_PER_FLIGHT = 4        # acknowledged batches written together: a quarter of max_in_flight
+MAX_HOLD_SECONDS = 0.25      # ...or whatever was acknowledged this long ago
 
 
 class Pipeline(Generic[Batch, Result]):
-    def __init__(self, max_in_flight: int = 1, name: str = "pusher-send"):
+    def __init__(self, max_in_flight: int = 1, name: str = "pusher-send", group_size: int | None = None,
+                 max_hold_seconds: float = MAX_HOLD_SECONDS):
         self.max_in_flight = max(1, int(max_in_flight))
         self.name = name
+        # Acknowledged batches wait for this many before their ledger write (see the module doc).
+        self.group_size = max(1, min(self.max_in_flight, group_size or self.max_in_flight // GROUPS_PER_FLIGHT))
+        self.max_hold_seconds = max_hold_seconds
 
     def run(self, batches: Iterable[Batch], send: Callable[[Batch], Result],
             record: Callable[[Batch, Result], None],
@@ -84,29 +97,40 @@ class Pipeline(Generic[Batch, Result]):
                     return
                 in_flight[executor.submit(send, batch)] = (next(numbers), batch)
 
+        held: list[tuple[Batch, Result]] = []       # acknowledged, awaiting their ledger write
+        held_since = 0.0
         try:
             fill()
             while in_flight:
-                acknowledged, failure, failed_at = self._settle(in_flight, failure, failed_at)
-                try:
-                    fill()          # the freed workers send on while the calling thread records
-                finally:
-                    # Also when reading the stream failed: what was acknowledged is recorded.
-                    if acknowledged:
-                        record_group(acknowledged)
+                timeout = max(0.0, held_since + self.max_hold_seconds - time.monotonic()) if held else None
+                acknowledged, failure, failed_at = self._settle(in_flight, failure, failed_at, timeout)
+                if acknowledged and not held:
+                    held_since = time.monotonic()
+                held += acknowledged
+                fill()              # the freed workers send on while the calling thread records
+                if held and (len(held) >= self.group_size or not in_flight or failure is not None
+                             or time.monotonic() - held_since >= self.max_hold_seconds):
+                    group, held = held, []
+                    record_group(group)
         finally:
-            # Normally nothing is left; after an exception in record() or the stream, let the
-            # requests already sent finish (their batches are simply resent next run).
-            executor.shutdown(wait=True, cancel_futures=True)
+            try:
+                # Also when reading the stream failed or an interrupt came: what was acknowledged is recorded.
+                if held:
+                    group, held = held, []
+                    record_group(group)
+            finally:
+                # Normally nothing is left; after an exception in record() or the stream, let the
+                # requests already sent finish (their batches are simply resent next run).
+                executor.shutdown(wait=True, cancel_futures=True)
         if failure is not None:
             raise failure
 
     @staticmethod
     def _settle(in_flight: dict[Future, tuple[int, Batch]], failure: BaseException | None,
-                failed_at: int) -> tuple[list[tuple[Batch, Result]], BaseException | None, int]:
-        """Wait for at least one send to finish; return the acknowledged batches (acknowledgement
-        order; ties by batch number) and the earliest failure."""
-        done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                failed_at: int, timeout: float | None = None) -> tuple[list[tuple[Batch, Result]], BaseException | None, int]:
+        """Wait for at least one send to finish (or the timeout); return the acknowledged batches
+        (acknowledgement order; ties by batch number) and the earliest failure."""
+        done, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
         acknowledged: list[tuple[Batch, Result]] = []
         for future in sorted(done, key=lambda f: in_flight[f][0]):
             number, batch = in_flight.pop(future)
