@@ -254,13 +254,12 @@ class CustomerIoDestination(Destination):
     def _change_membership(self, ref: ListRef, members: Sequence[Member], action: str) -> BatchResult:
         segment_id = self.ensure_list(ref)
         result = BatchResult()
-        sendable = []
-        for member in members:
-            problem = payloads.id_problem("customer id", member.key)
-            if problem:
-                result.rejected[member.key] = problem
-            else:
-                sendable.append(member.key)
+        keys = [member.key for member in members]
+        problems = payloads.id_problems("customer id", keys)
+        sendable = keys
+        if problems:
+            result.rejected = {keys[index]: problem for index, problem in problems.items()}
+            sendable = [key for index, key in enumerate(keys) if index not in problems]
         path = f"/api/v1/segments/{quote(segment_id, safe='')}/{action}"
         for ids in chunked(sendable, self.max_members_per_request):
             what = f"{action} for segment {ref.name!r} ({len(ids)} ids)"

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from pusher.destinations import customerio_payloads as payloads
 from pusher.destinations.base import Event, PersonUpdate
 from pusher.destinations.customerio_payloads import (MAX_OP_BYTES, batch_body, encode_op, error_message, event_op,
                                                      event_problem, event_ulid, identify_op, pack_batches,
@@ -162,3 +163,14 @@ def test_objects_are_kept_under_300_attributes_across_calls_and_their_relationsh
     assert object_ops(moved)[0]["cio_relationships"] == [{"identifiers": {"id": "c2"}}]
     assert object_ops(moved)[0]["attributes"] == {"status": "paid"}
     assert object_ops(moved)[1]["cio_relationships"] == [{"identifiers": {"id": "c1"}}]
+
+
+@pytest.mark.parametrize("odd", [None, 5, "", "   ", "x" * 151, "é" * 76, "😀" * 38, "x" * 38, "é" * 75, "😀" * 37])
+def test_ids_checked_by_the_batch_are_refused_exactly_as_one_by_one(odd):
+    """A batch's fast check in C never lets through an id the per-id check refuses, nor the reverse."""
+    ids = [f"c{i:09d}" for i in range(5)] + [odd] + ["y" * 37]
+    expected = {index: problem for index, value in enumerate(ids)
+                if (problem := payloads.id_problem("customer id", value))}
+    assert payloads.id_problems("customer id", ids) == expected
+    assert bool(expected) == (odd in (None, 5, "", "   ", "x" * 151, "é" * 76, "😀" * 38))
+    assert payloads.id_problems("customer id", ids[:5]) == {} and payloads.id_problems("customer id", []) == {}
