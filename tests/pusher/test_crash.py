@@ -20,7 +20,7 @@ from pusher.destinations.file import FileDestination
 from .conftest import Project, sha
 
 AUDIENCE = 20_000
-IN_FLIGHT = 4
+IN_FLIGHT = 8        # acknowledged batches are written to the ledger two at a time (pusher.pipeline)
 
 
 def _pusher(project, *args: str) -> subprocess.Popen:
