@@ -56,6 +56,7 @@ from pusher.emulators.server import free_port
 from pusher.emulators.settings import DEMO_CREDENTIALS
 
 LIST = "CIO__Bench_Audience__None"
+CHECKOUT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 1.2
 TARGET_RSS_MB = 300.0
 MODES = {"serial": "1", "concurrent": ""}      # CUSTOMERIO_MAX_IN_FLIGHT ("" = the destination's default)
@@ -165,6 +166,14 @@ def sink_check(sink: Sink, rate: float, pacing: str, seconds: float = 3.0) -> di
             "ok": statuses.count(200)}
 
 
+def with_version(env: dict[str, str], code: Path | None) -> dict[str, str]:
+    """The environment of a process that imports `code`'s pusher package (a baseline), or this
+    checkout's. Run it in the project directory: `python -m` puts its working directory first
+    on sys.path, so, run from a checkout, it would import that checkout's pusher, whatever
+    PYTHONPATH says."""
+    return {**env, "PYTHONPATH": str(code or CHECKOUT)}
+
+
 def run_sync(root: Path, sink: Sink, rate: float | None, in_flight: str, code: Path | None = None) -> dict:
     env = {**os.environ, **DEMO_CREDENTIALS, "CUSTOMERIO_TRACK_URL": sink.url, "CUSTOMERIO_APP_URL": sink.url,
            "DBT_PROFILES_DIR": str(root)}
@@ -172,8 +181,7 @@ def run_sync(root: Path, sink: Sink, rate: float | None, in_flight: str, code: P
         env["CUSTOMERIO_RATE_LIMIT"] = str(rate)
     else:
         env.pop("CUSTOMERIO_RATE_LIMIT", None)      # each version's own default
-    if code is not None:
-        env["PYTHONPATH"] = str(code)       # another version's pusher package
+    env = with_version(env, code)
     env.pop("DBT_TARGET", None)
     if in_flight:
         env["CUSTOMERIO_MAX_IN_FLIGHT"] = in_flight
@@ -183,7 +191,7 @@ def run_sync(root: Path, sink: Sink, rate: float | None, in_flight: str, code: P
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen([sys.executable, "-m", "pusher", "sync", "--json", "--project-dir", str(root)],
-                                   env=env, stdout=out, stderr=err)
+                                   env=env, stdout=out, stderr=err, cwd=root)
         _, status, usage = os.wait4(process.pid, 0)
         elapsed = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
