@@ -1,6 +1,7 @@
 -- depends_on: {{ ref('stg_store__customers') }}
 -- One row per person: the anchor account's contact details (the account whose id is the
--- customer_id, else the earliest-created), the earliest creation and the latest store export.
+-- customer_id, else the earliest-created, ties broken by id as the identity map does), the
+-- earliest creation and the latest store export.
 -- Incremental (macros/incremental.sql): a person changes only when one of their accounts gets a
 -- new snapshot (the identity map never moves an account, and a new account arrives with its
 -- first snapshot), so a build recomputes the people with an account exported after the latest
@@ -45,7 +46,8 @@ accounts_ranked as (
             partition by customer_map.customer_id
             order by
                 case when store_customers.store_customer_id = customer_map.customer_id then 0 else 1 end,
-                store_customers.created_at
+                store_customers.created_at nulls last,
+                store_customers.store_customer_id
         ) as account_rank,
         min(store_customers.created_at) over (partition by customer_map.customer_id) as first_created_at,
         max(store_customers.last_exported_at) over (partition by customer_map.customer_id) as store_last_exported_at
