@@ -239,3 +239,16 @@ def test_test_directories(project):
                 findings.append({"test_id": test["name"]})
     left = project.filtered("fct_test_directories", "test_id", findings)
     assert left == [], left
+
+
+def test_every_relation_name_fits_postgres(demo_warehouse):
+    """PostgreSQL cuts identifiers at 63 bytes, and dbt-postgres refuses a longer relation name:
+    models, seeds and unit tests (a unit test runs as a relation named after itself) must fit,
+    or `dbt build` fails on PostgreSQL only."""
+    manifest = json.loads((demo_warehouse.workdir / "target" / "manifest.json").read_text())
+    named = [*manifest["nodes"].values(), *manifest.get("unit_tests", {}).values()]
+    too_long = sorted(node["unique_id"] for node in named
+                      if node["resource_type"] in ("model", "seed", "snapshot", "unit_test")
+                      and node["package_name"] == "retention"
+                      and len((node.get("alias") or node["name"]).encode()) > 63)
+    assert too_long == [], f"names longer than PostgreSQL's 63 bytes (rename them): {too_long}"
