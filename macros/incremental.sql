@@ -183,3 +183,28 @@ records_checksummed as (
         - case when typeof({{ raw_column }}) = 'TIMESTAMP' then interval 0 hour else interval 14 hour end
         or try_cast({{ raw_column }} as timestamp) is null)
 {%- endmacro %}
+
+{#- {'source_system.source_table': start literal} read from a companion model that keeps, per
+    input, the latest export its model has seen (`mark_column`): the mark less the lookback, in
+    an incremental build; an input without a mark is not in it (read it whole). Read through the
+    relation, not ref(): the companion is built after the model that reads its marks. -#}
+{% macro companion_mark_starts(companion, mark_column) -%}
+    {%- set starts = {} -%}
+    {%- if incremental_build() -%}
+        {%- set node = graph.nodes.values() | selectattr('name', 'equalto', companion) | first -%}
+        {%- set relation = adapter.get_relation(database=node.database, schema=node.schema,
+                                                identifier=node.alias) -%}
+        {%- if relation is not none -%}
+            {%- set query -%}
+                select source_system, source_table,
+                    {{ dbt.dateadd('hour', -1 * (var('incremental_lookback_hours', 0) | int), mark_column) }}
+                from {{ relation }}
+                where {{ mark_column }} is not null
+            {%- endset -%}
+            {%- for row in run_query(query).rows -%}
+                {%- do starts.update({row[0] ~ '.' ~ row[1]: "cast('" ~ row[2] ~ "' as " ~ dbt.type_timestamp() ~ ")"}) -%}
+            {%- endfor -%}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return(starts) }}
+{%- endmacro %}

@@ -21,28 +21,9 @@
 {%- endmacro %}
 
 {#- {'source.table': start literal} for the raw tables read from a start (the mark less the
-    lookback) in an incremental build; a table not in it is read whole. Read through the
-    relation, not ref(): the companion is built after rejected_inputs. -#}
+    lookback) in an incremental build; a table not in it is read whole. -#}
 {% macro rejected_inputs_tail_starts() -%}
-    {%- set starts = {} -%}
-    {%- if incremental_build() -%}
-        {%- set node = graph.nodes.values() | selectattr('name', 'equalto', 'int_rejected_inputs__checked_through')
-                       | first -%}
-        {%- set relation = adapter.get_relation(database=node.database, schema=node.schema,
-                                                identifier=node.alias) -%}
-        {%- if relation is not none -%}
-            {%- set query -%}
-                select source_system, source_table,
-                    {{ dbt.dateadd('hour', -1 * (var('incremental_lookback_hours', 0) | int), 'checked_through') }}
-                from {{ relation }}
-                where checked_through is not null
-            {%- endset -%}
-            {%- for row in run_query(query).rows -%}
-                {%- do starts.update({row[0] ~ '.' ~ row[1]: "cast('" ~ row[2] ~ "' as " ~ dbt.type_timestamp() ~ ")"}) -%}
-            {%- endfor -%}
-        {%- endif -%}
-    {%- endif -%}
-    {{ return(starts) }}
+    {{ return(companion_mark_starts('int_rejected_inputs__checked_through', 'checked_through')) }}
 {%- endmacro %}
 
 {#- The condition on exported_at (naive UTC) that keeps the part of source.table read again. -#}

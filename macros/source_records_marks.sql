@@ -32,26 +32,7 @@
 {%- endmacro %}
 
 {#- {'source_system.source_table': start literal} in an incremental build (the mark less the
-    lookback); an input without a mark is read whole. Read through the relation, not ref(): the
-    companion is built after int_identity__source_records. -#}
+    lookback); an input without a mark is read whole. -#}
 {% macro source_records_match_starts() -%}
-    {%- set starts = {} -%}
-    {%- if incremental_build() -%}
-        {%- set node = graph.nodes.values() | selectattr('name', 'equalto', 'int_identity__source_records_matched_through')
-                       | first -%}
-        {%- set relation = adapter.get_relation(database=node.database, schema=node.schema,
-                                                identifier=node.alias) -%}
-        {%- if relation is not none -%}
-            {%- set query -%}
-                select source_system, source_table,
-                    {{ dbt.dateadd('hour', -1 * (var('incremental_lookback_hours', 0) | int), 'matched_through') }}
-                from {{ relation }}
-                where matched_through is not null
-            {%- endset -%}
-            {%- for row in run_query(query).rows -%}
-                {%- do starts.update({row[0] ~ '.' ~ row[1]: "cast('" ~ row[2] ~ "' as " ~ dbt.type_timestamp() ~ ")"}) -%}
-            {%- endfor -%}
-        {%- endif -%}
-    {%- endif -%}
-    {{ return(starts) }}
+    {{ return(companion_mark_starts('int_identity__source_records_matched_through', 'matched_through')) }}
 {%- endmacro %}
