@@ -18,7 +18,7 @@ from pusher.emulators.customerio import create_app
 from pusher.emulators.options import EmulatorOptions
 from pusher.emulators.server import running
 from pusher.gc_pause import YOUNG_THRESHOLD
-from pusher.http import RateLimiter, RetryPolicy
+from pusher.http import RateLimiter, RetryPolicy, WindowLimiter
 from pusher.ledger import table
 from pusher.pipeline import Pipeline
 from pusher.warehouse import Warehouse, load_profile
@@ -179,11 +179,14 @@ def test_collections_are_rarer_while_a_pipeline_runs_and_as_before_after_it_even
                         for threshold in seen)
 
 
-def test_a_pause_holds_the_other_threads_but_not_the_one_that_slept_it():
+@pytest.mark.parametrize("make_limiter", [lambda **timing: RateLimiter(0, **timing),
+                                          lambda **timing: WindowLimiter(10, 1.0, **timing)],
+                         ids=["even", "window"])
+def test_a_pause_holds_the_other_threads_but_not_the_one_that_slept_it(make_limiter):
     now = [100.0]
     slept: dict[str, list[float]] = {"A": [], "B": []}
     names = threading.local()
-    limiter = RateLimiter(0, clock=lambda: now[0], sleep=lambda s: slept[names.name].append(round(s, 3)))
+    limiter = make_limiter(clock=lambda: now[0], sleep=lambda s: slept[names.name].append(round(s, 3)))
 
     def thread_a():
         names.name = "A"

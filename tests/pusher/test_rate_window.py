@@ -186,28 +186,6 @@ def test_a_thread_woken_late_keeps_its_turn():
     assert starts == {"A": 0.0, "B": 0.0, "C": 1.3, "D": 1.3, "E": 2.3}
 
 
-def test_a_pause_holds_every_thread_but_the_one_that_slept_it():
-    fake = FakeTime(100.0)
-    slept: dict[str, list[float]] = {"A": [], "B": []}
-    names = threading.local()
-    limiter = WindowLimiter(10, 1.0, clock=fake.clock, sleep=lambda s: slept[names.name].append(round(s, 3)))
-
-    def thread_a():
-        names.name = "A"
-        limiter.pause(2.0)                 # A got the 429 and sleeps the 2 s itself (its retry policy)
-        limiter.wait()
-
-    def thread_b():
-        names.name = "B"
-        limiter.wait()
-
-    for target in (thread_a, thread_b):
-        worker = threading.Thread(target=target)
-        worker.start()
-        worker.join()
-    assert slept == {"A": [], "B": [2.0]}
-
-
 def test_a_pause_begun_while_a_thread_waits_for_the_window_holds_it_too():
     fake = FakeTime()
     paused = []
