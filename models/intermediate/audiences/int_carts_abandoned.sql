@@ -33,34 +33,46 @@ cart_events_matched as (
         and web_events.occurred_at <= {{ as_of() }}
 ),
 
-orders_latest as (
+carts_latest as (
     select
         customer_id,
-        max(ordered_at) as last_order_at
+        web_event_id,
+        cart_value,
+        occurred_at
+    from cart_events_matched
+    where cart_rank = 1
+),
+
+-- only the people with a cart: aggregating every person's orders cost more than the rest
+orders_latest as (
+    select
+        orders.customer_id,
+        max(orders.ordered_at) as last_order_at
     from orders
-    where not is_voided
-    group by customer_id
+    inner join carts_latest
+        on orders.customer_id = carts_latest.customer_id
+    where not orders.is_voided
+    group by orders.customer_id
 ),
 
 final as (
     select
-        cart_events_matched.customer_id,
-        cart_events_matched.web_event_id as cart_event_id,
+        carts_latest.customer_id,
+        carts_latest.web_event_id as cart_event_id,
         case
-            when {{ in_age_window('cart_events_matched.occurred_at', cart_days[0], cart_days[1]) }} then '0_1d'
-            when {{ in_age_window('cart_events_matched.occurred_at', cart_days[1], cart_days[2]) }} then '1_3d'
+            when {{ in_age_window('carts_latest.occurred_at', cart_days[0], cart_days[1]) }} then '0_1d'
+            when {{ in_age_window('carts_latest.occurred_at', cart_days[1], cart_days[2]) }} then '1_3d'
         end as cart_window,
         case
-            when coalesce(cart_events_matched.cart_value, 0) >= {{ var('cart_high_value_threshold') }} then 'high'
+            when coalesce(carts_latest.cart_value, 0) >= {{ var('cart_high_value_threshold') }} then 'high'
             else 'standard'
         end as cart_value_tier,
-        cart_events_matched.cart_value,
-        coalesce(orders_latest.last_order_at >= cart_events_matched.occurred_at, false) as has_ordered_since,
-        cart_events_matched.occurred_at as carted_at
-    from cart_events_matched
+        carts_latest.cart_value,
+        coalesce(orders_latest.last_order_at >= carts_latest.occurred_at, false) as has_ordered_since,
+        carts_latest.occurred_at as carted_at
+    from carts_latest
     left join orders_latest
-        on cart_events_matched.customer_id = orders_latest.customer_id
-    where cart_events_matched.cart_rank = 1
+        on carts_latest.customer_id = orders_latest.customer_id
 )
 
 select * from final
