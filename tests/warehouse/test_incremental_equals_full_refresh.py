@@ -29,6 +29,9 @@ IDENTITY_MAP = "int_identity__store_account_map"
 # how far int_identity__source_records has matched: moved only by a build of the whole identity
 # chain, which --full-refresh cannot be (it would reassign the identity map's ids)
 MATCH_MARKS = "int_identity__source_records_matched_through"
+# what cio_objects_orders has seen: its customer mark moves only in a build that also runs
+# customer_profile and cio_people, which the --full-refresh of the incremental models does not
+ORDER_MARKS = "int_cio_objects_orders__seen_through"
 STAGING = ["stg_back_in_stock__back_in_stock_requests", "stg_loyalty__loyalty_accounts", "stg_returns__returns",
            "stg_reviews__reviews", "stg_store__customers", "stg_store__order_lines", "stg_store__orders",
            "stg_store__refunds", "stg_subscriptions__subscription_events", "stg_web_events__web_events"]
@@ -164,7 +167,7 @@ def incremental_models(workdir: Path, target: str) -> list[str]:
     return sorted(
         node["name"] for node in manifest["nodes"].values()
         if node["resource_type"] == "model" and node["config"]["materialized"] == "incremental"
-        and node["name"] not in (IDENTITY_MAP, MATCH_MARKS)
+        and node["name"] not in (IDENTITY_MAP, MATCH_MARKS, ORDER_MARKS)
     )
 
 
@@ -219,6 +222,8 @@ def built(tmp_path_factory):
     assert [failure for failure in third.not_passing() if "no_exports_from_the_future" not in failure] == [], \
         third.output()
     matched["third"] = records_matched(incremental)
+    waiting_order_object = query(incremental, "select object_id, customer_id from cio_objects_orders "
+                                              "where object_id = 'O-WAIT-1'")
 
     append_rows(project, LATE_EXPORTS)
     fourth = run_dbt(workdir, "build", "--vars", f"{{incremental_lookback_hours: {LOOKBACK_HOURS}}}",
@@ -240,7 +245,7 @@ def built(tmp_path_factory):
     assert rebuilt.not_passing() == [], rebuilt.output()
     return {"workdir": workdir, "project": project,
             "incremental": incremental, "full": full, "models": models, "before": before,
-            "held_back": held_back, "guest_before": guest_before, "quarantined": quarantined, "matched": matched,
+            "held_back": held_back, "waiting_order_object": waiting_order_object, "guest_before": guest_before, "quarantined": quarantined, "matched": matched,
             "incremental_runs": [second, third, fourth, fifth],
             "people_before_next_day": people_before_next_day}
 
@@ -359,7 +364,8 @@ def test_merges_and_changed_emails_remap_records(built):
 def test_marts_kept_by_difference_drop_and_replace_held_rows(built, tmp_path):
     """A mart kept by difference deletes a held row whose key it no longer yields (a person or
     order that left) and replaces a held row whose values changed, whatever the upstream change
-    was: held rows edited by hand play both, and the next build must equal the full refresh."""
+    was: held rows edited by hand play both, and the next build must equal the full refresh.
+    cio_objects_orders, incremental, only drops the orders it no longer yields."""
     project = tmp_path / "project"
     shutil.copytree(built["project"], project)
     database = tmp_path / "warehouse.duckdb"
@@ -368,8 +374,10 @@ def test_marts_kept_by_difference_drop_and_replace_held_rows(built, tmp_path):
         con.execute("insert into cio_people (customer_id, email) values ('C-GONE', 'gone@example.com')")
         con.execute("update cio_people set first_name = 'Stale', is_data_fresh = not is_data_fresh "
                     "where customer_id = 'C0001'")
+        # cio_objects_orders recomputes only the orders changed upstream (a value edited by hand
+        # stays), but drops an order it no longer yields and one of a person who left cio_people
         con.execute("insert into cio_objects_orders (object_id, customer_id) values ('O-GONE', 'C0001')")
-        con.execute("update cio_objects_orders set total = total + 1 where object_id = 'O00001'")
+        con.execute("insert into cio_objects_orders (object_id, customer_id) values ('O-GONE-2', 'C-GONE')")
         # a member of an audience it left (its person is still a member of others)
         con.execute("insert into audience_membership (customer_id, audience_name) "
                     "select customer_id, 'aud_left' from audience_membership limit 1")
@@ -396,3 +404,19 @@ def test_records_rematch_when_only_the_store_data_changed(built):
     assert query(built["incremental"], f"select source_table, matched_through from {MATCH_MARKS} "
                                        "where source_system = 'store' order by 1") \
         == [("customers", datetime(2026, 11, 20, 11, 30)), ("orders", datetime(2026, 11, 20, 11, 10))]
+
+
+def test_order_objects_marks_hold_what_the_last_build_saw(built):
+    """The incremental builds moved cio_objects_orders' marks to the latest order export and the
+    latest person store export, so the next build recomputes only orders exported after them."""
+    assert query(built["incremental"], f"select source_table, seen_through from {ORDER_MARKS} order by 1") \
+        == query(built["incremental"], "select 'customers', max(store_last_exported_at) from int_identity__people "
+                                       "union all select 'orders', max(last_exported_at) from int_orders__state "
+                                       "order by 1")
+
+
+def test_an_order_whose_account_arrives_later_becomes_an_object_at_once(built):
+    """O-WAIT-1 was exported before the last order export cio_objects_orders had seen, and entered
+    int_orders__state only when its store account arrived: the build that brought the account made
+    it an object (through its person's new store export), before the lookback build read it anyway."""
+    assert built["waiting_order_object"] == [("O-WAIT-1", "C9992")]

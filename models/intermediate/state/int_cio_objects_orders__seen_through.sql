@@ -1,0 +1,53 @@
+-- depends_on: {{ ref('cio_objects_orders') }}
+-- The export times through which cio_objects_orders' held rows have seen every change
+-- (macros/cio_objects_orders_marks.sql): the latest order export of int_orders__state and the
+-- latest store export of a person of int_identity__people, read after cio_objects_orders ran.
+-- Only a build that ran cio_objects_orders moves the order mark, and only one that also ran
+-- customer_profile and cio_people moves the customer mark: otherwise an incremental build keeps
+-- the marks held and a full one leaves them NULL (recompute all).
+{{ config(
+    materialized=state_materialization(),
+    incremental_strategy=state_incremental_strategy(),
+    unique_key=['source_system', 'source_table'],
+    on_schema_change='fail',
+) }}
+{%- set orders_seen = all_selected(['cio_objects_orders']) %}
+{%- set people_seen = all_selected(cio_objects_orders_people_upstream()) %}
+
+with
+
+orders as (select * from {{ ref('int_orders__state') }}),
+
+people as (select * from {{ ref('int_identity__people') }}),
+
+marks as (
+    select
+        'store' as source_system,
+        'orders' as source_table,
+        {%- if orders_seen %}
+        (select max(orders.last_exported_at) from orders) as seen_through
+        {%- else %}
+        cast(null as {{ dbt.type_timestamp() }}) as seen_through
+        {%- endif %}
+
+    union all
+
+    select
+        'store' as source_system,
+        'customers' as source_table,
+        {%- if people_seen %}
+        (select max(people.store_last_exported_at) from people) as seen_through
+        {%- else %}
+        cast(null as {{ dbt.type_timestamp() }}) as seen_through
+        {%- endif %}
+),
+
+final as (
+    select * from marks
+    {%- if is_incremental() %}
+    where {{ 'true' if orders_seen else "source_table <> 'orders'" }}
+        and {{ 'true' if people_seen else "source_table <> 'customers'" }}
+    {%- endif %}
+)
+
+select * from final
