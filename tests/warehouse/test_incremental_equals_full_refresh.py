@@ -37,7 +37,7 @@ STAGING = ["stg_back_in_stock__back_in_stock_requests", "stg_loyalty__loyalty_ac
            "stg_store__refunds", "stg_subscriptions__subscription_events", "stg_web_events__web_events"]
 INCREMENTAL_MODELS = sorted(["int_identity__people", "int_identity__store_customers", "int_loyalty__state",
                              "int_orders__state", "int_returns__state", "int_store_customers_merged",
-                             "int_subscriptions__state", *STAGING, "rejected_inputs",
+                             "int_subscriptions__state", *STAGING, "rejected_inputs", "int_identity__account_emails",
                              "int_rejected_inputs__checked_through", "int_identity__source_record_exports",
                              "cio_people", "cio_objects_orders", "audience_membership",
                              "int_identity__source_records"])

@@ -6,40 +6,11 @@
 
 with
 
-customer_snapshots as (select * from {{ ref('stg_store__customers') }}),
-
-orders as (select * from {{ ref('stg_store__orders') }}),
+account_emails as (select * from {{ ref('int_identity__account_emails') }}),
 
 customer_map as (select * from {{ ref('int_identity__store_customers') }}),
 
 people as (select * from {{ ref('int_identity__people') }}),
-
--- each (store account, email) pair once, with its best rule, before the join: an account's
--- orders mostly repeat its email, so this is far fewer rows than the orders
-account_emails as (
-    select
-        store_customer_id,
-        email,
-        min(rule_rank) as rule_rank
-    from (
-        select
-            store_customer_id,
-            email,
-            2 as rule_rank
-        from customer_snapshots
-        where email is not null
-
-        union all
-
-        select
-            store_customer_id,
-            email,
-            3 as rule_rank
-        from orders
-        where email is not null
-    ) as account_emails_unioned
-    group by store_customer_id, email
-),
 
 candidates_unioned as (
     select
