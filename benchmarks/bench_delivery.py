@@ -15,10 +15,10 @@ what the target reads (<= 1.2 at 100 ms and 100 requests/s).
 The sink is the Customer.io emulator (`pusher emulate customerio --latency-ms L --rate-limit R`)
 in its own process, so it does not share the pusher's interpreter. Its limit is Customer.io's
 documented one (--rate, 100 requests/s: https://docs.customer.io/integrations/api/track/),
-a strict sliding second, and the floor is counted at that rate. Requests arrive a little
-bunched on a busy machine, and a strict window answers some of them 429 (each 429 pauses every
+a strict sliding second, and the floor is counted at that rate. Requests arrive bunched on a
+busy machine, and a strict window answers 429 to a second over its count (each 429 pauses every
 worker for its Retry-After, 1 s). Each pusher version runs at its own default rate settings
-(this one: the documented 100 per 1 s + 50 ms of jitter allowance, in a sliding window;
+(this one: the documented 100 per 1 s in a sliding window counted from the ends of requests;
 CUSTOMERIO_RATE_LIMIT=--pusher-rate overrides it for both). Before the syncs, requests of 1000 ids
 are sent straight to the sink through the pusher's Track API limiter, in its window and its even
 pacing, to show how the sink itself answers them.
@@ -155,8 +155,8 @@ def sink_check(sink: Sink, rate: float, pacing: str, seconds: float = 3.0) -> di
     started = time.perf_counter()
 
     def one(i: int) -> int:
-        limiter.wait()
-        return client.post(path, json=body).status_code
+        with limiter.slot():
+            return client.post(path, json=body).status_code
 
     with ThreadPoolExecutor(32) as pool:
         statuses = list(pool.map(one, range(total)))

@@ -26,11 +26,11 @@ Settings (environment):
   CUSTOMERIO_REGION                          us (default) | eu
   CUSTOMERIO_TRACK_URL, CUSTOMERIO_APP_URL   base URL overrides (an emulator, a proxy)
   CUSTOMERIO_RATE_LIMIT                      Track API requests per second (default 100, the documented limit), shared by
-      all workers: at most that many start in any second plus CUSTOMERIO_RATE_JITTER_SECONDS
-  CUSTOMERIO_RATE_JITTER_SECONDS             how much requests may bunch on the way (default 0.05): the limit is
-      counted over 1 s + this, so bunched requests still fit the service's second
-  CUSTOMERIO_RATE_PEAK                       window pacing: starts a second at most at any moment (default 1.25 x
-      CUSTOMERIO_RATE_LIMIT): how fast a small sync or a late start catches up within the window
+      all workers: at most that many reach Customer.io in any second (plus CUSTOMERIO_RATE_JITTER_SECONDS)
+  CUSTOMERIO_RATE_JITTER_SECONDS             a margin added to that second (default 0 with window pacing, which
+      counts from the ends of requests and needs none; 0.05 with even pacing, which counts starts)
+  CUSTOMERIO_RATE_PEAK                       window pacing: starts a second at most at any moment (default 2.5 x
+      CUSTOMERIO_RATE_LIMIT): bounds the requests a burst has in flight when a 429 comes back
   CUSTOMERIO_RATE_PACING                     window (default) | even: how starts are spread in that span (below)
   CUSTOMERIO_MAX_IN_FLIGHT                   Track API requests in flight at once (default 32; 1 = one at a time)
   CUSTOMERIO_IDENTIFIER                      id (default) | phone: how identify ops find a person. phone
@@ -43,17 +43,15 @@ Settings (environment):
 Customer.io documents a rate (100 requests/s fair use for the Track API, v1 and v2:
 https://docs.customer.io/integrations/api/track/), not a number of concurrent requests, and
 does not say how the second is counted. The shared Track API limiter reads it as a sliding
-window (pusher.http.WindowLimiter): at most CUSTOMERIO_RATE_LIMIT starts in any 1 s +
-CUSTOMERIO_RATE_JITTER_SECONDS, so a small sync and a start woken late on a busy machine go
-at the peak rate (CUSTOMERIO_RATE_PEAK) instead of waiting for their even turn. The margin is
-time, not a count: requests bunched on the way by up to the allowance still fit a strict
-one-second window, however they were bunched when sent (the WindowLimiter docstring reasons it
-through, and says why the peak is bounded: requests sent all at once reach the service spread
-far more than 50 ms). Bursting within the documented
-count is data-safe even if an account's limit is smoothed over the second: a 429 is retried
-after its Retry-After and holds every worker, losing nothing. CUSTOMERIO_RATE_PACING=even
-spreads the same count evenly instead (pusher.http.RateLimiter: 100 per 1.05 s is 95.2/s, the
-previous default of 95/s), for an account whose 429s show a smoothed limit. The rate is what
+window, the strictest common reading (pusher.http.WindowLimiter): a request starts only once
+the request CUSTOMERIO_RATE_LIMIT starts before it has ended (answered or failed) at least 1 s
+ago. Customer.io counts a request between those two moments, so no second of its clock sees
+more than the limit, however requests bunch or lag on the way; a small sync goes at once, and a
+start woken late on a busy machine keeps its slot. The price is one round trip per window (100
+per 1.1 s at 100 ms). If an account's limit proves smoothed over the second, a 429 is retried
+after its Retry-After and holds every worker, losing nothing; CUSTOMERIO_RATE_PACING=even then
+spreads the same count evenly instead (pusher.http.RateLimiter, counted from starts: 100 per
+1.05 s, 95.2/s, with its default margin). The rate is what
 the shared limiter enforces; CUSTOMERIO_MAX_IN_FLIGHT only has to cover the round
 trip plus the time the engine spends writing acknowledged batches to the ledger, during which
 the requests already queued at the limiter keep going (32 keeps 95 requests/s going at round
@@ -85,11 +83,15 @@ REGIONS = {
 APP_API_REQUESTS_PER_SECOND = 10.0   # documented App API limit
 DOCUMENTED_REQUESTS_PER_SECOND = 100.0   # Track API fair use, https://docs.customer.io/integrations/api/track/
 DEFAULT_REQUESTS_PER_SECOND = DOCUMENTED_REQUESTS_PER_SECOND
-# Requests arrive with the jitter of the way, and a strict one-second window answers a bunch
-# over its limit 429 (each Retry-After stalling every worker): the limit is counted over 1 s +
-# this allowance, so requests bunched by up to 50 ms on the way still fit.
-DEFAULT_JITTER_SECONDS = 0.05
-PEAK_FACTOR = 1.25                   # default CUSTOMERIO_RATE_PEAK, times the rate
+# The margin added to the documented second, per pacing. Even pacing counts starts, so requests
+# bunched on the way by up to 50 ms must still fit a strict second; the window counts from the
+# ends of requests, after Customer.io has counted them, and needs no margin.
+DEFAULT_JITTER_SECONDS = {"window": 0.0, "even": 0.05}
+# Default CUSTOMERIO_RATE_PEAK, times the rate: starts at least 4 ms apart at 100/s. Requests
+# already in flight when the first 429 comes back are refused too (an account limit lower than
+# configured, or shared): the peak bounds that burst, and costs a small sync nothing, since 32 in
+# flight at 100 ms round trips cannot start more than 320 a second anyway.
+PEAK_FACTOR = 2.5
 PACINGS = ("window", "even")
 DEFAULT_MAX_IN_FLIGHT = 32
 MEMBERSHIP_PAGE_SIZE = 1000
@@ -113,7 +115,7 @@ class CustomerIoDestination(Destination):
                  requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND,
                  retry: RetryPolicy | None = None, timeout: float = 30.0,
                  max_request_bytes: int = payloads.MAX_REQUEST_BYTES, identify_by: str = "id",
-                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, jitter_seconds: float = DEFAULT_JITTER_SECONDS,
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, jitter_seconds: float | None = None,
                  pacing: str = "window", peak_per_second: float | None = None):
         if region not in REGIONS:
             raise ConfigError(f"CUSTOMERIO_REGION is {region!r}; use 'us' or 'eu'")
@@ -128,14 +130,15 @@ class CustomerIoDestination(Destination):
         self.track_url = (track_url or default_track).rstrip("/")
         self.app_url = (app_url or default_app).rstrip("/")
         self.requests_per_second = requests_per_second
-        self.jitter_seconds, self.pacing = jitter_seconds, pacing
+        self.pacing = pacing
+        self.jitter_seconds = DEFAULT_JITTER_SECONDS[pacing] if jitter_seconds is None else jitter_seconds
         self.max_in_flight = max(1, int(max_in_flight))
         self.retry = retry or RetryPolicy()
         self.max_request_bytes = max_request_bytes
         self._track = make_client(self.track_url, auth=(site_id, api_key), timeout=timeout,
                                   in_flight=self.max_in_flight)
         self.peak_per_second = peak_per_second or requests_per_second * PEAK_FACTOR
-        self._track_limiter = track_limiter(requests_per_second, jitter_seconds, pacing, self.peak_per_second)
+        self._track_limiter = track_limiter(requests_per_second, self.jitter_seconds, pacing, self.peak_per_second)
         self._app: httpx.Client | None = None
         if app_api_key:
             self._app = make_client(self.app_url, headers={"Authorization": f"Bearer {app_api_key}"},
@@ -171,7 +174,7 @@ class CustomerIoDestination(Destination):
                    retry=retry,
                    max_in_flight=int(_number(env, "CUSTOMERIO_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT, minimum=1)),
                    identify_by=(env.get("CUSTOMERIO_IDENTIFIER") or "id").strip().lower(),
-                   jitter_seconds=_number(env, "CUSTOMERIO_RATE_JITTER_SECONDS", DEFAULT_JITTER_SECONDS, minimum=0),
+                   jitter_seconds=_number(env, "CUSTOMERIO_RATE_JITTER_SECONDS", None, minimum=0),
                    pacing=(env.get("CUSTOMERIO_RATE_PACING") or "window").strip().lower(),
                    peak_per_second=_number(env, "CUSTOMERIO_RATE_PEAK", 0.0, minimum=0.001) or None)
 
@@ -418,17 +421,18 @@ def _json(response: httpx.Response) -> Any:
     return body if body is not None else {}
 
 
-def track_limiter(per_second: float, jitter_seconds: float = DEFAULT_JITTER_SECONDS, pacing: str = "window",
+def track_limiter(per_second: float, jitter_seconds: float | None = None, pacing: str = "window",
                   peak_per_second: float | None = None, **timing: Any) -> WindowLimiter | RateLimiter:
-    """The Track API limiter: at most `per_second` starts in any 1 s + `jitter_seconds`, as they
-    come up to `peak_per_second` (window; default 1.25 x the rate) or evenly spaced over that
-    span (even). `timing`: clock and sleep, for tests."""
-    window = WindowLimiter.for_rate(per_second, jitter_seconds, peak_per_second or per_second * PEAK_FACTOR,
-                                    **timing)
+    """The Track API limiter: at most `per_second` requests in any 1 s + `jitter_seconds` (default
+    per pacing), counted from the ends of requests and at most `peak_per_second` starts a second
+    (window; default 2.5 x the rate), or starts evenly spaced over that span (even). `timing`: clock and
+    sleep, for tests."""
+    margin = DEFAULT_JITTER_SECONDS[pacing] if jitter_seconds is None else jitter_seconds
+    window = WindowLimiter.for_rate(per_second, margin, peak_per_second or per_second * PEAK_FACTOR, **timing)
     return window if pacing == "window" else RateLimiter(window.limit / window.window, **timing)
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+def _number(env: Mapping[str, str], name: str, default: Any, *, minimum: float) -> Any:
     raw = (env.get(name) or "").strip()
     if not raw:
         return default

@@ -191,7 +191,8 @@ def test_a_pause_holds_the_other_threads_but_not_the_one_that_slept_it(make_limi
     def thread_a():
         names.name = "A"
         limiter.pause(2.0)                 # A got the 429 and sleeps the 2 s itself (its retry policy)
-        limiter.wait()
+        with limiter.slot():               # then goes first, alone: the others wait for its answer
+            pass
 
     def thread_b():
         names.name = "B"
@@ -501,7 +502,7 @@ def test_a_concurrent_first_sync_leaves_the_ledger_a_serial_one_leaves(tmp_path)
 @pytest.mark.parametrize("pacing", ["even", "window"])
 def test_a_429_storm_holds_every_worker(tmp_path, pacing):
     """The emulator admits 10 requests a second and answers Retry-After: 1. Four workers limited
-    to 40/s, evenly or by the window (its peak spaces starts 20 ms apart): the first 429 holds
+    to 40/s, evenly or by the window: the first 429 holds
     them all, so each second costs about one 429, not one per worker, and no request arrives
     while the pause lasts."""
     app = create_app(EmulatorOptions(rate_limit=10), retry_after="1", env={})

@@ -1,5 +1,6 @@
 """The Track API's window limiter (pusher.http.WindowLimiter) on a fake clock, and a real sync
-through it against the emulator's strict sliding second."""
+through it against the emulator's strict sliding second. A request holds the limiter's slot from
+its start to its end; the window counts from the ends."""
 
 from __future__ import annotations
 
@@ -45,10 +46,11 @@ class FakeTime:
 
 
 def _starts(limiter, fake: FakeTime, count: int) -> list[float]:
+    """`count` requests one after another, each answered at once (no time passes in flight)."""
     starts = []
     for _ in range(count):
-        limiter.wait()
-        starts.append(fake.seen.now)
+        with limiter.slot():
+            starts.append(fake.seen.now)
     return starts
 
 
@@ -58,8 +60,8 @@ def _most_in_a_window(starts: list[float], window: float) -> int:
 
 
 def test_a_sync_of_one_window_goes_at_once_and_the_next_windows_follow():
-    """250 requests at 100 per 1.05 s: 100 at once, 100 a window later, then 50. (Even pacing,
-    the limiter before this one, spread the first 100 over 0.99 s.)"""
+    """250 requests at 100 per 1.05 s, answered at once: 100 at once, 100 a window later, then 50.
+    (Even pacing spreads the first 100 over 0.99 s.)"""
     fake = FakeTime()
     limiter = WindowLimiter(100, 1.05, clock=fake.clock, sleep=fake.sleep)
     assert _starts(limiter, fake, 250) == [0.0] * 100 + [1.05] * 100 + [2.1] * 50
@@ -100,10 +102,20 @@ def test_a_start_woken_late_is_caught_up_within_the_window():
     assert _most_in_a_window(starts, 1.0) == 4
 
 
-def test_no_window_holds_more_than_the_limit_over_random_lateness_threads_and_pauses():
+def _ends_anchor_the_window(requests: list[tuple[float, float]], limit: int, window: float) -> bool:
+    """Each start at least `window` after the end of the request `limit` starts before it."""
+    ordered = sorted(requests)
+    return all(later[0] >= earlier[1] + window - 1e-9 for earlier, later in zip(ordered, ordered[limit:]))
+
+
+def test_no_window_of_the_service_holds_more_than_the_limit_however_requests_lag():
     """Threads of random number take turns at random (a yield after every sleep), wake late at
-    random, idle at random between requests, and now and then get a 429 and pause everyone:
-    in every run, no span of `window` holds more than `limit` starts, and every start is made."""
+    random, spend a random time in flight (up to a window and a half), idle at random between
+    requests, and now and then get a 429 and pause everyone. The service counts each request at
+    a random moment between its start and its end. In every run, no span of `window` of the
+    service's clock holds more than `limit` requests, every request is made, and each start
+    waits for the end of the request `limit` starts before it. A window of starts fails this:
+    requests started a window apart are counted closer together when the first lags."""
     for seed in range(40):
         rng = random.Random(seed)
         limit, window = rng.randint(1, 8), rng.choice([0.5, 1.0, 1.05, 2.0])
@@ -121,13 +133,18 @@ def test_no_window_holds_more_than_the_limit_over_random_lateness_threads_and_pa
             time.sleep(0)                 # let another thread in
 
         limiter = WindowLimiter(limit, window, clock=fake.clock, sleep=sleep, spacing=spacing)
-        starts: list[float] = []
+        requests: list[tuple[float, float]] = []
+        counted: list[float] = []
 
         def worker():
             for _ in range(per_thread):
-                limiter.wait()
+                with limiter.slot():
+                    started = fake.seen.now
+                    sleep(draw(lambda r: r.choice([0.0, r.uniform(0, 1.5 * window)])))   # in flight
+                    ended = fake.clock()
                 with draws:
-                    starts.append(fake.seen.now)
+                    requests.append((started, ended))
+                    counted.append(rng.uniform(started, ended))
                 if draw(lambda r: r.random() < 0.05):          # answered 429: hold everyone
                     pause = draw(lambda r: r.uniform(0, 2 * window))
                     limiter.pause(pause)
@@ -140,10 +157,46 @@ def test_no_window_holds_more_than_the_limit_over_random_lateness_threads_and_pa
             thread.start()
         for thread in pool:
             thread.join(timeout=30)
-        assert len(starts) == threads * per_thread, seed
-        assert _most_in_a_window(starts, window) <= limit, (seed, limit, window, sorted(starts))
-        ordered = sorted(starts)
+        assert len(requests) == threads * per_thread, seed
+        assert _ends_anchor_the_window(requests, limit, window), (seed, limit, window, sorted(requests))
+        assert _most_in_a_window(counted, window) <= limit, (seed, limit, window, sorted(counted))
+        ordered = sorted(started for started, _ in requests)
         assert all(b - a >= spacing - 1e-9 for a, b in zip(ordered, ordered[1:])), (seed, spacing, ordered)
+
+
+def test_a_start_waits_for_the_request_a_window_back_to_end():
+    """2 per second: A and B start at 0, B is answered at 0.1, A is still in flight at 1.0. C
+    waits for A's answer (at 1.4) and goes a window after it, at 2.4, not at 1.0; D, queued
+    behind C, goes with it (B ended more than a window before)."""
+    fake = FakeTime()
+    polling, answered = threading.Event(), threading.Event()
+
+    def sleep(seconds):
+        if not answered.is_set():
+            polling.set()                    # C looks again while A is in flight
+            assert answered.wait(timeout=10)
+        fake.sleep(seconds)
+
+    limiter = WindowLimiter(2, 1.0, clock=fake.clock, sleep=sleep)
+    a, b = limiter.wait(), limiter.wait()
+    fake.now = 0.1
+    limiter.done(b)
+    fake.now = 1.0
+    started: dict[str, float] = {}
+
+    def one(name):
+        limiter.wait()
+        started[name] = fake.seen.now
+
+    c = threading.Thread(target=one, args=("C",))
+    c.start()
+    assert polling.wait(timeout=10)
+    fake.now = 1.4
+    limiter.done(a)
+    answered.set()
+    c.join(timeout=10)
+    one("D")
+    assert started == {"C": 2.4, "D": 2.4}
 
 
 def test_a_thread_woken_late_keeps_its_turn():
@@ -163,8 +216,8 @@ def test_a_thread_woken_late_keeps_its_turn():
     limiter = WindowLimiter(2, 1.0, clock=fake.clock, sleep=sleep)
 
     def one():
-        limiter.wait()
-        starts[threading.current_thread().name] = fake.seen.now
+        with limiter.slot():
+            starts[threading.current_thread().name] = fake.seen.now
 
     for name in ("A", "B"):
         thread = threading.Thread(target=one, name=name)
@@ -204,6 +257,36 @@ def test_a_pause_begun_while_a_thread_waits_for_the_window_holds_it_too():
     assert _starts(limiter, fake, 3) == [0.0, 0.0, 3.0]
 
 
+@pytest.mark.parametrize("make_limiter", [lambda **timing: WindowLimiter(10, 1.0, **timing),
+                                          lambda **timing: RateLimiter(10, **timing)], ids=["window", "even"])
+def test_after_a_pause_one_request_goes_alone_until_it_is_answered(make_limiter):
+    """A 429 paused everyone until 1.0. The first request after it goes alone; B, free by the
+    rate at 1.0, waits for that request's answer (at 1.3), so a service still refusing answers
+    one request 429, not every worker's."""
+    fake = FakeTime()
+    polling, answered = threading.Event(), threading.Event()
+
+    def sleep(seconds):
+        if fake.now >= 1.0 and not answered.is_set():
+            polling.set()                    # B looks again while the lone request is in flight
+            assert answered.wait(timeout=10)
+        fake.sleep(seconds)
+
+    limiter = make_limiter(clock=fake.clock, sleep=sleep)
+    limiter.pause(1.0)                       # this thread was answered 429 and sleeps it itself
+    fake.now = 1.0
+    alone = limiter.wait()
+    started = []
+    b = threading.Thread(target=lambda: started.append((limiter.wait(), fake.seen.now)[1]))
+    b.start()
+    assert polling.wait(timeout=10)
+    fake.now = 1.3
+    limiter.done(alone)
+    answered.set()
+    b.join(timeout=10)
+    assert alone.at == 1.0 and started and 1.3 <= started[0] <= 1.3 + limiter.POLL_SECONDS + 1e-9
+
+
 def test_the_even_pacing_switch_spaces_the_same_count_evenly():
     fake = FakeTime()
     even = track_limiter(100, 0.05, "even", clock=fake.clock, sleep=fake.sleep)
@@ -211,8 +294,10 @@ def test_the_even_pacing_switch_spaces_the_same_count_evenly():
     starts = _starts(even, fake, 6)
     assert [round(t, 6) for t in starts] == [0.0, 0.0, 0.0105, 0.021, 0.0315, 0.042]   # 1.05 s / 100
     fake = FakeTime()
-    window = track_limiter(100, 0.05, "window", clock=fake.clock, sleep=fake.sleep)
-    assert [round(t, 6) for t in _starts(window, fake, 4)] == [0.0, 0.008, 0.016, 0.024]   # the peak, 125/s
+    window = track_limiter(100, None, "window", clock=fake.clock, sleep=fake.sleep)
+    assert (window.limit, window.window, window.spacing) == (100, 1.0, 0.004)   # no margin, a peak of 250/s
+    assert [round(t, 6) for t in _starts(window, fake, 101)] == [round(i * 0.004, 6) for i in range(100)] + [1.0]
+    assert track_limiter(100, None, "even").interval == pytest.approx(1.05 / 100)   # even keeps its margin
 
 
 ENV = {"CUSTOMERIO_SITE_ID": "site-1", "CUSTOMERIO_API_KEY": "track-key-123", "CUSTOMERIO_APP_API_KEY": "app-key-456"}
@@ -224,7 +309,7 @@ def test_from_env_reads_the_rate_settings():
                                            "CUSTOMERIO_RATE_PACING": "Even", "CUSTOMERIO_RATE_PEAK": "40"})
     try:
         assert (defaults.requests_per_second, defaults.jitter_seconds, defaults.pacing, defaults.peak_per_second) == (
-            100.0, 0.05, "window", 125.0)
+            100.0, 0.0, "window", 250.0)
         assert (set_.requests_per_second, set_.jitter_seconds, set_.pacing, set_.peak_per_second) == (
             20.0, 0.2, "even", 40.0)
     finally:
@@ -243,9 +328,10 @@ def test_from_env_refuses_bad_rate_settings(name, value):
 
 def test_a_sync_through_the_window_meets_a_strict_window_without_a_429(tmp_path):
     """2,000 people and their 2,000 memberships in 80 requests to an emulator that admits 20 a
-    second in a strict sliding window, 50 ms away, 8 in flight: each window's 20 go at the peak
-    rate (25/s), none is answered 429, and ledger, segment and audience agree. (The test allows 0.2 s of jitter:
-    the emulator shares this process and a loaded machine; the point is the count.)"""
+    second in a strict sliding window, 50 ms away, 8 in flight, at the default settings (no
+    margin, a peak of 50/s): the window counts from the ends of requests, so however the requests lag
+    on the way (the emulator shares this process and a loaded machine), none is answered 429,
+    and ledger, segment and audience agree."""
     project = Project(tmp_path)
     project.env.update(PUSHER_BATCH_SIZE="50")
     project.set_meta("sync_cart", destination="customerio", list_name=SEGMENT)
@@ -256,7 +342,7 @@ def test_a_sync_through_the_window_meets_a_strict_window_without_a_429(tmp_path)
     app = create_app(EmulatorOptions(latency_ms=50, rate_limit=20), env={})
     with running(app) as url:
         destination = CustomerIoDestination(SITE, KEY, APP_KEY, track_url=url, app_url=url, requests_per_second=20,
-                                            jitter_seconds=0.2, max_in_flight=8)
+                                            max_in_flight=8)
         wh = Warehouse.connect(load_profile(project.root, env={}))
         try:
             engine = project.engine(wh, destination)
