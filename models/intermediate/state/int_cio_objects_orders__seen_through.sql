@@ -24,29 +24,28 @@ marks as (
     select
         'store' as source_system,
         'orders' as source_table,
-        {%- if orders_seen %}
-        (select max(orders.last_exported_at) from orders) as seen_through
-        {%- else %}
-        cast(null as {{ dbt.type_timestamp() }}) as seen_through
-        {%- endif %}
+        max(orders.last_exported_at) as latest_exported_at,
+        {{ 'true' if orders_seen else 'false' }} as is_seen
+    from orders
 
     union all
 
     select
         'store' as source_system,
         'customers' as source_table,
-        {%- if people_seen %}
-        (select max(people.store_last_exported_at) from people) as seen_through
-        {%- else %}
-        cast(null as {{ dbt.type_timestamp() }}) as seen_through
-        {%- endif %}
+        max(people.store_last_exported_at) as latest_exported_at,
+        {{ 'true' if people_seen else 'false' }} as is_seen
+    from people
 ),
 
 final as (
-    select * from marks
+    select
+        source_system,
+        source_table,
+        case when is_seen then latest_exported_at end as seen_through
+    from marks
     {%- if is_incremental() %}
-    where {{ 'true' if orders_seen else "source_table <> 'orders'" }}
-        and {{ 'true' if people_seen else "source_table <> 'customers'" }}
+    where is_seen
     {%- endif %}
 )
 
