@@ -1,8 +1,9 @@
 -- Recent events (var cio_event_lookback_days) for Customer.io, one row per event with a
 -- deterministic event_id (sha256 of source system and source record id) so a resend is a
 -- duplicate the destination drops. Extra columns are event data; NULLs are omitted on send.
--- Read top to bottom: each source's events in one shape (one CTE per source), unioned by
--- column name, deduplicated per source record, then kept when recent and of a known person.
+-- Read top to bottom: each source's events in one shape (one CTE per source), the snapshot
+-- sources' deduplicated per source record, all unioned by column name, then kept when recent and
+-- of a known person.
 -- Only records with an occurrence in the window are read in full (`recent_*` CTEs): a record
 -- whose occurrences all lie outside it cannot be a recent event, and a record that has one keeps
 -- all its rows, so deduplication picks the same first occurrence as over the whole history (a
@@ -26,26 +27,30 @@ back_in_stock_requests as (select * from {{ ref('stg_back_in_stock__back_in_stoc
 
 returns as (select * from {{ ref('stg_returns__returns') }}),
 
-{%- for name, id_column, occurred_column in [
-    ('web_events', 'web_event_id', 'occurred_at'),
-    ('subscription_events', 'subscription_event_id', 'changed_at'),
-    ('back_in_stock_requests', 'back_in_stock_request_id', 'requested_at'),
-    ('returns', 'return_id', 'updated_at'),
+{#- per source: its id, its occurrence time, and which of its rows can be events at all -#}
+{%- for name, id_column, occurred_column, event_rows in [
+    ('web_events', 'web_event_id', 'occurred_at', "web_events.event_name in ('added_to_cart', 'checkout_started')"),
+    ('subscription_events', 'subscription_event_id', 'changed_at', 'true'),
+    ('back_in_stock_requests', 'back_in_stock_request_id', 'requested_at', 'true'),
+    ('returns', 'return_id', 'updated_at', 'true'),
 ] %}
 {{ name }}_in_window as (
     select {{ name }}.{{ id_column }}
     from {{ name }}
     where
-        {{ name }}.{{ occurred_column }} > {{ window_start }}
+        {{ event_rows }}
+        and {{ name }}.{{ occurred_column }} > {{ window_start }}
         and {{ name }}.{{ occurred_column }} <= {{ window_end }}
 ),
 
 recent_{{ name }} as (
     select {{ name }}.*
     from {{ name }}
-    where {{ name }}.{{ id_column }} in (
-        select {{ name }}_in_window.{{ id_column }} from {{ name }}_in_window
-    )
+    where
+        {{ event_rows }}
+        and {{ name }}.{{ id_column }} in (
+            select {{ name }}_in_window.{{ id_column }} from {{ name }}_in_window
+        )
 ),
 
 {% endfor -%}
@@ -151,29 +156,42 @@ returns_opened as (
     group by recent_returns.return_id
 ),
 
-events_unioned as (
-    {%- for events in ['orders_placed', 'carts_started', 'subscriptions_changed',
-                       'back_in_stock_requested', 'returns_opened'] %}
-    select
-        {{ event_columns | join(',\n        ') }}
-    from {{ events }}
-    {%- if not loop.last %}
-
-    union all
-    {%- endif %}
-    {%- endfor %}
-),
-
 -- snapshot sources export the same record several times: keep one row per record, its first
 -- occurrence as last exported (a re-export may carry a newer status for the same instant)
-events_deduplicated as (
+snapshot_events_ranked as (
     select
         *,
         row_number() over (
             partition by source_system, source_record_id
             order by occurred_at asc, exported_at desc nulls last
         ) as event_rank
-    from events_unioned
+    from (
+        {%- for events in ['carts_started', 'subscriptions_changed', 'back_in_stock_requested'] %}
+        select
+            {{ event_columns | join(',\n            ') }}
+        from {{ events }}
+        {%- if not loop.last %}
+
+        union all
+        {%- endif %}
+        {%- endfor %}
+    ) as snapshot_events
+),
+
+-- orders and returns already have one row per record
+events_deduplicated as (
+    {%- for events in ['orders_placed', 'returns_opened'] %}
+    select
+        {{ event_columns | join(',\n        ') }}
+    from {{ events }}
+
+    union all
+    {%- endfor %}
+
+    select
+        {{ event_columns | join(',\n        ') }}
+    from snapshot_events_ranked
+    where event_rank = 1
 ),
 
 recent_events_of_known_people as (
@@ -182,8 +200,7 @@ recent_events_of_known_people as (
     inner join people
         on events_deduplicated.customer_id = people.customer_id
     where
-        events_deduplicated.event_rank = 1
-        and events_deduplicated.occurred_at
+        events_deduplicated.occurred_at
         > {{ dbt.dateadd('day', -1 * var('cio_event_lookback_days'), as_of()) }}
         and events_deduplicated.occurred_at <= {{ as_of() }}
 ),
