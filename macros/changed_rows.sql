@@ -33,9 +33,18 @@ where
 {%- endmacro %}
 
 {#- post_hook: delete the held rows whose key (`unique_key`, a column or a list; never NULL) is
-    not among `keys`, the SQL of the keys the model yields. -#}
-{% macro delete_rows_without_key(unique_key, keys) -%}
+    not among `keys`, the SQL of the keys the model yields. `keys_unique`: `keys` yields each key
+    once; as the table holds every key the model yields once merged, it then holds another only
+    when it holds more rows than `keys` yields, and counting both is cheaper than looking. -#}
+{% macro delete_rows_without_key(unique_key, keys, keys_unique=false) -%}
     {%- if incremental_build() -%}
+    {%- if keys_unique and execute -%}
+        {%- set counts = run_query('select (select count(*) from ' ~ this ~ '), (select count(*) from ('
+                                   ~ keys ~ ') as yielded_keys)').rows[0] -%}
+        {%- if counts[0] == counts[1] -%}
+            {{ return('') }}
+        {%- endif -%}
+    {%- endif -%}
     {%- set unique_key = [unique_key] if unique_key is string else unique_key -%}
     delete from {{ this }}
     {%- if unique_key | length == 1 %}

@@ -10,7 +10,8 @@
     incremental_strategy=state_incremental_strategy(),
     unique_key='customer_id',
     on_schema_change='fail',
-    post_hook="{{ delete_rows_without_key('customer_id', 'select customer_id from ' ~ ref('customer_profile')) }}",
+    post_hook="{{ delete_rows_without_key('customer_id', 'select customer_id from ' ~ ref('customer_profile'),
+                                          keys_unique=true) }}",
 ) }}
 {%- set fresh_sources = var('freshness_window_hours').keys() | list %}
 
