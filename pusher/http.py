@@ -221,13 +221,19 @@ class WindowLimiter(_SharedLimiter):
 
 
 def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header, delay-seconds or an HTTP-date (RFC 9110,
+    10.2.3); None when absent or malformed, and the caller backs off on its own."""
     if not value:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, parsed.timestamp() - time.time())
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def make_client(base_url: str = "", *, auth: httpx.Auth | tuple[str, str] | None = None,
@@ -261,7 +267,8 @@ def send_with_retries(client: httpx.Client, method: str, url: str, *, policy: Re
         try:
             with limiter.slot() if limiter else nullcontext():
                 response = client.request(method, url, **kwargs)
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if response.status_code in RETRYABLE_STATUS:
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if response.status_code == 429 and limiter and attempt < policy.max_attempts:
                     # Throttled: every worker sharing this limiter holds for the same time, from
                     # before this slot ends, so no other start slips in between.
