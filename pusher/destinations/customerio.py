@@ -44,19 +44,20 @@ Customer.io documents a rate (100 requests/s fair use for the Track API, v1 and 
 https://docs.customer.io/integrations/api/track/), not a number of concurrent requests, and
 does not say how the second is counted. The shared Track API limiter reads it as a sliding
 window, the strictest common reading (pusher.http.WindowLimiter): a request starts only once
-the request CUSTOMERIO_RATE_LIMIT starts before it has ended (answered or failed) at least 1 s
-ago. Customer.io counts a request between those two moments, so no second of its clock sees
-more than the limit, however requests bunch or lag on the way; a small sync goes at once, and a
+the request CUSTOMERIO_RATE_LIMIT places before it ended, answered or failed, at least 1 s ago.
+Customer.io counts a request between those two moments, so no second of its clock sees more
+than the limit, however requests bunch or lag on the way; a small sync goes at once, and a
 start woken late on a busy machine keeps its slot. The price is one round trip per window (100
 per 1.1 s at 100 ms). If an account's limit proves smoothed over the second, a 429 is retried
 after its Retry-After and holds every worker, losing nothing; CUSTOMERIO_RATE_PACING=even then
 spreads the same count evenly instead (pusher.http.RateLimiter, counted from starts: 100 per
-1.05 s, 95.2/s, with its default margin). The rate is what
-the shared limiter enforces; CUSTOMERIO_MAX_IN_FLIGHT only has to cover the round
-trip plus the time the engine spends writing acknowledged batches to the ledger, during which
-the requests already queued at the limiter keep going (32 keeps 95 requests/s going at round
-trips of 100 ms with 230 ms of ledger writes; 64 was no faster in the delivery benchmark on a
-loaded machine, where writes took up to 550 ms, and peaked a few MB higher). Methods are thread-safe:
+1.05 s, 95.2/s, with its default margin). The rate is what the shared limiter enforces;
+CUSTOMERIO_MAX_IN_FLIGHT only has to cover the round trip plus the time the engine spends
+writing acknowledged batches to the ledger, during which the requests already queued at the
+limiter keep going (32 kept the rate going at round trips of 100 ms with 230 ms of ledger
+writes; 64 was no faster in the delivery benchmark on a loaded machine, where writes took up to
+550 ms, and peaked a few MB higher; 64 or 100 were no faster at 100k members either, whose
+batches are CPU-bound). Methods are thread-safe:
 httpx clients and the rate limiters are shared, nothing else is mutated per request.
 """
 
