@@ -1,3 +1,3 @@
-from pusher.cli import app
+from pusher.cli import main
 
-app(prog_name="pusher")
+main()

@@ -82,6 +82,43 @@ def _ctrl_c_stops_after_the_batch() -> Iterator[None]:
         INTERRUPT_REQUESTED.clear()
 
 
+def main() -> None:
+    """The `pusher` command. A command that ends normally (its exit code in hand) ends the process
+    at once: by then every file and connection it opened is closed (the warehouse and its state
+    file in _session, the destinations' clients in Engine.close) and its worker threads joined, so
+    interpreter teardown would only free objects one by one and unload modules (0.2-0.3 s after a
+    first sync of 100k members on a busy machine), writing nothing. Threads that are not daemons
+    are still waited for, atexit handlers still run and stdout/stderr are flushed. An unexpected
+    exception (a traceback) takes the ordinary way out."""
+    try:
+        app(prog_name="pusher")
+        code: Any = 0
+    except SystemExit as exc:
+        code = exc.code
+    _exit_now(code)
+
+
+def _exit_now(code: Any) -> None:
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):     # sys.exit("message"): Python prints it and exits 1
+        print(code, file=sys.stderr)
+        code = 1
+    import atexit
+    import threading
+
+    for thread in threading.enumerate():     # what interpreter exit waits for: none, normally
+        if not thread.daemon and thread is not threading.current_thread():
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):   # a closed pipe or stream: nothing more can reach it
+            pass
+    os._exit(code)
+
+
 def _err(text: str) -> None:
     typer.echo(text, err=True)
 
