@@ -127,9 +127,11 @@ def _err(text: str) -> None:
 def _session(project_dir: Path, profiles_dir: Optional[Path], target: Optional[str],
              target_path: Optional[Path], as_json: bool,
              on_error: Optional[Callable[[PusherError], None]] = None,
-             select: Optional[List[str]] = None) -> Iterator[tuple[Any, Any]]:
+             select: Optional[List[str]] = None,
+             before_connect: Optional[Callable[[Any], None]] = None) -> Iterator[tuple[Any, Any]]:
     """Load the sync definitions and open the warehouse (on another engine than DuckDB, a copy of
-    what the `select`ed syncs read); turn a PusherError into its exit code."""
+    what the `select`ed syncs read); turn a PusherError into its exit code. `before_connect(project)`
+    runs in between."""
     from pusher.config import load_project
     from pusher.warehouse import Warehouse, load_profile
 
@@ -138,6 +140,8 @@ def _session(project_dir: Path, profiles_dir: Optional[Path], target: Optional[s
         project = load_project(project_dir, target_path)
         for warning in project.warnings:
             _err(f"warning: {warning}")
+        if before_connect:
+            before_connect(project)
         wh = Warehouse.connect(load_profile(project_dir, profiles_dir, target), project=project, select=select)
         for notice in wh.notices:
             _err(notice)
@@ -251,15 +255,24 @@ def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(Fals
          as_json: bool = JSON_OUT, verbose: bool = VERBOSE) -> None:
     """Make each destination equal to its model: removes first, then adds/updates, batch by batch."""
     from pusher import alerts, only
+    from pusher.destinations import registry
+    from pusher.look_ahead import LookAhead, start_for_first_run
+    from pusher.state import state_path
 
     def alert_failure(exc: BaseException) -> None:
         if not dry_run:
             alerts.notify_failure(str(exc) if isinstance(exc, PusherError) else type(exc).__name__,
                                   getattr(exc, "exit_code", 1), os.environ, log=_err)
 
-    with _ctrl_c_stops_after_the_batch(), \
+    look_ahead = LookAhead(lambda kind: registry.build(kind, os.environ, project_dir))
+
+    def look_ahead_on_a_first_run(project) -> None:
+        if not dry_run:
+            start_for_first_run(look_ahead, project.select(select), state_path(project.project_dir))
+
+    with _ctrl_c_stops_after_the_batch(), look_ahead_closed(look_ahead), \
             _session(project_dir, profiles_dir, target, target_path, as_json, on_error=alert_failure,
-                     select=select) as (project, wh):
+                     select=select, before_connect=look_ahead_on_a_first_run) as (project, wh):
         alerts.Thresholds.from_env(os.environ)   # a bad setting stops before anything is sent
         alerts.webhooks(os.environ)              # registers the webhook URLs as secrets
         syncs = project.select(select)
@@ -268,7 +281,7 @@ def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(Fals
         bar = _Bar()
         keys = only.parse_keys(only_keys) if only_keys is not None else ()
         engine = _engine(project, wh, force=force, overrides=override or (), dry_run=dry_run, progress=bar,
-                         only=keys)
+                         only=keys, look_ahead=look_ahead)
         where_now = None
         try:
             with bar.progress:
@@ -291,6 +304,14 @@ def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(Fals
             alerts.notify(report, project, wh, syncs, os.environ, log=_err)
     _print_report(report, as_json, verbose, where_now)
     raise typer.Exit(report.exit_code)
+
+
+@contextmanager
+def look_ahead_closed(look_ahead) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        look_ahead.close()
 
 
 def _due_only(wh, syncs, as_json: bool):

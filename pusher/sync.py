@@ -36,6 +36,7 @@ from pusher.diff import DiffSql, changed_attributes, payload_json, state_time, w
 from pusher.errors import (EXIT_OK, EXIT_ROWS_REJECTED, DestinationUnavailable, GuardStopped,
                            PusherError)
 from pusher.ledger import Acknowledged, BatchRecord, Ledger, fingerprint_of, table
+from pusher.look_ahead import LookAhead
 from pusher.pipeline import Pipeline
 from pusher.plan import DestinationLimits, SyncPlan, cleanup, make_plan
 from pusher.timeconv import unix_seconds
@@ -112,7 +113,7 @@ class Engine:
                  force: bool = False, overrides: Iterable[str] = (), dry_run: bool = False,
                  progress: Progress | None = None,
                  build_destination: Callable[[str], Destination] | None = None,
-                 only: tuple[str, ...] = ()):
+                 only: tuple[str, ...] = (), look_ahead: LookAhead | None = None):
         self.project = project
         self.wh = wh
         self.env = os.environ if env is None else env
@@ -122,19 +123,17 @@ class Engine:
         self.only = tuple(only)   # --only: these customers' changes alone (pusher.only)
         self._build = build_destination or (lambda kind: registry.build(kind, self.env, project.project_dir))
         self._destinations: dict[str, Destination] = {}
-        self._ahead: dict[str, threading.Thread] = {}        # building a destination while a plan runs
-        self._built_ahead: dict[str, Destination] = {}
+        # Destinations built, and new lists looked up, while other work runs (pusher.look_ahead);
+        # the CLI may have started it before the warehouse was even open.
+        self._look_ahead = look_ahead or LookAhead(self._build)
         self.ledger = Ledger(wh)
         self.ledger.ensure()
         self._held: list[tuple] | None = None           # batches acknowledged together, written in one call
         self._held_tick: tuple | None = None
 
     def destination(self, kind: str) -> Destination:
-        ahead = self._ahead.pop(kind, None)
-        if ahead is not None:
-            ahead.join()                # see _look_up_new_list
         if kind not in self._destinations:
-            self._destinations[kind] = self._built_ahead.pop(kind, None) or self._build(kind)
+            self._destinations[kind] = self._look_ahead.take(kind) or self._build(kind)
         return self._destinations[kind]
 
     def limits(self, kind: str) -> DestinationLimits:
@@ -143,9 +142,8 @@ class Engine:
         return DestinationLimits.of(registry.destination_class(kind), self.env)
 
     def close(self) -> None:
-        for thread in self._ahead.values():
-            thread.join()
-        for destination in [*self._destinations.values(), *self._built_ahead.values()]:
+        self._look_ahead.close()
+        for destination in self._destinations.values():
             destination.close()
 
     # -- planning --------------------------------------------------------------------------
@@ -349,23 +347,12 @@ class Engine:
         imports) if needed: the first add waits for that much less. The plan still uses the
         destination class's limits, as without it."""
         kind, ref = sync.destination, ListRef(sync.list_name or "")
-        if sync.kind != "audience" or kind in self._ahead or \
-                self.ledger.list_external_id(sync.name, ref.name) is not None:
+        if sync.kind != "audience" or self.ledger.list_external_id(sync.name, ref.name) is not None:
             return
         if kind in self._destinations:
             self._destinations[kind].look_up_list(ref)
-            return
-
-        def build_and_look_up() -> None:
-            try:
-                destination = self._build(kind)
-            except Exception:   # built again, and reported, where the sync needs it
-                return
-            self._built_ahead[kind] = destination
-            destination.look_up_list(ref)
-
-        self._ahead[kind] = threading.Thread(target=build_and_look_up, name="pusher-look-ahead", daemon=True)
-        self._ahead[kind].start()
+        else:
+            self._look_ahead.start(kind, [ref])
 
     def _follow_list_name(self, sync: SyncDefinition) -> list[str]:
         """List identity follows list_name: a renamed sync fills the list of its new name from

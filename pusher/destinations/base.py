@@ -138,7 +138,8 @@ class Destination(ABC):
 
     def look_up_list(self, ref: ListRef) -> None:
         """Start finding the list at the destination in the background, while the plan runs:
-        a first sync asks for it next (list_size, ensure_list). Only reads; by default nothing."""
+        a first sync asks for it next (list_size, ensure_list). It may also create a list it
+        does not find (Customer.io does), never change one; by default nothing."""
 
     def list_size(self, ref: ListRef) -> int | None:
         """How many members the destination holds in the list (found by id, else by name): 0

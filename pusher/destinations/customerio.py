@@ -147,6 +147,7 @@ class CustomerIoDestination(Destination):
         self._app_limiter = RateLimiter(APP_API_REQUESTS_PER_SECOND)
         self._lookups: dict[str, tuple[float, str | None]] = {}   # name -> (when, segment id) of the last lookup
         self._looking_up: dict[str, threading.Thread] = {}         # name -> lookup started by look_up_list
+        self._created_empty: set[str] = set()   # segment ids created here, whose membership nothing changed since
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "CustomerIoDestination":
@@ -186,19 +187,23 @@ class CustomerIoDestination(Destination):
 
         Looking the name up before creating means a lost ledger, or a create whose answer was
         lost on the wire, never leaves two segments with the same name. A lookup made moments
-        ago (a first sync asks the list's size just before) is not repeated on the first try.
+        ago (a first sync asks the list's size just before), or under way (look_up_list), is not
+        repeated on the first try.
         """
         if ref.external_id:
             return str(ref.external_id)
-        what = f"creating segment {ref.name!r}"
+        return self._find_or_create(ref.name, reuse_recent=True)
+
+    def _find_or_create(self, name: str, reuse_recent: bool) -> str:
+        what = f"creating segment {name!r}"
         for attempt in range(1, self.retry.max_attempts + 1):
-            existing = self._find_segment(ref.name, recent_ok=attempt == 1)
+            existing = self._find_segment(name, recent_ok=reuse_recent and attempt == 1)
             if existing:
                 return existing
             try:
                 # One attempt only: a retry after a lost answer must look the name up again first.
                 response = self._app_send("POST", "/v1/segments", what=what, attempts=1,
-                                          json={"segment": {"name": ref.name, "description": SEGMENT_DESCRIPTION}})
+                                          json={"segment": {"name": name, "description": SEGMENT_DESCRIPTION}})
             except DestinationUnavailable:
                 if attempt == self.retry.max_attempts:
                     raise
@@ -208,24 +213,27 @@ class CustomerIoDestination(Destination):
             segment = _json(response).get("segment") or {}
             if "id" not in segment:
                 raise DestinationRequestError(f"{what}: Customer.io answered without a segment id")
-            self._lookups[ref.name] = (time.monotonic(), str(segment["id"]))
+            self._created_empty.add(str(segment["id"]))
+            self._lookups[name] = (time.monotonic(), str(segment["id"]))
             return str(segment["id"])
         raise DestinationUnavailable(f"{what} failed after {self.retry.max_attempts} attempts")
 
     def look_up_list(self, ref: ListRef) -> None:
-        """The segment lookup of a first sync (GET /v1/segments, a read) runs while the plan
-        does; list_size and ensure_list then reuse its answer. A lookup that fails is made again
-        by whoever needs it, which reports the failure."""
+        """A first sync's segment is found by name, or created, on another thread while the plan
+        runs; list_size and ensure_list then reuse its answer (a created segment is known to be
+        empty: its size costs no request). A failure is forgotten here: whoever needs the segment
+        looks it up again, creates it if need be, and reports. The price: a first sync that a
+        guard then stops leaves its new segment empty, and the next run fills it."""
         if ref.external_id or self._app is None or ref.name in self._looking_up:
             return
 
-        def look_up() -> None:
+        def find_or_create() -> None:
             try:
-                self._find_segment(ref.name)
+                self._find_or_create(ref.name, reuse_recent=False)
             except Exception:  # made again, and reported, by the caller
-                pass
+                self._lookups.pop(ref.name, None)     # a create whose answer was lost: look again
 
-        thread = threading.Thread(target=look_up, name="pusher-lookup", daemon=True)
+        thread = threading.Thread(target=find_or_create, name="pusher-lookup", daemon=True)
         self._looking_up[ref.name] = thread
         thread.start()
 
@@ -264,6 +272,7 @@ class CustomerIoDestination(Destination):
         if problems:
             result.rejected = {keys[index]: problem for index, problem in problems.items()}
             sendable = [key for index, key in enumerate(keys) if index not in problems]
+        self._created_empty.discard(segment_id)
         path = f"/api/v1/segments/{quote(segment_id, safe='')}/{action}"
         for ids in chunked(sendable, self.max_members_per_request):
             what = f"{action} for segment {ref.name!r} ({len(ids)} ids)"
@@ -278,7 +287,7 @@ class CustomerIoDestination(Destination):
 
     def list_members(self, ref: ListRef) -> Iterator[str] | None:
         segment_id = ref.external_id or self._find_segment(ref.name, recent_ok=True)
-        if not segment_id:
+        if not segment_id or segment_id in self._created_empty:
             return iter(())
         return self._iter_membership(str(segment_id), ref.name)
 

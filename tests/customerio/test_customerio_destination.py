@@ -184,6 +184,50 @@ def test_a_create_whose_answer_is_lost_does_not_duplicate_the_segment(start_emul
         ids.items())
 
 
+def test_look_up_list_creates_a_missing_segment_ahead_and_its_size_costs_no_request(emulator, make_destination):
+    """A first sync's look-ahead finds the segment or creates it; the size guard and ensure_list
+    then reuse its answer: one lookup, one create, no membership read of a segment made empty."""
+    destination = make_destination(emulator)
+    ref = ListRef("CIO__Cart_Abandon_0-1d__NoPurchase")
+    destination.look_up_list(ref)
+    assert destination.list_size(ref) == 0                    # waits for the look-ahead
+    assert emulator.count("POST /v1/segments") == 1, "created ahead, before the sync asks for it"
+    segment_id = destination.ensure_list(ref)
+    assert emulator.state()["segments"][segment_id]["name"] == ref.name
+    assert (emulator.count("GET /v1/segments"), emulator.count("POST /v1/segments")) == (1, 1)
+    assert not [endpoint for endpoint in emulator.stats() if endpoint.endswith("/membership")]
+    keys = [f"cust-{i:03d}" for i in range(3)]
+    destination.upsert_people([PersonUpdate(key, {"n": 1}, is_new=True) for key in keys])
+    destination.add_members(ListRef(ref.name, segment_id), [Member(key) for key in keys])
+    assert destination.list_size(ListRef(ref.name, segment_id)) == 3      # changed since: read again
+    # A fresh instance (the next run, its ledger lost) finds it and reads its size.
+    other = make_destination(emulator)
+    other.look_up_list(ref)
+    assert other.list_size(ref) == 3 and other.ensure_list(ref) == segment_id
+    assert emulator.count("POST /v1/segments") == 1
+
+
+def test_a_look_ahead_create_whose_answer_is_lost_does_not_duplicate_the_segment(start_emulator, make_destination):
+    emulator = start_emulator(fail_rate=0.5, seed=7)
+    destination = make_destination(emulator, retry=fast_retries(3))
+    ids = {}
+    for i in range(30):          # until a create was applied but its answer dropped
+        name = f"CIO__Flaky_{i}"
+        destination.look_up_list(ListRef(name))
+        for attempt in range(10):     # the look-ahead may have given up: the sync's own call reports, rerun
+            try:
+                ids[name] = destination.ensure_list(ListRef(name))
+                break
+            except DestinationUnavailable:
+                continue
+        if emulator.stats()["POST /v1/segments"].get("dropped_after_apply"):
+            break
+    assert emulator.stats()["POST /v1/segments"].get("dropped_after_apply")
+    segments = emulator.state()["segments"].values()
+    assert sorted((s["name"], str(s["id"])) for s in segments if s["name"].startswith("CIO__Flaky")) == sorted(
+        ids.items())
+
+
 def test_list_members_of_a_list_never_created_is_empty(emulator, make_destination):
     assert list(make_destination(emulator).list_members(ListRef("CIO__Nothing_Yet"))) == []
 

@@ -11,6 +11,9 @@ from contextlib import ExitStack
 
 import httpx
 import pytest
+from typer.testing import CliRunner
+
+from pusher import cli
 
 from pusher.destinations.base import ListRef, Member
 from pusher.destinations.customerio import CustomerIoDestination
@@ -577,6 +580,55 @@ def test_a_first_sync_looks_its_segment_up_while_the_plan_runs(tmp_path, cio):
     assert counts["GET /v1/segments"] == {"200": 1} and counts["POST /v1/segments"] == {"200": 1}
     assert [s["name"] for s in app.workspace.inspect()["segments"].values()].count(SEGMENT) == 1
     assert sorted(project.ledger()) == sorted(project.audience()) and len(project.ledger()) == 50
+
+
+def test_a_first_run_looks_its_segment_up_before_the_warehouse_opens(tmp_path, cio, monkeypatch):
+    """No state file yet (a first run): `pusher sync` builds the destination and starts the
+    segment's lookup and creation before it opens the warehouse, and the sync reuses them. With a
+    state file, the warehouse opens first (the ledger says which lists are new)."""
+    url, app = cio
+    project = Project(tmp_path)
+    project.set_meta("sync_cart", destination="customerio", list_name=SEGMENT)
+    project.set_audience_range(0, 50)
+    project.lose_ledger()                   # the helpers above made an empty state file
+    for name, value in {"CUSTOMERIO_SITE_ID": SITE, "CUSTOMERIO_API_KEY": KEY, "CUSTOMERIO_APP_API_KEY": APP_KEY,
+                        "CUSTOMERIO_TRACK_URL": url, "CUSTOMERIO_APP_URL": url}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("DBT_TARGET", "DBT_PROFILES_DIR", "DBT_TARGET_PATH", "PUSHER_STATE_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    seen_at_connect: list[tuple[int, int]] = []
+    connect = Warehouse.connect.__func__
+
+    def connect_once_the_lookup_arrived(cls, *args, **kwargs):
+        deadline = time.monotonic() + 3
+        while True:     # the look-ahead runs on another thread: give it its round trips, not more
+            with httpx.Client(base_url=url) as client:
+                counts = client.get("/_emulator/stats").json()["requests"]
+            seen = tuple(counts.get(f"{method} /v1/segments", {}).get("200", 0) for method in ("GET", "POST"))
+            if seen[1] or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        seen_at_connect.append(seen)
+        return connect(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Warehouse, "connect", classmethod(connect_once_the_lookup_arrived))
+    runner = CliRunner()
+    done = runner.invoke(cli.app, ["sync", "--select", "sync_cart", "--json", "--project-dir", str(project.root)])
+    assert done.exit_code == 0, done.output
+    assert seen_at_connect == [(1, 1)], "the segment was looked up and created before the warehouse opened"
+    with httpx.Client(base_url=url) as client:
+        counts = client.get("/_emulator/stats").json()["requests"]
+    assert counts["GET /v1/segments"] == {"200": 1} and counts["POST /v1/segments"] == {"200": 1}
+    assert [s["name"] for s in app.workspace.inspect()["segments"].values()].count(SEGMENT) == 1
+    assert sorted(project.ledger()) == sorted(project.audience()) and len(project.ledger()) == 50
+    # The state file exists now: a run whose ledger knows the segment looks nothing up.
+    project.set_audience_range(0, 60)
+    done = runner.invoke(cli.app, ["sync", "--select", "sync_cart", "--json", "--project-dir", str(project.root)])
+    assert done.exit_code == 0, done.output
+    assert seen_at_connect == [(1, 1), (1, 1)]
+    with httpx.Client(base_url=url) as client:
+        counts = client.get("/_emulator/stats").json()["requests"]
+    assert counts["GET /v1/segments"] == {"200": 1} and len(project.ledger()) == 60
 
 
 def test_a_look_up_that_failed_is_made_again_by_the_sync(tmp_path, cio):
