@@ -67,16 +67,20 @@ def test_the_default_target_is_duckdb_and_an_adapter_not_installed_is_named(tmp_
 
 
 def test_a_profile_without_jinja_is_read_as_dbt_reads_it_without_importing_dbt(tmp_path):
-    """dbt renders text without Jinja to itself; importing it would cost every run a second."""
+    """dbt renders text without Jinja to itself; importing it would cost every run a second, and
+    Jinja itself is not imported for plain values either."""
     import subprocess
     import sys
 
     (tmp_path / "dbt_project.yml").write_text("name: proj\nprofile: proj\nconfig-version: 2\n")
     (tmp_path / "profiles.yml").write_text("proj:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
                                            "      path: warehouse.duckdb\n      threads: 2\n"
-                                           "    other:\n      type: duckdb\n      path: other.duckdb\n")
+                                           "      note: \"100% } #1 'a' \\\\ [x]\"\n"
+                                           "    other:\n      type: duckdb\n      path: other.duckdb\n"
+                                           "      note: |\n        two\n        lines\n")
     plain = load_profile(tmp_path, env={})
-    assert (plain.target, plain.settings) == ("dev", {"type": "duckdb", "path": "warehouse.duckdb", "threads": 2})
+    assert (plain.target, plain.settings) == ("dev", {"type": "duckdb", "path": "warehouse.duckdb", "threads": 2,
+                                                      "note": "100% } #1 'a' \\ [x]"})
     assert load_profile(tmp_path, env={"DBT_TARGET": "other"}).settings["path"] == "other.duckdb"
     raw = yaml.safe_load((tmp_path / "profiles.yml").read_text())["proj"]
     for target in (None, "other"):         # what dbt's renderer makes of the same text
@@ -85,9 +89,9 @@ def test_a_profile_without_jinja_is_read_as_dbt_reads_it_without_importing_dbt(t
         load_profile(tmp_path, target="missing", env={})
     loaded = subprocess.run(
         [sys.executable, "-c", "import sys; from pathlib import Path; from pusher.warehouse import load_profile; "
-         f"load_profile(Path({str(tmp_path)!r}), env={{}}); print('dbt.config' in sys.modules)"],
+         f"load_profile(Path({str(tmp_path)!r}), env={{}}); print('dbt.config' in sys.modules, 'jinja2' in sys.modules)"],
         capture_output=True, text=True, check=True)
-    assert loaded.stdout.strip() == "False"
+    assert loaded.stdout.split() == ["False", "False"]
 
 
 LIGHT_PROFILE = """proj:
