@@ -30,11 +30,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping
 
-import httpx
-
 from pusher.errors import (EXIT_CONFIG_ERROR, EXIT_DESTINATION_UNREACHABLE, ConfigError, PusherError,
                            redact, register_secret)
-from pusher.http import RetryPolicy, make_client, send_with_retries
 from pusher.pii import mask_text
 
 FAILING_EXIT_CODES = (EXIT_CONFIG_ERROR, EXIT_DESTINATION_UNREACHABLE, 1)
@@ -166,6 +163,12 @@ def post(alerts: list[Alert], run_id: str | None, exit_code: int, env: Mapping[s
         timeout = Thresholds.from_env(env).timeout
     except ConfigError:
         timeout = Thresholds.timeout
+    # Imported here, not by every run: a sync's destination imports them on its look-ahead
+    # thread (pusher.look_ahead) while the main thread opens the warehouse.
+    import httpx
+
+    from pusher.http import RetryPolicy, make_client, send_with_retries
+
     builders = {"slack": slack_payload, "generic": generic_payload}
     delivered = {}
     for name, url in hooks.items():

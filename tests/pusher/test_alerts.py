@@ -171,3 +171,11 @@ def test_collect_and_slack_limits():
     many = [Alert("size_change", f"s{i}", f"<s{i}> & more") for i in range(80)]
     payload = slack_payload(many, "r1", 0)
     assert len(payload["blocks"]) == 50 and payload["blocks"][1]["text"]["text"].endswith("&lt;s0&gt; &amp; more")
+
+
+def test_the_command_line_and_its_alerts_import_no_http_client_until_one_is_needed():
+    """httpx is imported by a destination being built (on the look-ahead thread) or a webhook
+    being posted, not by every run's start on the main thread."""
+    loaded = subprocess.run([sys.executable, "-c", "import sys; import pusher.cli; from pusher import alerts, only, sync; "
+                             "print('httpx' in sys.modules)"], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False"
