@@ -107,9 +107,9 @@ def _exit_now(code: Any) -> None:
     import atexit
     import threading
 
-    for thread in threading.enumerate():     # what interpreter exit waits for: none, normally
-        if not thread.daemon and thread is not threading.current_thread():
-            thread.join()
+    # What interpreter exit does first, in its order: wake the idle workers of thread pools left
+    # open (threading's own exit hooks), then wait for every non-daemon thread; then atexit.
+    threading._shutdown()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -76,3 +76,20 @@ def test_the_exit_code_and_error_of_a_failed_command_survive_the_quick_exit(tmp_
     assert json.loads(done.stdout)["exit_code"] == EXIT_CONFIG_ERROR
     assert "no profiles.yml" in done.stderr
     assert marks.read_text() == "atexit\n"
+
+
+def test_a_thread_pool_left_open_does_not_hold_the_quick_exit(tmp_path):
+    # Interpreter exit wakes a ThreadPoolExecutor's idle workers before it joins them (they wait
+    # on their queue, not daemon threads): the quick exit must do the same, not wait for ever.
+    left_open = textwrap.dedent("""
+        import sys
+        from concurrent.futures import ThreadPoolExecutor
+        pool = ThreadPoolExecutor(2)
+        pool.submit(int).result()
+        sys.argv[1:] = ["--help"]
+        from pusher.cli import main
+        main()
+    """)
+    done = subprocess.run([sys.executable, "-c", left_open], capture_output=True, text=True, timeout=60)
+    assert done.returncode == EXIT_OK, done.stderr
+    assert "sync" in done.stdout
