@@ -9,14 +9,15 @@
     export the held rows have seen. An incremental build recomputes the orders exported after the
     order mark and the orders of the people exported after the customer mark (both less var
     incremental_lookback_hours; a NULL export time always counts), writes them all, and its
-    post_hook deletes the held orders it no longer yields. The customer mark moves only in a build that also ran customer_profile
-    and cio_people (cio_people then holds every person int_identity__people held), the order mark
-    in any build of cio_objects_orders; a missing mark recomputes all. Spark rebuilds in full
+    post_hook deletes the held orders it no longer yields. The customer mark moves only in a build
+    that also ran int_customer_profile__joined (customer_profile is a view of it) and cio_people
+    (cio_people then holds every person int_identity__people held), the order mark in any build
+    of cio_objects_orders; a missing mark recomputes all. Spark rebuilds in full
     (state_materialization()). -#}
 
 {#- The models that must have run with cio_objects_orders for its customer mark to move. -#}
 {% macro cio_objects_orders_people_upstream() -%}
-    {{ return(['customer_profile', 'cio_people', 'cio_objects_orders']) }}
+    {{ return(['int_customer_profile__joined', 'customer_profile', 'cio_people', 'cio_objects_orders']) }}
 {%- endmacro %}
 
 {#- True when this invocation builds every model of `names` (of this project). -#}

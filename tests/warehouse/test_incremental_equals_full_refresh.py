@@ -30,7 +30,8 @@ IDENTITY_MAP = "int_identity__store_account_map"
 # chain, which --full-refresh cannot be (it would reassign the identity map's ids)
 MATCH_MARKS = "int_identity__source_records_matched_through"
 # what cio_objects_orders has seen: its customer mark moves only in a build that also runs
-# customer_profile and cio_people, which the --full-refresh of the incremental models does not
+# int_customer_profile__joined, customer_profile and cio_people, which the --full-refresh of the
+# incremental models does not
 ORDER_MARKS = "int_cio_objects_orders__seen_through"
 STAGING = ["stg_back_in_stock__back_in_stock_requests", "stg_loyalty__loyalty_accounts", "stg_returns__returns",
            "stg_reviews__reviews", "stg_store__customers", "stg_store__order_lines", "stg_store__orders",
@@ -40,7 +41,7 @@ INCREMENTAL_MODELS = sorted(["int_identity__people", "int_identity__store_custom
                              "int_subscriptions__state", *STAGING, "rejected_inputs", "int_identity__account_emails",
                              "int_rejected_inputs__checked_through", "int_identity__source_record_exports",
                              "cio_people", "cio_objects_orders", "audience_membership",
-                             "int_identity__source_records"])
+                             "int_identity__source_records", "int_customer_profile__joined"])
 # the last build runs later, releasing the export quarantined as exported in the future, and
 # with a lookback, as a source that can deliver a late file needs (LATE_EXPORTS)
 LATER_AS_OF = "2026-11-20 14:00:00"
@@ -374,6 +375,9 @@ def test_marts_kept_by_difference_drop_and_replace_held_rows(built, tmp_path):
         con.execute("insert into cio_people (customer_id, email) values ('C-GONE', 'gone@example.com')")
         con.execute("update cio_people set first_name = 'Stale', is_data_fresh = not is_data_fresh "
                     "where customer_id = 'C0001'")
+        con.execute("insert into int_customer_profile__joined (customer_id, email) values ('C-GONE', 'gone@example.com')")
+        con.execute("update int_customer_profile__joined set first_name = 'Stale', order_count = order_count + 1 "
+                    "where customer_id = 'C0001'")
         # cio_objects_orders recomputes only the orders changed upstream (a value edited by hand
         # stays), but drops an order it no longer yields and one of a person who left cio_people
         con.execute("insert into cio_objects_orders (object_id, customer_id) values ('O-GONE', 'C0001')")
@@ -383,7 +387,7 @@ def test_marts_kept_by_difference_drop_and_replace_held_rows(built, tmp_path):
                     "select customer_id, 'aud_left' from audience_membership limit 1")
         con.execute("update audience_membership set entered_at = entered_at + interval 1 day "
                     "where customer_id = (select min(customer_id) from audience_membership)")
-    kept_by_difference = ("cio_people", "cio_objects_orders", "audience_membership")
+    kept_by_difference = ("int_customer_profile__joined", "cio_people", "cio_objects_orders", "audience_membership")
     rerun = run_dbt(tmp_path, "run", "--select", *kept_by_difference, database=database,
                     project=project, target="target-rerun", as_of=NEXT_DAY_AS_OF)
     assert rerun.not_passing() == [], rerun.output()

@@ -3,8 +3,9 @@
 -- (macros/cio_objects_orders_marks.sql): the latest order export of int_orders__state and the
 -- latest store export of a person of int_identity__people, read after cio_objects_orders ran.
 -- Only a build that ran cio_objects_orders moves the order mark, and only one that also ran
--- customer_profile and cio_people moves the customer mark: otherwise an incremental build keeps
--- the marks held and a full one leaves them NULL (recompute all).
+-- int_customer_profile__joined, customer_profile and cio_people moves the customer mark:
+-- otherwise an incremental build keeps the marks held and a full one leaves them NULL (recompute
+-- all).
 {{ config(
     materialized=state_materialization(),
     incremental_strategy=state_incremental_strategy(),
