@@ -90,6 +90,10 @@ def main() -> None:
     first sync of 100k members on a busy machine), writing nothing. Threads that are not daemons
     are still waited for, atexit handlers still run and stdout/stderr are flushed. An unexpected
     exception (a traceback) takes the ordinary way out."""
+    # httpx imports its own command-line client (rich's syntax highlighting, pygments, click)
+    # whenever those happen to be installed; pusher never runs it, and it costs every command
+    # about 50 ms of start-up. httpx falls back to a stub when that import fails.
+    sys.modules.setdefault("httpx._main", None)
     try:
         app(prog_name="pusher")
         code: Any = 0
