@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional
 
@@ -175,16 +175,25 @@ def _session(project_dir: Path, profiles_dir: Optional[Path], target: Optional[s
             wh.close()
 
 
+def _progress() -> tuple[Optional[Callable[[str, int, int], None]], Any]:
+    """The engine's progress callback and the context that shows it: one rich progress bar per
+    sync on stderr when stderr is a terminal; otherwise none, and rich is not even imported (a
+    CI log gets the report alone)."""
+    if not sys.stderr.isatty():
+        return None, nullcontext()
+    bar = _Bar()
+    return bar, bar.progress
+
+
 class _Bar:
-    """One rich progress bar per sync, on stderr; silent when stderr is not a terminal."""
+    """One rich progress bar per sync, on stderr."""
 
     def __init__(self):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), console=Console(stderr=True), transient=False,
-                                 disable=not sys.stderr.isatty())
+                                 TimeRemainingColumn(), console=Console(stderr=True), transient=False)
         self.tasks: dict[str, Any] = {}
 
     def __call__(self, sync: str, done: int, total: int) -> None:
@@ -282,13 +291,13 @@ def sync(select: Optional[List[str]] = SELECT, dry_run: bool = typer.Option(Fals
         syncs = project.select(select)
         if due:
             syncs = _due_only(wh, syncs, as_json)
-        bar = _Bar()
+        bar, showing = _progress()
         keys = only.parse_keys(only_keys) if only_keys is not None else ()
         engine = _engine(project, wh, force=force, overrides=override or (), dry_run=dry_run, progress=bar,
                          only=keys, look_ahead=look_ahead)
         where_now = None
         try:
-            with bar.progress:
+            with showing:
                 report = engine.sync_all(syncs)
             _add_broken(report, project, select)
             if keys:
