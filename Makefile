@@ -30,10 +30,13 @@ docs: $(STAMP)
 
 # SQL lint: sqlfluff with the dbt templater (.sqlfluff); compiling opens a throwaway DuckDB file.
 
+# The suite on TEST_WORKERS processes (pytest-xdist), a test file at a time each; 0 runs it in this one.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
 	$(BIN)/ruff check .
 	PUSHER_DUCKDB_PATH=$$(mktemp -d)/lint.duckdb $(BIN)/sqlfluff lint models
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow

@@ -86,3 +86,20 @@ def demo_warehouse(tmp_path_factory) -> DemoWarehouse:
     build = run_dbt(workdir, "build", database=database)
     assert build.results, build.output()
     return DemoWarehouse(workdir, database, build)
+
+
+# The modules that take longest (whole dbt builds, end-to-end loops; minutes each on 2 cores),
+# longest first. `make test` runs the suite on two workers, a file at a time each (pytest-xdist,
+# --dist loadfile): started first, these keep both workers busy to the end, where one of them,
+# started last, would run alone after the other had finished.
+LONGEST_FIRST = ("warehouse/test_incremental_equals_full_refresh.py", "e2e/test_end_to_end.py",
+                 "warehouse/test_late_and_future_exports.py", "e2e/test_demo_story.py",
+                 "warehouse/test_generated_build.py", "warehouse/test_out_of_the_box.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        path = item.path.as_posix()
+        return next((i for i, name in enumerate(LONGEST_FIRST) if path.endswith("tests/" + name)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)        # stable: every other test keeps its place
