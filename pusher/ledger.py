@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence, Union
 
 from pusher.errors import redact
 from pusher.state import LEDGER_SCHEMA, STATE_CATALOG
@@ -68,6 +69,52 @@ class Acknowledged(NamedTuple):
     payload_json: str | None = None
 
 
+class AcknowledgedColumns:
+    """Acknowledged audience rows column by column: a batch the destination accepted whole,
+    in order (a first sync's common answer), recorded with no tuple per row. Iterating it
+    yields its Acknowledged rows."""
+
+    __slots__ = ("member_key", "email_sha256", "phone_sha256")
+
+    def __init__(self, member_key: Sequence[str], email_sha256: Sequence[str | None],
+                 phone_sha256: Sequence[str | None]):
+        self.member_key, self.email_sha256, self.phone_sha256 = member_key, email_sha256, phone_sha256
+
+    def __len__(self) -> int:
+        return len(self.member_key)
+
+    def __iter__(self) -> Iterator[Acknowledged]:
+        return map(Acknowledged, self.member_key, self.email_sha256, self.phone_sha256)
+
+
+Rows = Union[Sequence[Acknowledged], AcknowledgedColumns]
+Columns = list[Union[Sequence[Any], None]]     # one per Acknowledged field; None: null in every row
+
+
+def _columns(rows: Rows) -> Columns:
+    if isinstance(rows, AcknowledgedColumns):
+        return [rows.member_key, rows.email_sha256, rows.phone_sha256, None, None]
+    # A column empty in every row (the payload of an audience batch) is a constant, not a
+    # list of nulls to pass: staging is most of a batch's ledger cost.
+    return [values if values.count(None) < len(values) else None for values in zip(*rows)]
+
+
+def _keys(rows: Rows) -> Iterable[str]:
+    return rows.member_key if isinstance(rows, AcknowledgedColumns) else map(itemgetter(0), rows)
+
+
+def _concatenated(parts: Sequence[Rows]) -> Columns:
+    """The columns of several batches' rows, end to end."""
+    columns = [_columns(rows) for rows in parts if len(rows)]
+    if not columns:
+        return [[]] + [None] * (len(Acknowledged._fields) - 1)
+    sizes = [len(batch[0]) for batch in columns]
+    return [None if all(batch[index] is None for batch in columns) else
+            list(chain.from_iterable(repeat(None, size) if batch[index] is None else batch[index]
+                                     for batch, size in zip(columns, sizes)))
+            for index in range(len(Acknowledged._fields))]
+
+
 @dataclass
 class BatchRecord:
     """One acknowledged batch: its number in the run's history, the rows sent, and the
@@ -75,7 +122,7 @@ class BatchRecord:
 
     batch_no: int
     sent: int
-    acknowledged: Sequence[Acknowledged]
+    acknowledged: Rows
     rejected: dict[str, tuple[str, str]]
 
 
@@ -85,7 +132,7 @@ def _disjoint_groups(op: str, batches: Sequence[BatchRecord]) -> Iterable[list[B
     group: list[BatchRecord] = []
     keys: set[str] = set()
     for batch in batches:
-        batch_keys = set(map(itemgetter(0), batch.acknowledged)) | set(batch.rejected)   # 0: member_key
+        batch_keys = set(_keys(batch.acknowledged)) | set(batch.rejected)
         if group and (op == "replace" or not keys.isdisjoint(batch_keys)):
             yield group
             group, keys = [], set()
@@ -211,7 +258,7 @@ class Ledger:
                             (sync, list_name, external_id, utcnow()))
 
     def record_batch(self, run_id: str, sync: str, batch_no: int, op: str, sent: int,
-                     acknowledged: Sequence[Acknowledged], rejected: dict[str, tuple[str, str]],
+                     acknowledged: Rows, rejected: dict[str, tuple[str, str]],
                      replaces_rows: bool = True) -> None:
         """Write one acknowledged batch, atomically (see record_batches)."""
         self.record_batches(run_id, sync, op, [BatchRecord(batch_no, sent, acknowledged, rejected)],
@@ -239,8 +286,8 @@ class Ledger:
     def _record_group(self, run_id: str, sync: str, op: str, batches: Sequence[BatchRecord],
                       replaces_rows: bool) -> None:
         now = utcnow()
-        acknowledged = [row for batch in batches for row in batch.acknowledged]
-        keys = [row.member_key for row in acknowledged]
+        acknowledged = _concatenated([batch.acknowledged for batch in batches])
+        keys = acknowledged[0]
         members, pending = table("members"), table("pending_removals")
         with self.wh.transaction():
             # When the members insert is the only statement reading the acknowledged rows (a
@@ -302,24 +349,23 @@ class Ledger:
                 f"select 1 from {table(name)} where sync = ? limit 1", (sync,)) is not None
         return self._may_hold_rows[(name, sync)]
 
-    def _stage(self, rows: Sequence[Acknowledged]) -> None:
-        """The batch as a temp table `pusher_acked`, fingerprints computed by the warehouse."""
+    def _stage(self, columns: Columns) -> None:
+        """The rows as a temp table `pusher_acked`, fingerprints computed by the warehouse."""
         self.wh.execute("create or replace temp table pusher_acked (member_key varchar, email_sha256 varchar, "
                         "phone_sha256 varchar, payload_hash varchar, payload_json varchar, fingerprint bigint)")
-        source, params = self._acknowledged_sql(rows)
+        source, params = self._acknowledged_sql(columns)
         self.wh.execute(f"insert into pusher_acked select * from {source}", params)
 
-    def _acknowledged_sql(self, rows: Sequence[Acknowledged]) -> tuple[str, list[Any]]:
+    def _acknowledged_sql(self, columns: Columns) -> tuple[str, list[Any]]:
         """The rows as a subquery of the Acknowledged columns and their fingerprint, and its parameters."""
-        # A column empty in every row (the payload of an audience batch) is a constant, not a
-        # list of nulls to convert: staging is most of a batch's ledger cost.
         selected, params = [], []
-        for name, values in zip(Acknowledged._fields, zip(*rows)):
-            if name == "member_key" or values.count(None) < len(values):
-                selected.append(f"unnest(cast(? as varchar[])) as {name}")
-                params.append(list(values))
-            else:
+        for name, values in zip(Acknowledged._fields, columns):
+            if values is None:
                 selected.append(f"cast(null as varchar) as {name}")
+            else:
+                expression, param = self.wh.strings_sql(values)
+                selected.append(f"{expression} as {name}")
+                params.append(param)
         return ("(select *, " + _stored_fingerprint_sql(self.wh) + " as fingerprint from (select "
                 + ", ".join(selected) + "))"), params
 

@@ -25,8 +25,9 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import repeat
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from pusher import guards, only, test_evidence
 from pusher.config import Project, SyncDefinition
@@ -35,7 +36,7 @@ from pusher.destinations.base import BatchResult, Destination, Event, ListRef, M
 from pusher.diff import DiffSql, changed_attributes, payload_json, state_time, wire_row
 from pusher.errors import (EXIT_OK, EXIT_ROWS_REJECTED, DestinationUnavailable, GuardStopped,
                            PusherError)
-from pusher.ledger import Acknowledged, BatchRecord, Ledger, fingerprint_of, table
+from pusher.ledger import Acknowledged, AcknowledgedColumns, BatchRecord, Ledger, Rows, fingerprint_of, table
 from pusher.look_ahead import LookAhead
 from pusher.pipeline import Pipeline
 from pusher.plan import DestinationLimits, SyncPlan, cleanup, make_plan
@@ -45,8 +46,9 @@ from pusher.warehouse import Warehouse
 Progress = Callable[[str, int, int], None]   # (sync, rows done, rows total)
 
 # Builds a named tuple from a tuple of all its fields in C: the class's own constructor is a
-# Python call, and a first sync of a million members makes a million Members and Acknowledged.
+# Python call, and a first sync of a million members makes a million Members.
 new_tuple = tuple.__new__
+MEMBER_FIELDS = itemgetter(slice(0, 3))    # (key, email, phone) of a streamed add row
 
 # Set by the CLI's Ctrl-C handler; checked after every recorded batch (see Engine._record).
 INTERRUPT_REQUESTED = threading.Event()
@@ -260,7 +262,7 @@ class Engine:
             self.progress(sync, done, total)
 
     def _record(self, run_id: str, sync: SyncDefinition, outcome: SyncOutcome, op: str, sent: int,
-                acknowledged: list[Acknowledged], rejected: dict[str, tuple[str, str]],
+                acknowledged: Rows, rejected: dict[str, tuple[str, str]],
                 replaces_rows: bool = True) -> None:
         def count() -> None:
             outcome.requests += 1 if sent else 0
@@ -430,9 +432,11 @@ class Engine:
 
         def record_add(op: str, rows: list[tuple], result: BatchResult) -> None:
             # rows: (key, email, phone, replaces). The common answer, every row accepted in
-            # order, is recorded without a lookup per row.
-            if not result.rejected and result.accepted == list(map(itemgetter(0), rows)):
-                acknowledged = [new_tuple(Acknowledged, (key, email, phone, None, None)) for key, email, phone, _ in rows]
+            # order, is recorded as the batch's columns: no lookup, no tuple per row.
+            keys, emails, phones, replaces = zip(*rows)
+            acknowledged: Sequence[Acknowledged] | AcknowledgedColumns
+            if not result.rejected and result.accepted == list(keys):
+                acknowledged = AcknowledgedColumns(keys, emails, phones)
                 rejected = {}
             else:
                 by_key = {row[0]: row for row in rows}
@@ -440,13 +444,13 @@ class Engine:
                                 for key in result.accepted if key in by_key]
                 rejected = {key: (reason, fingerprint_of(by_key[key][1], by_key[key][2]))
                             for key, reason in result.rejected.items() if key in by_key}
-            self._record(run_id, sync, outcome, op, len(rows), acknowledged, rejected,
-                         replaces_rows=any(map(itemgetter(3), rows)))
+            self._record(run_id, sync, outcome, op, len(rows), acknowledged, rejected, replaces_rows=any(replaces))
             done[0] += len(rows)
             self._tick(sync.name, plan, done[0])
 
         def add(rows: list[tuple], replace: bool = False) -> BatchResult:
-            return destination.add_members(ref, [new_tuple(Member, row[:3]) for row in rows], replace=replace)
+            return destination.add_members(ref, list(map(new_tuple, repeat(Member), map(MEMBER_FIELDS, rows))),
+                                           replace=replace)
 
         adds = iter(self.wh.stream(*diff.adds(), size=plan.batch_size))
         if replace_first:

@@ -648,3 +648,41 @@ def test_a_look_up_that_failed_is_made_again_by_the_sync(tmp_path, cio):
     outcome = report.outcomes[0]
     assert outcome.status == "config_error" and "CUSTOMERIO_APP_API_KEY" in outcome.message
     assert not project.ledger()
+
+
+def test_whole_batches_and_a_partly_rejected_one_are_recorded_exactly(tmp_path, cio):
+    """A first sync over HTTP: batches accepted whole are recorded from their columns, the batch
+    with a rejected id row by row; both leave exactly the model's rows and the warehouse's
+    fingerprints of them. Phones and emails are missing in some rows, and one key holds the
+    character that joins a column's values (that column goes to the warehouse as a list)."""
+    url, app = cio
+    project = Project(tmp_path)
+    project.env.update(PUSHER_BATCH_SIZE="100")
+    project.set_meta("sync_cart", destination="customerio", list_name=SEGMENT)
+    project.set_audience_range(0, 450)
+    project.sql("update aud_cart set phone_sha256 = sha256(customer_id) where customer_id like '%3'")
+    project.sql("update aud_cart set email_sha256 = null, phone_sha256 = sha256('p' || customer_id) "
+                "where customer_id like '%7'")
+    project.sql("update aud_cart set customer_id = 'c000205' || chr(31) || 'x' where customer_id = 'c000205'")
+    project.sql("update aud_cart set customer_id = 'c000123' || repeat('9', 200) where customer_id = 'c000123'")
+    destination = Recording(SITE, KEY, APP_KEY, track_url=url, app_url=url, requests_per_second=1000,
+                            max_in_flight=4, retry=RetryPolicy(base_delay=0.01, max_delay=0.05))
+    report = _sync(project, destination, ["sync_cart"])
+    destination.close()
+    outcome = report.outcomes[0]
+    assert (outcome.sent["adds"], outcome.rejected, outcome.batches) == (449, 1, 5), report.to_dict()
+
+    long_key = "c000123" + "9" * 200
+    expected = {key: row for key, row in project.audience().items() if key != long_key}
+    assert project.ledger() == expected
+    assert "c000205\x1fx" in expected and sum(email is None for email, _ in expected.values()) == 45
+    assert project.sql(f"select count(*) from {table('members')} as m join aud_cart as a on m.member_key = "
+                       "a.customer_id and m.fingerprint = cast(hash(a.customer_id, a.email_sha256, a.phone_sha256) "
+                       ">> 1 as bigint) where m.sync = 'sync_cart'") == [(449,)]
+    email, phone = project.audience()[long_key]
+    assert project.sql(f"select member_key, op, fingerprint, attempts from {table('rejections')}") == [
+        (long_key, "add", f"{email}/{phone}", 1)]
+    batches = project.sql(f"select row_count, accepted, rejected from {table('batches')} where run_id = ?",
+                          [report.run_id])
+    assert sorted(rejected for _, _, rejected in batches) == [0, 0, 0, 0, 1]
+    assert all(accepted + rejected == rows for rows, accepted, rejected in batches)

@@ -86,3 +86,16 @@ def test_a_sync_with_an_empty_ledger_still_clears_what_its_own_earlier_batches_w
         assert [row[:3] for row in ledger.members("s")] == [ack(1)[:3], ack(2)[:3]]
     finally:
         wh.close()
+
+
+def test_a_column_of_strings_reaches_the_warehouse_exactly_as_given(tmp_path):
+    """Warehouse.strings_sql: joined into one parameter, or as a list when a value holds the
+    separator or the null marker; either way the same values, None as NULL, in order."""
+    wh = Warehouse.open_duckdb(tmp_path / "w.duckdb")
+    try:
+        for values in (["a"], ["", "b", ""], ["a", None, "c", None], ["a\x1fb", "c"], ["\x1e", None, "x"],
+                       ("ü", "😀", None), ["a\x1e", "b"]):
+            expression, param = wh.strings_sql(values)
+            assert [row[0] for row in wh.fetchall(f"select {expression}", [param])] == list(values)
+    finally:
+        wh.close()
