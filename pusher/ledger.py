@@ -93,10 +93,13 @@ Columns = list[Union[Sequence[Any], None]]     # one per Acknowledged field; Non
 
 def _columns(rows: Rows) -> Columns:
     if isinstance(rows, AcknowledgedColumns):
-        return [rows.member_key, rows.email_sha256, rows.phone_sha256, None, None]
-    # A column empty in every row (the payload of an audience batch) is a constant, not a
-    # list of nulls to pass: staging is most of a batch's ledger cost.
-    return [values if values.count(None) < len(values) else None for values in zip(*rows)]
+        columns = [rows.member_key, rows.email_sha256, rows.phone_sha256]
+    else:
+        columns = list(zip(*rows))
+    # A column empty in every row (the payload of an audience batch, often its phones) is a
+    # constant, not values to pass: staging is most of a batch's ledger cost.
+    columns = [values if values.count(None) < len(values) else None for values in columns]
+    return columns + [None] * (len(Acknowledged._fields) - len(columns))
 
 
 def _keys(rows: Rows) -> Iterable[str]:
