@@ -8,6 +8,14 @@
 -- whose occurrences all lie outside it cannot be a recent event, and a record that has one keeps
 -- all its rows, so deduplication picks the same first occurrence as over the whole history (a
 -- return opens at its first update: one updated in the window keeps all its updates).
+-- Merged whole (macros/changed_rows.sql): the window moves with as_of, so every row is computed,
+-- but a build writes only the events that changed, came or left.
+{{ config(
+    materialized=difference_materialization(),
+    incremental_strategy='difference',
+    on_schema_change='fail',
+    unique_key='event_id',
+) }}
 {%- set window_start = dbt.dateadd('day', -1 * var('cio_event_lookback_days'), as_of()) %}
 {%- set window_end = as_of() %}
 {%- set event_columns = [

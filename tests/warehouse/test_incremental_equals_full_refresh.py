@@ -41,7 +41,8 @@ INCREMENTAL_MODELS = sorted(["int_identity__people", "int_identity__store_custom
                              "int_subscriptions__state", *STAGING, "rejected_inputs", "int_identity__account_emails",
                              "int_rejected_inputs__checked_through", "int_identity__source_record_exports",
                              "cio_people", "cio_objects_orders", "audience_membership",
-                             "int_identity__source_records", "int_customer_profile__joined"])
+                             "int_identity__source_records", "int_customer_profile__joined",
+                             "int_identity__emails", "cio_events"])
 # the last build runs later, releasing the export quarantined as exported in the future, and
 # with a lookback, as a source that can deliver a late file needs (LATE_EXPORTS)
 LATER_AS_OF = "2026-11-20 14:00:00"
@@ -393,6 +394,41 @@ def test_marts_kept_by_difference_drop_and_replace_held_rows(built, tmp_path):
     assert rerun.not_passing() == [], rerun.output()
     for model in kept_by_difference:
         assert all_rows(database, model) == all_rows(built["full"], model), model
+
+
+def test_models_merged_whole_write_only_the_rows_that_changed(built, tmp_path):
+    """int_identity__emails and cio_events compute every row, and one MERGE inserts the keys not
+    held, updates the held rows whose values changed and deletes the held keys no longer yielded
+    (held rows edited by hand play each case); every other held row keeps its place among them
+    (DuckDB's row order), so the table was merged into, not rewritten."""
+    project = tmp_path / "project"
+    shutil.copytree(built["project"], project)
+    database = tmp_path / "warehouse.duckdb"
+    shutil.copy(built["incremental"], database)
+    merged = {
+        "int_identity__emails": ("email, customer_id", "is_match = not is_match",
+                                 "('gone@example.com', 'C-GONE', 'order_email', true)"),
+        "cio_events": ("event_id", "status = 'stale'",
+                       "('gone', 'C-GONE', 'order_placed', timestamp '2026-11-20', null, null, null, null)"),
+    }
+    untouched = {}
+    with duckdb.connect(str(database)) as con:
+        for model, (key, edit, gone_row) in merged.items():
+            # held in an order no query of the model yields, so a rewrite cannot keep it
+            con.execute(f"create or replace table {model} as select * from {model} order by md5(concat({key}))")
+            removed, changed = (f"concat({key}) = (select concat({key}) from {model} order by {key} "
+                                f"limit 1 offset {offset})" for offset in (0, 1))
+            con.execute(f"delete from {model} where {removed}")
+            con.execute(f"update {model} set {edit} where {changed}")
+            untouched[model] = con.execute(f"select * from {model} where not {changed} order by rowid").fetchall()
+            con.execute(f"insert into {model} values {gone_row}")
+    rerun = run_dbt(tmp_path, "run", "--select", *merged, database=database,
+                    project=project, target="target-rerun", as_of=NEXT_DAY_AS_OF)
+    assert rerun.not_passing() == [], rerun.output()
+    for model in merged:
+        assert all_rows(database, model) == all_rows(built["full"], model), model
+        held_in_order = query(database, f"select * from {model} order by rowid")
+        assert [row for row in held_in_order if row in set(untouched[model])] == untouched[model], model
 
 
 def test_records_rematch_when_only_the_store_data_changed(built):

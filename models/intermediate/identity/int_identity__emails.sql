@@ -3,6 +3,14 @@
 -- Rules, in order: a store account's current email; an email the account used before
 -- (changed emails keep matching); the email on a store order. Among several people the
 -- earliest-created wins; the losers are listed in identity_conflicts.
+-- Merged whole (macros/changed_rows.sql): an email's match depends on every person sharing it, so
+-- every row is computed, but a build writes only the rows that changed.
+{{ config(
+    materialized=difference_materialization(),
+    incremental_strategy='difference',
+    on_schema_change='fail',
+    unique_key=['email', 'customer_id'],
+) }}
 
 with
 
