@@ -14,6 +14,10 @@
 {#- The audience data contract's columns, in order, from a CTE holding customer_id,
     email_sha256, phone_sha256 and entered_at. member_fingerprint is what the pusher diffs on. -#}
 {% macro audience_columns(audience_name, list_name, exclusivity_group=none) -%}
+    {#- every audience ends with this macro, so it also makes every audience merged whole
+        (macros/changed_rows.sql): members change little between builds -#}
+    {%- do config(materialized=difference_materialization(), incremental_strategy='difference',
+                  unique_key='customer_id', on_schema_change='fail') -%}
     cast(customer_id as {{ dbt.type_string() }}) as customer_id,
     cast(email_sha256 as {{ dbt.type_string() }}) as email_sha256,
     cast(phone_sha256 as {{ dbt.type_string() }}) as phone_sha256,

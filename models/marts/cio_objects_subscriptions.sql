@@ -2,6 +2,13 @@
 -- object_type_id 2): one row per subscription of a person Customer.io knows. Each subscription's
 -- status is the one with the latest changed_at (a late export of an older change never reverts
 -- it), as in int_subscriptions__state, but kept per subscription instead of per person.
+-- Merged whole (macros/changed_rows.sql): a build writes only the subscriptions whose row changed.
+{{ config(
+    materialized=difference_materialization(),
+    incremental_strategy='difference',
+    on_schema_change='fail',
+    unique_key='object_id',
+) }}
 
 with
 

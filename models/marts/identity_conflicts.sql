@@ -1,5 +1,12 @@
 -- Every identity problem the resolver met, with the rule that settled it. Nothing is dropped
 -- silently: a record that matched nobody is listed here with its source.
+-- Merged whole (macros/changed_rows.sql): a build writes only the conflicts that came, changed or went.
+{{ config(
+    materialized=difference_materialization(),
+    incremental_strategy='difference',
+    on_schema_change='fail',
+    unique_key='conflict_id',
+) }}
 
 with
 

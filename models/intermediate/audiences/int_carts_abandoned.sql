@@ -2,6 +2,14 @@
 -- event, its age window ('0_1d', '1_3d' or NULL when older) and value tier, and whether
 -- they ordered since (then the cart is not abandoned).
 {%- set cart_days = var('cart_window_days') %}
+-- Merged whole (macros/changed_rows.sql): windows move with as_of, so every row is computed, but
+-- a build writes only the people whose cart row changed.
+{{ config(
+    materialized=difference_materialization(),
+    incremental_strategy='difference',
+    on_schema_change='fail',
+    unique_key='customer_id',
+) }}
 
 with
 
