@@ -208,3 +208,17 @@ records_checksummed as (
     {%- endif -%}
     {{ return(starts) }}
 {%- endmacro %}
+
+{#- An incremental build of a table built before it kept `columns` (a new high-water mark, say)
+    would stop at a binder error; this says what to do instead. One catalog query per build. -#}
+{% macro require_held_columns(columns) -%}
+    {%- if execute and incremental_build() -%}
+        {%- set held = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+        {%- set missing = columns | reject('in', held) | list -%}
+        {%- if missing -%}
+            {{ exceptions.raise_compiler_error(
+                this.identifier ~ " was built by an earlier version, without the column(s) " ~ missing | join(', ')
+                ~ ": run `dbt run --full-refresh -s " ~ this.identifier ~ "` once (README, Incremental builds)") }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}

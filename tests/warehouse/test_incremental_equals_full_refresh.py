@@ -1,6 +1,7 @@
 """Incremental models (staging, identity, state) equal a full rebuild of the same data (real
 DuckDB builds of a copy of the project). The demo is built, then new exports arrive three times and
-are built incrementally, as a scheduled `dbt build` would: late exports carrying an older
+are built incrementally, as a scheduled `dbt build` would: an orders export running behind the
+refunds and customers exports, late exports carrying an older
 timestamp, a newer export with a blank value, re-exported orders and a new refund, a new store
 account that takes a loyalty account from the person who held it (who then has none) and one that
 claims an orphan account, a new account created long ago joining a person by email (whose earlier
@@ -70,6 +71,8 @@ FIRST_EXPORTS = {
         "C9002,gb.phone@example.com,,Old,Name,GB,false,2025-10-16 12:00:00,2025-10-16 12:00:00,2026-11-20 11:00:00",
         # a phone that makes no E.164 number: nulled, listed in rejected_inputs
         "C9994,phone.bad@example.com,12,Phone,Bad,US,true,2026-11-19 12:00:00,2026-11-19 12:00:00,2026-11-20 11:00:00",
+        # the customers export runs ahead of the orders export (ORDERS_BEHIND_REFUNDS)
+        "C9989,ahead.customer@example.com,,Ahead,Customer,US,true,2026-11-19 12:00:00,2026-11-19 12:00:00,2026-11-20 11:20:00",
     ],
     "store/raw_store__orders.csv": [
         "O00001,C9001,alice.capital@example.com,2026-05-04 12:00:00,refunded,60.00,USD,2026-11-20 11:00:00",
@@ -92,6 +95,8 @@ FIRST_EXPORTS = {
     ],
     "store/raw_store__refunds.csv": [
         "R-NEW-1,O00002,2026-11-19 20:00:00,30.00,2026-11-20 11:00:00",
+        # the refunds export runs ahead of the orders export (ORDERS_BEHIND_REFUNDS)
+        "R-AHEAD-1,O00202,2026-11-19 21:00:00,10.00,2026-11-20 11:20:00",
     ],
     "loyalty/raw_loyalty__loyalty_accounts.csv": [
         # late export of an older snapshot: must not revert gold / 3000
@@ -143,6 +148,10 @@ SECOND_EXPORTS = {
         # exported before the quarantined O-NEG-1 but after the orders staging held: read by
         # staging, and so by rejected_inputs, whose mark is staging's, not the raw table's
         "O-LATE-1,C9001,no-at-sign.example.com,2026-11-19 21:00:00,paid,15.00,USD,2026-11-20 11:10:00",
+        # ORDERS_BEHIND_REFUNDS: an order held since the first build, exported again at 11:10 with a
+        # new status and a new email for its account, after refunds and customers exported at 11:20
+        # were built: each input is read from its own latest export, so neither change is lost
+        "O00202,C0134,omar.second@example.com,2026-10-15 07:58:19,refunded,80.00,USD,2026-11-20 11:10:00",
     ],
     # the reviews export runs hours behind the web events: each system is read from its own
     # latest export (int_identity__source_record_exports), not from the latest of any system
@@ -191,6 +200,13 @@ def query(database: Path, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
 
 
+def read_orders_behind(database: Path) -> list[tuple]:
+    """ORDERS_BEHIND_REFUNDS: the order's status, refunds and new email pair as built."""
+    return query(database, "select financial_status, refunded_amount, (select rule_rank from int_identity__account_emails "
+                           "where store_customer_id = 'C0134' and email = 'omar.second@example.com') "
+                           "from int_orders__state where order_id = 'O00202'")
+
+
 def records_matched(database: Path) -> list[tuple]:
     return query(database, "select source_record_id, customer_id, match_rule from int_identity__source_records "
                            "where source_record_id in ('BIS-PHONE', 'BIS-PHONE2', 'RT-WAIT') order by 1")
@@ -230,6 +246,8 @@ def built(tmp_path_factory):
     assert [failure for failure in third.not_passing() if "no_exports_from_the_future" not in failure] == [], \
         third.output()
     matched["third"] = records_matched(incremental)
+    # before the last builds' lookback reads the orders again
+    orders_behind = read_orders_behind(incremental)
     waiting_order_object = query(incremental, "select object_id, customer_id from cio_objects_orders "
                                               "where object_id = 'O-WAIT-1'")
 
@@ -257,7 +275,7 @@ def built(tmp_path_factory):
     return {"workdir": workdir, "project": project,
             "incremental": incremental, "full": full, "models": models, "before": before,
             "held_back": held_back, "waiting_order_object": waiting_order_object, "guest_before": guest_before, "quarantined": quarantined, "matched": matched,
-            "incremental_runs": [second, third, fourth, fifth],
+            "incremental_runs": [second, third, fourth, fifth], "orders_behind": orders_behind,
             "people_before_next_day": people_before_next_day, "members_before_next_day": members_before_next_day}
 
 
@@ -469,3 +487,29 @@ def test_an_order_whose_account_arrives_later_becomes_an_object_at_once(built):
     int_orders__state only when its store account arrived: the build that brought the account made
     it an object (through its person's new store export), before the lookback build read it anyway."""
     assert built["waiting_order_object"] == [("O-WAIT-1", "C9992")]
+
+
+def test_each_input_is_read_from_its_own_latest_export(built):
+    """ORDERS_BEHIND_REFUNDS: the orders export ran behind the refunds and customers exports; a
+    model reading two of them keeps a mark per input, so the order's later snapshot (built with
+    no lookback) is not taken for old news because another input was exported after it."""
+    assert built["orders_behind"] == [("refunded", 10, 3)]
+    assert read_orders_behind(built["incremental"]) == [("refunded", 10, 3)]
+
+
+def test_a_table_built_without_a_mark_column_asks_for_a_full_refresh(built, tmp_path):
+    """A warehouse built by an earlier version lacks the per-input marks: the incremental build
+    stops with what to run instead of a binder error, and the full refresh it names works."""
+    database = tmp_path / "warehouse.duckdb"
+    shutil.copy(built["incremental"], database)
+    with duckdb.connect(str(database)) as con:
+        con.execute("alter table int_orders__state drop column refunds_last_exported_at")
+    stopped = run_dbt(tmp_path, "run", "--select", "int_orders__state", database=database,
+                      project=built["project"], target="target-old", as_of=NEXT_DAY_AS_OF)
+    assert stopped.completed.returncode != 0
+    assert ("int_orders__state was built by an earlier version, without the column(s) refunds_last_exported_at: "
+            "run `dbt run --full-refresh -s int_orders__state` once") in stopped.completed.stdout
+    refreshed = run_dbt(tmp_path, "run", "--full-refresh", "--select", "int_orders__state", database=database,
+                        project=built["project"], target="target-refreshed", as_of=NEXT_DAY_AS_OF)
+    assert refreshed.not_passing() == [], refreshed.output()
+    assert all_rows(database, "int_orders__state") == all_rows(built["full"], "int_orders__state")

@@ -2,14 +2,17 @@
 -- a previous or current email of the account) or only on an order (rule_rank 3), for
 -- int_identity__emails.
 -- Incremental (macros/incremental.sql): staging rows never change once written, so a build
--- reads only the snapshots and orders exported after the latest export held, and merges each
--- pair they carry with the held one (the lower rank, the later export); a full rebuild on Spark.
+-- reads only the snapshots exported after the latest snapshot export held and the orders
+-- exported after the latest order export held (a mark per input: the orders export may run
+-- behind the customers export), and merges each pair they carry with the held one (the lower
+-- rank, the later exports); a full rebuild on Spark.
 {{ config(
     materialized=state_materialization(),
     incremental_strategy=state_incremental_strategy(),
     unique_key=['store_customer_id', 'email'],
     on_schema_change='fail',
 ) }}
+{{ require_held_columns(['snapshot_last_exported_at', 'order_last_exported_at']) }}
 
 with
 
@@ -22,13 +25,14 @@ pairs_exported as (
         store_customer_id,
         email,
         2 as rule_rank,
-        exported_at
+        exported_at as snapshot_exported_at,
+        cast(null as {{ dbt.type_timestamp() }}) as order_exported_at
     from customer_snapshots
     where
         store_customer_id is not null
         and email is not null
     {%- if is_incremental() %}
-        and (exported_at > {{ high_water_mark('last_exported_at') }} or exported_at is null)
+        and coalesce(exported_at > {{ high_water_mark('snapshot_last_exported_at') }}, true)
     {%- endif %}
 
     union all
@@ -37,13 +41,14 @@ pairs_exported as (
         store_customer_id,
         email,
         3 as rule_rank,
-        exported_at
+        cast(null as {{ dbt.type_timestamp() }}) as snapshot_exported_at,
+        exported_at as order_exported_at
     from orders
     where
         store_customer_id is not null
         and email is not null
     {%- if is_incremental() %}
-        and (exported_at > {{ high_water_mark('last_exported_at') }} or exported_at is null)
+        and coalesce(exported_at > {{ high_water_mark('order_last_exported_at') }}, true)
     {%- endif %}
 ),
 
@@ -54,7 +59,8 @@ pairs_held as (
         held.store_customer_id,
         held.email,
         held.rule_rank,
-        held.last_exported_at as exported_at
+        held.snapshot_last_exported_at as snapshot_exported_at,
+        held.order_last_exported_at as order_exported_at
     from {{ this }} as held
     inner join (select distinct store_customer_id, email from pairs_exported) as pairs_read
         on
@@ -79,7 +85,8 @@ final as (
         store_customer_id,
         email,
         min(rule_rank) as rule_rank,
-        max(exported_at) as last_exported_at
+        max(snapshot_exported_at) as snapshot_last_exported_at,
+        max(order_exported_at) as order_last_exported_at
     from pairs_unioned
     group by store_customer_id, email
 )

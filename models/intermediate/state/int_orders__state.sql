@@ -1,15 +1,17 @@
 -- One row per order: its latest known status (orders carry no update time, so the latest
 -- export wins), net of refunds, attached to the person.
--- Incremental (macros/incremental.sql): a build recomputes the orders with an order or refund
--- export newer than the latest held, and the orders not held yet (new, or whose store account
--- had not arrived); a store account never changes person, so no other order moves. A full
--- rebuild on Spark.
+-- Incremental (macros/incremental.sql): a build recomputes the orders with an order export newer
+-- than the latest order export held or a refund export newer than the latest refund export held
+-- (a mark per input: one export may run behind the other), and the orders not held yet (new, or
+-- whose store account had not arrived); a store account never changes person, so no other order
+-- moves. A full rebuild on Spark.
 {{ config(
     materialized=state_materialization(),
     incremental_strategy=state_incremental_strategy(),
     unique_key='order_id',
     on_schema_change='fail',
 ) }}
+{{ require_held_columns(['orders_last_exported_at', 'refunds_last_exported_at']) }}
 
 {#- Two snapshots exported at the same instant: the later status in an order's life wins, then
     the values themselves, so every build (full or incremental) picks the same one. -#}
@@ -29,13 +31,14 @@ customer_map as (select * from {{ ref('int_identity__store_customers') }}),
 orders_to_refresh as (
     select order_snapshots.order_id
     from order_snapshots
-    where order_snapshots.exported_at > {{ high_water_mark('last_exported_at') }}
+    where order_snapshots.exported_at > {{ high_water_mark('orders_last_exported_at') }}
 
     union
 
     select refunds.order_id
     from refunds
-    where refunds.exported_at > {{ high_water_mark('last_exported_at') }}
+    -- no refund held yet: every refund is new
+    where coalesce(refunds.exported_at > {{ high_water_mark('refunds_last_exported_at') }}, true)
 
     union
 
@@ -109,7 +112,9 @@ final as (
         refunds_summed.last_refunded_at,
         greatest(
             orders_merged.last_exported_at, coalesce(refunds_summed.last_exported_at, orders_merged.last_exported_at)
-        ) as last_exported_at
+        ) as last_exported_at,
+        orders_merged.last_exported_at as orders_last_exported_at,
+        refunds_summed.last_exported_at as refunds_last_exported_at
     from orders_merged
     inner join customer_map
         on orders_merged.store_customer_id = customer_map.store_customer_id
