@@ -1,13 +1,14 @@
 {#- cio_objects_orders' incremental build. An order's row (its state joined to a person of
     cio_people) can change only when
-    - int_orders__state rewrote the order: it then carries an export after the model's hwm (a
-      new snapshot or refund), or it is new because its store account arrived, whose person then
-      carries a store export after int_identity__people's mark; or
+    - int_orders__state rewrote the order: it then carries an order export after the model's
+      order mark or a refund export after its refund mark, or it is new because its store account
+      arrived, whose person then carries a store export after int_identity__people's mark; or
     - its person entered cio_people (customer_profile holds every person of int_identity__people,
       and a new person arrives with the store export of a new account) or left it.
-    int_cio_objects_orders__seen_through keeps the latest order export and the latest person store
-    export the held rows have seen. An incremental build recomputes the orders exported after the
-    order mark and the orders of the people exported after the customer mark (both less var
+    int_cio_objects_orders__seen_through keeps the latest order export, the latest refund export
+    and the latest person store export the held rows have seen (a mark per input: one export may
+    run behind another). An incremental build recomputes the orders exported, or with a refund
+    exported, after their marks and the orders of the people exported after the customer mark (all less var
     incremental_lookback_hours; a NULL export time always counts), writes them all, and its
     post_hook deletes the held orders it no longer yields. The customer mark moves only in a build
     that also ran int_customer_profile__joined (customer_profile is a view of it) and cio_people
@@ -30,12 +31,16 @@
 {%- endmacro %}
 
 {#- The condition on `orders` (int_orders__state) that keeps the orders an incremental build
-    recomputes: exported after the order mark, or of a person with a store export after the
-    customer mark. Two disjoint parts, so that the first can skip the row groups exported before
-    the mark and a union need not compare rows. -#}
+    recomputes: exported after the order mark or with a refund exported after the refund mark, or
+    of a person with a store export after the customer mark. Two disjoint parts, so that a union
+    need not compare rows. A missing refund mark (no refund seen yet, or marks kept before it
+    existed) recomputes every order. -#}
 {% macro cio_objects_orders_to_refresh(orders) -%}
     {%- set starts = companion_mark_starts('int_cio_objects_orders__seen_through', 'seen_through') -%}
-    {%- set exported = exported_after(orders ~ '.last_exported_at', starts.get('store.orders')) -%}
+    {%- set refunds_start = starts.get('store.refunds') -%}
+    {%- set exported = '(' ~ exported_after(orders ~ '.orders_last_exported_at', starts.get('store.orders')) ~ ' or '
+                       ~ ('true' if refunds_start is none else
+                          'coalesce(' ~ orders ~ '.refunds_last_exported_at > ' ~ refunds_start ~ ', false)') ~ ')' -%}
     {%- set of_people_exported -%}
         {{ orders }}.customer_id in (
             select refreshed_people.customer_id

@@ -201,9 +201,12 @@ def query(database: Path, sql: str) -> list[tuple]:
 
 
 def read_orders_behind(database: Path) -> list[tuple]:
-    """ORDERS_BEHIND_REFUNDS: the order's status, refunds and new email pair as built."""
+    """ORDERS_BEHIND_REFUNDS: the order's status, refunds and new email pair as built, its status
+    as a Customer.io object, and the orders exported at 11:05 and 11:10 that became objects."""
     return query(database, "select financial_status, refunded_amount, (select rule_rank from int_identity__account_emails "
-                           "where store_customer_id = 'C0134' and email = 'omar.second@example.com') "
+                           "where store_customer_id = 'C0134' and email = 'omar.second@example.com'), "
+                           "(select status from cio_objects_orders where object_id = 'O00202'), "
+                           "(select count(*) from cio_objects_orders where object_id in ('O-WAIT-2', 'O-LATE-1')) "
                            "from int_orders__state where order_id = 'O00202'")
 
 
@@ -474,11 +477,13 @@ def test_records_rematch_when_only_the_store_data_changed(built):
 
 
 def test_order_objects_marks_hold_what_the_last_build_saw(built):
-    """The incremental builds moved cio_objects_orders' marks to the latest order export and the
-    latest person store export, so the next build recomputes only orders exported after them."""
+    """The incremental builds moved cio_objects_orders' marks to the latest order export, the
+    latest refund export and the latest person store export, so the next build recomputes only
+    orders exported, or with a refund exported, after them."""
     assert query(built["incremental"], f"select source_table, seen_through from {ORDER_MARKS} order by 1") \
         == query(built["incremental"], "select 'customers', max(store_last_exported_at) from int_identity__people "
-                                       "union all select 'orders', max(last_exported_at) from int_orders__state "
+                                       "union all select 'orders', max(orders_last_exported_at) from int_orders__state "
+                                       "union all select 'refunds', max(refunds_last_exported_at) from int_orders__state "
                                        "order by 1")
 
 
@@ -493,8 +498,8 @@ def test_each_input_is_read_from_its_own_latest_export(built):
     """ORDERS_BEHIND_REFUNDS: the orders export ran behind the refunds and customers exports; a
     model reading two of them keeps a mark per input, so the order's later snapshot (built with
     no lookback) is not taken for old news because another input was exported after it."""
-    assert built["orders_behind"] == [("refunded", 10, 3)]
-    assert read_orders_behind(built["incremental"]) == [("refunded", 10, 3)]
+    assert built["orders_behind"] == [("refunded", 10, 3, "refunded", 2)]
+    assert read_orders_behind(built["incremental"]) == [("refunded", 10, 3, "refunded", 2)]
 
 
 def test_a_table_built_without_a_mark_column_asks_for_a_full_refresh(built, tmp_path):

@@ -1,7 +1,8 @@
 -- depends_on: {{ ref('cio_objects_orders') }}
 -- The export times through which cio_objects_orders' held rows have seen every change
--- (macros/cio_objects_orders_marks.sql): the latest order export of int_orders__state and the
--- latest store export of a person of int_identity__people, read after cio_objects_orders ran.
+-- (macros/cio_objects_orders_marks.sql): the latest order export and the latest refund export of
+-- int_orders__state (apart: one export may run behind the other) and the latest store export of
+-- a person of int_identity__people, read after cio_objects_orders ran.
 -- Only a build that ran cio_objects_orders moves the order mark, and only one that also ran
 -- int_customer_profile__joined, customer_profile and cio_people moves the customer mark:
 -- otherwise an incremental build keeps the marks held and a full one leaves them NULL (recompute
@@ -25,7 +26,16 @@ marks as (
     select
         'store' as source_system,
         'orders' as source_table,
-        max(orders.last_exported_at) as latest_exported_at,
+        max(orders.orders_last_exported_at) as latest_exported_at,
+        {{ 'true' if orders_seen else 'false' }} as is_seen
+    from orders
+
+    union all
+
+    select
+        'store' as source_system,
+        'refunds' as source_table,
+        max(orders.refunds_last_exported_at) as latest_exported_at,
         {{ 'true' if orders_seen else 'false' }} as is_seen
     from orders
 
